@@ -1,0 +1,51 @@
+//! ringlog: lock-free rings that carry records from many producers to one
+//! consumer that persists them.
+//!
+//! The crate is layered bottom to top; each module depends only on those
+//! above it in this list:
+//!
+//! | module | layer |
+//! |---|---|
+//! | [`wait`] | spin, yield, then sleep on a futex word; no syscall on the fast path |
+//! | [`region`] | the memory a ring lives in: heap now, a shared mapping for `shm` |
+//! | [`ring`] | SPSC byte ring: variable-size records, claim/commit, batch read/release |
+//! | [`spsc`] | typed SPSC ring of `T` with blocking and batch operations |
+//!
+//! # Example
+//!
+//! Two threads pass variable-size records through the byte ring:
+//!
+//! ```
+//! use ringlog::ring;
+//!
+//! let (mut tx, mut rx) = ring::channel(4096).unwrap();
+//! let producer = std::thread::spawn(move || {
+//!     for i in 0..100u32 {
+//!         let msg = format!("record {i}");
+//!         tx.push(msg.as_bytes(), None).unwrap();
+//!     }
+//! });
+//! let mut seen = 0;
+//! while let Ok(batch) = rx.read(None) {
+//!     for record in batch.iter() {
+//!         assert_eq!(record.unwrap(), format!("record {seen}").as_bytes());
+//!         seen += 1;
+//!     }
+//!     batch.release();
+//! }
+//! producer.join().unwrap();
+//! assert_eq!(seen, 100);
+//! ```
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    clippy::undocumented_unsafe_blocks
+)]
+
+pub mod region;
+pub mod ring;
+pub(crate) mod sync;
+pub mod wait;

@@ -1,0 +1,314 @@
+//! The consumer end: read a batch of whole records, release them at once.
+
+use super::error::{Corruption, ReadError, TryReadError};
+use super::layout::{decode_header, KIND_DATA, KIND_PAD, RECORD_HEADER_LEN};
+use super::{record_len, Ring};
+use crate::region::{HeapRegion, Region};
+use crate::sync::{Arc, Ordering};
+use crate::wait::{Deadline, WaitStrategy};
+use std::cell::Cell;
+
+/// The reading end of a byte ring. Only one exists per ring.
+///
+/// # Examples
+///
+/// ```
+/// let (mut tx, mut rx) = ringlog::ring::channel(256).unwrap();
+/// tx.try_push(b"one").unwrap();
+/// tx.try_push(b"two").unwrap();
+/// let batch = rx.try_read().unwrap();
+/// assert_eq!(batch.len_bytes(), 32); // two 8-byte headers + two padded payloads
+/// for record in batch.iter() {
+///     println!("{:?}", record.unwrap());
+/// }
+/// batch.release();
+/// assert!(rx.try_read().is_err());
+/// ```
+pub struct Consumer<R: Region = HeapRegion> {
+    ring: Arc<Ring<R>>,
+    /// Our own `tail`: only we write the shared one.
+    tail: u64,
+    /// Last `head` read from the producer's line (validated).
+    cached_head: u64,
+    /// Set once ring memory was found invalid; the ring is then dead.
+    corrupt: Option<Corruption>,
+    strategy: WaitStrategy,
+}
+
+impl<R: Region> std::fmt::Debug for Consumer<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("capacity", &self.ring.capacity())
+            .field("tail", &self.tail)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Region> Consumer<R> {
+    pub(crate) fn new(ring: Arc<Ring<R>>) -> Self {
+        // Relaxed: see `Producer::new`.
+        let tail = ring.control().consumer.pos.load(Ordering::Relaxed);
+        Self {
+            ring,
+            tail,
+            cached_head: tail,
+            corrupt: None,
+            strategy: WaitStrategy::DEFAULT,
+        }
+    }
+
+    /// Sets how blocking calls wait (spin, yield, then sleep).
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    /// Data capacity of the ring in bytes.
+    pub fn capacity(&self) -> usize {
+        self.ring.capacity() as usize
+    }
+
+    /// Committed bytes not yet released (headers and padding count).
+    pub fn available(&self) -> usize {
+        self.ring.used() as usize
+    }
+
+    /// Free bytes in the ring as seen now.
+    pub fn free_space(&self) -> usize {
+        (self.ring.capacity() - self.ring.used()) as usize
+    }
+
+    /// Whether the producer has been dropped (records it committed may still
+    /// be waiting to be read).
+    pub fn is_abandoned(&self) -> bool {
+        // Acquire: pairs with the Release store in `Producer::drop`.
+        self.ring.control().producer.closed.load(Ordering::Acquire) != 0
+    }
+
+    /// Re-reads the producer's `head`, validating it.
+    fn refresh(&mut self) -> Result<(), Corruption> {
+        // Acquire: pairs with the Release store in `Grant::commit`, so the
+        // record bytes before `head` are visible.
+        let head = self.ring.control().producer.pos.load(Ordering::Acquire);
+        if head < self.tail || head - self.tail > self.ring.capacity() || head % 8 != 0 {
+            let e = Corruption {
+                what: "producer head outside [tail, tail + capacity]",
+                position: self.tail,
+                value: head,
+            };
+            self.corrupt = Some(e);
+            return Err(e);
+        }
+        self.cached_head = head;
+        Ok(())
+    }
+
+    fn try_read_inner(&mut self) -> Result<u64, TryReadError> {
+        if let Some(e) = self.corrupt {
+            return Err(e.into());
+        }
+        if self.cached_head == self.tail {
+            self.refresh()?;
+            if self.cached_head == self.tail {
+                if !self.is_abandoned() {
+                    return Err(TryReadError::Empty);
+                }
+                // The producer may have committed just before closing: look
+                // again now that its close (Release) is seen.
+                self.refresh()?;
+                if self.cached_head == self.tail {
+                    return Err(TryReadError::Disconnected);
+                }
+            }
+        }
+        Ok(self.cached_head)
+    }
+
+    /// Returns every record committed so far, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// `Empty` if nothing is committed, `Disconnected` if additionally the
+    /// producer is gone, `Corrupt` if ring memory is invalid.
+    pub fn try_read(&mut self) -> Result<ReadBatch<'_, R>, TryReadError> {
+        let end = self.try_read_inner()?;
+        Ok(ReadBatch::new(self, end))
+    }
+
+    /// Returns every record committed so far, waiting (spin, yield, then
+    /// sleep) until there is at least one or `deadline` passes.
+    ///
+    /// # Errors
+    ///
+    /// `Timeout` at the deadline, `Disconnected` once the producer is gone
+    /// and everything it committed has been read, `Corrupt`.
+    pub fn read(&mut self, deadline: Deadline) -> Result<ReadBatch<'_, R>, ReadError> {
+        let end = loop {
+            match self.try_read_inner() {
+                Ok(end) => break end,
+                Err(TryReadError::Disconnected) => return Err(ReadError::Disconnected),
+                Err(TryReadError::Corrupt(e)) => return Err(e.into()),
+                Err(TryReadError::Empty) => {
+                    let tail = self.tail;
+                    let c = self.ring.control();
+                    let ok = c.data_ready.wait_until(&self.strategy, deadline, || {
+                        // Relaxed: a hint; `refresh` re-reads with Acquire.
+                        c.producer.pos.load(Ordering::Relaxed) != tail
+                            || c.producer.closed.load(Ordering::Relaxed) != 0
+                    });
+                    if !ok {
+                        return Err(ReadError::Timeout);
+                    }
+                }
+            }
+        };
+        Ok(ReadBatch::new(self, end))
+    }
+}
+
+impl<R: Region> Drop for Consumer<R> {
+    fn drop(&mut self) {
+        let c = self.ring.control();
+        // Release: pairs with the Acquire in `Producer::is_abandoned`.
+        c.consumer.closed.store(1, Ordering::Release);
+        c.space_ready.notify();
+    }
+}
+
+/// Every record committed when the batch was taken. Iterate with
+/// [`iter`](Self::iter), then [`release`](Self::release) them all at once;
+/// dropping the batch without releasing leaves the records in the ring.
+pub struct ReadBatch<'a, R: Region = HeapRegion> {
+    consumer: &'a mut Consumer<R>,
+    /// Position one past the batch's last record.
+    end: u64,
+    /// Corruption an iterator found; makes `release` mark the ring dead.
+    found: Cell<Option<Corruption>>,
+}
+
+impl<R: Region> std::fmt::Debug for ReadBatch<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadBatch").field("len_bytes", &self.len_bytes()).finish_non_exhaustive()
+    }
+}
+
+impl<'a, R: Region> ReadBatch<'a, R> {
+    fn new(consumer: &'a mut Consumer<R>, end: u64) -> Self {
+        Self {
+            consumer,
+            end,
+            found: Cell::new(None),
+        }
+    }
+
+    /// Bytes the batch spans in the ring (headers and padding included).
+    pub fn len_bytes(&self) -> usize {
+        (self.end - self.consumer.tail) as usize
+    }
+
+    /// The batch's records in order. Padding is skipped. A record whose
+    /// header is invalid yields one `Err` and ends the iteration; the ring is
+    /// then marked corrupt.
+    pub fn iter(&self) -> Records<'_, R> {
+        Records {
+            ring: &self.consumer.ring,
+            pos: self.consumer.tail,
+            end: self.end,
+            found: &self.found,
+        }
+    }
+
+    /// Gives every record of the batch back to the producer and wakes it if
+    /// it sleeps waiting for space.
+    pub fn release(self) {
+        let c = self.consumer;
+        if let Some(e) = self.found.get() {
+            c.corrupt = Some(e);
+        }
+        if c.corrupt.is_some() {
+            return;
+        }
+        let ring = &*c.ring;
+        c.tail = self.end;
+        // Release: our reads of the released bytes happen before the
+        // producer reuses them; pairs with the Acquire load of tail in
+        // `Producer::reserve`.
+        ring.control().consumer.pos.store(self.end, Ordering::Release);
+        ring.control().space_ready.notify();
+    }
+}
+
+/// Iterator over the records of a [`ReadBatch`].
+pub struct Records<'a, R: Region = HeapRegion> {
+    ring: &'a Ring<R>,
+    pos: u64,
+    end: u64,
+    found: &'a Cell<Option<Corruption>>,
+}
+
+impl<R: Region> std::fmt::Debug for Records<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Records").field("pos", &self.pos).field("end", &self.end).finish()
+    }
+}
+
+impl<'a, R: Region> Records<'a, R> {
+    fn corrupt(&mut self, what: &'static str, value: u64) -> Option<Result<&'a [u8], Corruption>> {
+        let e = Corruption { what, position: self.pos, value };
+        self.found.set(Some(e));
+        self.pos = self.end;
+        Some(Err(e))
+    }
+}
+
+impl<'a, R: Region> Iterator for Records<'a, R> {
+    type Item = Result<&'a [u8], Corruption>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let ring = self.ring;
+        let cap = ring.capacity();
+        loop {
+            if self.pos >= self.end {
+                return None;
+            }
+            let left = self.end - self.pos;
+            if left < RECORD_HEADER_LEN as u64 {
+                return self.corrupt("batch ends inside a record header", left);
+            }
+            let offset = self.pos & ring.mask();
+            ring.track_read(self.pos, RECORD_HEADER_LEN as u64);
+            // SAFETY: `offset` is 8-aligned (positions are validated to be
+            // multiples of 8) and at most capacity - 8, so the header is in
+            // bounds; the producer published it before `end` (Acquire).
+            let word = unsafe { ring.data(offset).cast::<u64>().read() };
+            let (len, kind) = decode_header(word);
+            let len = u64::from(len);
+            match kind {
+                KIND_PAD => {
+                    if RECORD_HEADER_LEN as u64 + len != cap - offset {
+                        return self.corrupt("padding does not reach the end of the ring", len);
+                    }
+                    if cap - offset > left {
+                        return self.corrupt("padding runs past the committed end", len);
+                    }
+                    self.pos += cap - offset;
+                }
+                KIND_DATA => {
+                    let total = record_len(len);
+                    if total > cap - offset || total > left {
+                        return self.corrupt("record length runs past the ring or the batch", len);
+                    }
+                    ring.track_read(self.pos, total);
+                    self.pos += total;
+                    // SAFETY: the payload lies inside the data area (checked
+                    // above) and was published before `end`; the producer
+                    // does not overwrite it until we release.
+                    let payload = unsafe {
+                        std::slice::from_raw_parts(ring.data(offset + RECORD_HEADER_LEN as u64), len as usize)
+                    };
+                    return Some(Ok(payload));
+                }
+                other => return self.corrupt("unknown record kind", u64::from(other)),
+            }
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! Layer 3: the SPSC byte ring — variable-size records in a power-of-two
+//! byte region.
+//!
+//! The algorithm is the classic Lamport ring with monotonic 64-bit byte
+//! positions (as in rtrb and bbqueue's grants, over bytes instead of slots):
+//!
+//! - `head` — bytes ever committed by the producer; only the producer writes it.
+//! - `tail` — bytes ever released by the consumer; only the consumer writes it.
+//! - invariant: `tail <= head <= tail + capacity`, both multiples of 8; a
+//!   position's offset in the data area is `pos & (capacity - 1)`.
+//!
+//! Each side keeps a private copy of the other's index and re-reads the shared
+//! one only when its copy says "full" (producer) or "empty" (consumer), so in
+//! steady state each side touches the other's cache line once per batch, not
+//! once per record.
+//!
+//! A record is an 8-byte header (`u32` payload length, `u32` kind, native
+//! endian) followed by the payload, padded to a multiple of 8. A record that
+//! would cross the end of the data area is preceded by a padding record that
+//! reaches exactly to the end; readers never see padding.
+//!
+//! Files: `layout.rs` (control block and record header), `producer.rs`
+//! (claim/commit), `consumer.rs` (batch read/release), `error.rs`.
+//!
+//! # Example
+//!
+//! ```
+//! let (mut tx, mut rx) = ringlog::ring::channel(1024).unwrap();
+//! let mut grant = tx.try_claim(5).unwrap();
+//! grant.copy_from_slice(b"hello");
+//! grant.commit(5);
+//! let batch = rx.try_read().unwrap();
+//! let records: Vec<&[u8]> = batch.iter().map(Result::unwrap).collect();
+//! assert_eq!(records, [b"hello"]);
+//! batch.release();
+//! ```
+
+mod consumer;
+mod error;
+mod layout;
+mod producer;
+
+pub use consumer::{Consumer, ReadBatch, Records};
+pub use error::{ClaimError, Corruption, NewRingError, ReadError, TooLarge, TryClaimError, TryReadError};
+pub use layout::RECORD_HEADER_LEN;
+pub use producer::{Grant, Producer};
+
+use crate::region::{HeapRegion, Region};
+use crate::sync::{Arc, Ordering};
+use layout::Control;
+
+/// Smallest data capacity in bytes.
+pub const MIN_CAPACITY: usize = 64;
+/// Largest data capacity in bytes (1 TiB).
+pub const MAX_CAPACITY: usize = 1 << 40;
+
+/// Creates an in-process byte ring whose data area holds `capacity_bytes`
+/// (rounded up to a power of two) and returns its two ends.
+///
+/// # Errors
+///
+/// [`NewRingError::Capacity`] when `capacity_bytes` is outside
+/// [`MIN_CAPACITY`]`..=`[`MAX_CAPACITY`].
+pub fn channel(capacity_bytes: usize) -> Result<(Producer, Consumer), NewRingError> {
+    if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity_bytes) {
+        return Err(NewRingError::Capacity {
+            requested: capacity_bytes,
+            min: MIN_CAPACITY,
+            max: MAX_CAPACITY,
+        });
+    }
+    let capacity = capacity_bytes.next_power_of_two();
+    let region = HeapRegion::new(Ring::<HeapRegion>::region_len(capacity));
+    // SAFETY: the region is fresh, so nobody else uses it.
+    let ring = Arc::new(unsafe { Ring::init(region, capacity) });
+    Ok((Producer::new(ring.clone()), Consumer::new(ring)))
+}
+
+/// The shared part of a ring: the region holding the control block and the
+/// data area, plus the geometry, kept in private memory so that it is never
+/// re-read from (possibly shared, untrusted) ring memory.
+pub(crate) struct Ring<R: Region> {
+    region: R,
+    /// Data capacity in bytes, a power of two.
+    capacity: u64,
+    #[cfg(loom)]
+    shadow: Box<[crate::sync::UnsafeCell<()>]>,
+}
+
+impl<R: Region> std::fmt::Debug for Ring<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ring").field("capacity", &self.capacity).finish_non_exhaustive()
+    }
+}
+
+impl<R: Region> Ring<R> {
+    /// Bytes of region a ring of `capacity` data bytes needs.
+    pub(crate) fn region_len(capacity: usize) -> usize {
+        layout::CONTROL_LEN + capacity
+    }
+
+    /// Writes a fresh control block into `region` and takes it over.
+    ///
+    /// # Safety
+    ///
+    /// Nobody else may be using `region`; `capacity` must be a power of two
+    /// with `region.len() >= Self::region_len(capacity)`.
+    pub(crate) unsafe fn init(region: R, capacity: usize) -> Self {
+        debug_assert!(capacity.is_power_of_two());
+        assert!(region.len() >= Self::region_len(capacity));
+        // SAFETY: the region is valid for CONTROL_LEN bytes, aligned to
+        // REGION_ALIGN >= align_of::<Control>(), and nobody else uses it.
+        unsafe { region.as_ptr().cast::<Control>().write(Control::new()) };
+        Self {
+            region,
+            capacity: capacity as u64,
+            #[cfg(loom)]
+            shadow: (0..capacity / 8).map(|_| crate::sync::UnsafeCell::new(())).collect(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn control(&self) -> &Control {
+        // SAFETY: `init` wrote a Control at the start of the region, which
+        // lives as long as `self`; Control is only atomics, so shared access
+        // is sound.
+        unsafe { &*self.region.as_ptr().cast::<Control>() }
+    }
+
+    /// Pointer to the byte at `offset` of the data area.
+    #[inline]
+    pub(crate) fn data(&self, offset: u64) -> *mut u8 {
+        debug_assert!(offset <= self.capacity);
+        // SAFETY: offset <= capacity and the region holds CONTROL_LEN +
+        // capacity bytes, so the result is in bounds or one past the end.
+        unsafe { self.region.as_ptr().add(layout::CONTROL_LEN + offset as usize) }
+    }
+
+    #[inline]
+    pub(crate) fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    #[inline]
+    pub(crate) fn mask(&self) -> u64 {
+        self.capacity - 1
+    }
+
+    /// Bytes committed and not yet released, as seen now.
+    pub(crate) fn used(&self) -> u64 {
+        let c = self.control();
+        let tail = c.consumer.pos.load(Ordering::Relaxed);
+        let head = c.producer.pos.load(Ordering::Relaxed);
+        head.saturating_sub(tail).min(self.capacity)
+    }
+
+    /// Tells loom that `len` bytes at `pos` are written (no-op otherwise).
+    #[inline]
+    pub(crate) fn track_write(&self, pos: u64, len: u64) {
+        #[cfg(loom)]
+        for g in (pos..pos + len).step_by(8) {
+            self.shadow[((g & self.mask()) / 8) as usize].with_mut(|_| ());
+        }
+        #[cfg(not(loom))]
+        let _ = (pos, len);
+    }
+
+    /// Tells loom that `len` bytes at `pos` are read (no-op otherwise).
+    #[inline]
+    pub(crate) fn track_read(&self, pos: u64, len: u64) {
+        #[cfg(loom)]
+        for g in (pos..pos + len).step_by(8) {
+            self.shadow[((g & self.mask()) / 8) as usize].with(|_| ());
+        }
+        #[cfg(not(loom))]
+        let _ = (pos, len);
+    }
+}
+
+#[cfg(loom)]
+impl<R: Region> Drop for Ring<R> {
+    fn drop(&mut self) {
+        // SAFETY: `init` wrote the Control; this is the last reference.
+        unsafe { std::ptr::drop_in_place(self.region.as_ptr().cast::<Control>()) }
+    }
+}
+
+/// Total bytes a record of `len` payload bytes occupies in the ring.
+#[inline]
+pub(crate) const fn record_len(len: u64) -> u64 {
+    RECORD_HEADER_LEN as u64 + ((len + 7) & !7)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;

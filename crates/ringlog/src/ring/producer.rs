@@ -1,0 +1,316 @@
+//! The producer end: claim space, write in place, commit.
+
+use super::error::{ClaimError, Corruption, TooLarge, TryClaimError};
+use super::layout::{encode_header, KIND_DATA, KIND_PAD, RECORD_HEADER_LEN};
+use super::{record_len, Ring};
+use crate::region::{HeapRegion, Region};
+use crate::sync::{Arc, Ordering};
+use crate::wait::{Deadline, WaitStrategy};
+use std::ops::{Deref, DerefMut};
+
+/// The writing end of a byte ring. Only one exists per ring; `&mut self` on
+/// every operation makes the single-producer contract a type-system fact.
+///
+/// # Examples
+///
+/// ```
+/// let (mut tx, mut rx) = ringlog::ring::channel(256).unwrap();
+/// tx.try_push(b"abc").unwrap();
+/// let mut g = tx.try_claim(100).unwrap();
+/// g[..2].copy_from_slice(b"xy");
+/// g.commit(2); // partial commit: the other 98 bytes are not used
+/// let batch = rx.try_read().unwrap();
+/// assert_eq!(batch.iter().map(Result::unwrap).collect::<Vec<_>>(), [&b"abc"[..], b"xy"]);
+/// ```
+pub struct Producer<R: Region = HeapRegion> {
+    ring: Arc<Ring<R>>,
+    /// Our own `head`: only we write the shared one.
+    head: u64,
+    /// Last `tail` read from the consumer's line; may be stale (too small),
+    /// which only makes us re-read it.
+    cached_tail: u64,
+    strategy: WaitStrategy,
+}
+
+impl<R: Region> std::fmt::Debug for Producer<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("capacity", &self.ring.capacity())
+            .field("head", &self.head)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a reservation landed.
+struct Reservation {
+    /// Bytes of padding written before the record (0 if none).
+    pad: u64,
+    /// Position of the record header.
+    start: u64,
+}
+
+enum ReserveError {
+    Full { need: u64 },
+    TooLarge(TooLarge),
+    Corrupt(Corruption),
+}
+
+impl<R: Region> Producer<R> {
+    pub(crate) fn new(ring: Arc<Ring<R>>) -> Self {
+        let c = ring.control();
+        // Relaxed: the handle is created before it is sent to its thread; the
+        // spawn (or process start) orders these loads.
+        let head = c.producer.pos.load(Ordering::Relaxed);
+        let cached_tail = c.consumer.pos.load(Ordering::Relaxed);
+        Self {
+            ring,
+            head,
+            cached_tail,
+            strategy: WaitStrategy::DEFAULT,
+        }
+    }
+
+    /// Sets how blocking calls wait (spin, yield, then sleep).
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    /// Data capacity of the ring in bytes (headers and padding included).
+    pub fn capacity(&self) -> usize {
+        self.ring.capacity() as usize
+    }
+
+    /// Largest payload, in bytes, that [`try_claim`](Self::try_claim) accepts:
+    /// half the capacity less a header, so that any record fits once the
+    /// consumer has released everything, wherever the ring wrapped.
+    pub fn max_record_len(&self) -> usize {
+        self.ring.capacity() as usize / 2 - RECORD_HEADER_LEN
+    }
+
+    /// Free bytes in the ring as seen now (headers and padding count).
+    pub fn free_space(&self) -> usize {
+        (self.ring.capacity() - self.ring.used()) as usize
+    }
+
+    /// Committed bytes not yet released by the consumer, as seen now.
+    pub fn available(&self) -> usize {
+        self.ring.used() as usize
+    }
+
+    /// Whether the consumer has been dropped.
+    pub fn is_abandoned(&self) -> bool {
+        // Acquire: pairs with the Release store in `Consumer::drop`.
+        self.ring.control().consumer.closed.load(Ordering::Acquire) != 0
+    }
+
+    fn reserve(&mut self, len: usize) -> Result<Reservation, ReserveError> {
+        let cap = self.ring.capacity();
+        let max = self.max_record_len();
+        if len > max {
+            return Err(ReserveError::TooLarge(TooLarge { requested: len, max }));
+        }
+        let total = record_len(len as u64);
+        let offset = self.head & self.ring.mask();
+        let to_end = cap - offset;
+        let pad = if total <= to_end { 0 } else { to_end };
+        let need = pad + total;
+        if self.head + need - self.cached_tail > cap {
+            // Acquire: pairs with the Release store in `ReadBatch::release`,
+            // so the consumer's reads of the bytes we are about to overwrite
+            // happen before our writes.
+            let tail = self.ring.control().consumer.pos.load(Ordering::Acquire);
+            if tail > self.head || self.head - tail > cap || tail % 8 != 0 {
+                return Err(ReserveError::Corrupt(Corruption {
+                    what: "consumer tail outside [head - capacity, head]",
+                    position: self.head,
+                    value: tail,
+                }));
+            }
+            self.cached_tail = tail;
+            if self.head + need - tail > cap {
+                return Err(ReserveError::Full { need });
+            }
+        }
+        Ok(Reservation {
+            pad,
+            start: self.head + pad,
+        })
+    }
+
+    fn grant(&mut self, r: Reservation, len: usize) -> Grant<'_, R> {
+        Grant {
+            pad: r.pad,
+            start: r.start,
+            len,
+            producer: self,
+        }
+    }
+
+    /// Claims room for a record of `len` payload bytes without waiting.
+    ///
+    /// Write the payload through the returned [`Grant`] and
+    /// [`commit`](Grant::commit) it; dropping the grant publishes nothing.
+    ///
+    /// # Errors
+    ///
+    /// `Full` if the consumer has not freed enough space (the consumer being
+    /// gone is reported as `Disconnected` then), `TooLarge` if `len` exceeds
+    /// [`max_record_len`](Self::max_record_len).
+    pub fn try_claim(&mut self, len: usize) -> Result<Grant<'_, R>, TryClaimError> {
+        match self.reserve(len) {
+            Ok(r) => Ok(self.grant(r, len)),
+            Err(ReserveError::Full { .. }) if self.is_abandoned() => Err(TryClaimError::Disconnected),
+            Err(ReserveError::Full { .. }) => Err(TryClaimError::Full),
+            Err(ReserveError::TooLarge(e)) => Err(e.into()),
+            Err(ReserveError::Corrupt(e)) => Err(e.into()),
+        }
+    }
+
+    /// Claims room for a record of `len` payload bytes, waiting (spin, yield,
+    /// then sleep) until the consumer frees enough or `deadline` passes.
+    ///
+    /// # Errors
+    ///
+    /// `Timeout` at the deadline, `Disconnected` if the consumer is gone while
+    /// the ring is full, `TooLarge` if `len` can never fit.
+    pub fn claim(&mut self, len: usize, deadline: Deadline) -> Result<Grant<'_, R>, ClaimError> {
+        let r = loop {
+            match self.reserve(len) {
+                Ok(r) => break r,
+                Err(ReserveError::TooLarge(e)) => return Err(e.into()),
+                Err(ReserveError::Corrupt(e)) => return Err(e.into()),
+                Err(ReserveError::Full { need }) => {
+                    if self.is_abandoned() {
+                        return Err(ClaimError::Disconnected);
+                    }
+                    let ring = &*self.ring;
+                    let c = ring.control();
+                    let want_tail = self.head + need - ring.capacity();
+                    let ok = c.space_ready.wait_until(&self.strategy, deadline, || {
+                        // Relaxed: only a hint to stop waiting; `reserve`
+                        // re-reads tail with Acquire.
+                        c.consumer.pos.load(Ordering::Relaxed) >= want_tail
+                            || c.consumer.closed.load(Ordering::Relaxed) != 0
+                    });
+                    if !ok {
+                        return Err(ClaimError::Timeout);
+                    }
+                }
+            }
+        };
+        Ok(self.grant(r, len))
+    }
+
+    /// Copies `bytes` into the ring as one record, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_claim`](Self::try_claim).
+    pub fn try_push(&mut self, bytes: &[u8]) -> Result<(), TryClaimError> {
+        let mut g = self.try_claim(bytes.len())?;
+        g.copy_from_slice(bytes);
+        g.commit(bytes.len());
+        Ok(())
+    }
+
+    /// Copies `bytes` into the ring as one record, waiting for space.
+    ///
+    /// # Errors
+    ///
+    /// As [`claim`](Self::claim).
+    pub fn push(&mut self, bytes: &[u8], deadline: Deadline) -> Result<(), ClaimError> {
+        let mut g = self.claim(bytes.len(), deadline)?;
+        g.copy_from_slice(bytes);
+        g.commit(bytes.len());
+        Ok(())
+    }
+}
+
+impl<R: Region> Drop for Producer<R> {
+    fn drop(&mut self) {
+        let c = self.ring.control();
+        // Release: everything committed before is visible to a consumer that
+        // sees the flag (pairs with the Acquire in `Consumer::refresh`).
+        c.producer.closed.store(1, Ordering::Release);
+        c.data_ready.notify();
+    }
+}
+
+/// Writable room for one record, claimed from a [`Producer`].
+///
+/// Derefs to the payload bytes, which live in the ring itself: no
+/// intermediate copy. The bytes hold whatever an earlier record left there.
+/// Nothing is visible to the consumer until [`commit`](Self::commit).
+pub struct Grant<'a, R: Region = HeapRegion> {
+    producer: &'a mut Producer<R>,
+    pad: u64,
+    start: u64,
+    len: usize,
+}
+
+impl<R: Region> std::fmt::Debug for Grant<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant").field("len", &self.len).finish_non_exhaustive()
+    }
+}
+
+impl<R: Region> Grant<'_, R> {
+    /// Publishes the first `n` payload bytes as one record, and wakes the
+    /// consumer if it sleeps. The rest of the grant is returned to the ring.
+    ///
+    /// # Panics
+    ///
+    /// If `n` exceeds the claimed length.
+    pub fn commit(self, n: usize) {
+        assert!(n <= self.len, "commit of {n} bytes exceeds the grant of {}", self.len);
+        let p = self.producer;
+        let ring = &*p.ring;
+        let mask = ring.mask();
+        if self.pad > 0 {
+            let word = encode_header((self.pad - RECORD_HEADER_LEN as u64) as u32, KIND_PAD);
+            // SAFETY: the pad starts at an 8-aligned offset inside the data
+            // area with >= 8 bytes to its end, and the space is ours (claimed
+            // in `reserve`; the consumer does not read past `head`).
+            unsafe { ring.data(p.head & mask).cast::<u64>().write(word) };
+            ring.track_write(p.head, RECORD_HEADER_LEN as u64);
+        }
+        // SAFETY: as above for the record header at `start`.
+        unsafe { ring.data(self.start & mask).cast::<u64>().write(encode_header(n as u32, KIND_DATA)) };
+        let total = record_len(n as u64);
+        ring.track_write(self.start, total);
+        let head = self.start + total;
+        p.head = head;
+        // Release: publishes the header and payload; pairs with the Acquire
+        // load of head in `Consumer::refresh`.
+        ring.control().producer.pos.store(head, Ordering::Release);
+        ring.control().data_ready.notify();
+    }
+
+    /// The claimed payload length in bytes.
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl<R: Region> Deref for Grant<'_, R> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        let ring = &*self.producer.ring;
+        let off = (self.start + RECORD_HEADER_LEN as u64) & ring.mask();
+        // SAFETY: `reserve` placed the whole record before the end of the
+        // data area, the bytes are initialised (the region is zeroed when
+        // new), and the consumer does not touch them until we publish.
+        unsafe { std::slice::from_raw_parts(ring.data(off), self.len) }
+    }
+}
+
+impl<R: Region> DerefMut for Grant<'_, R> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        let ring = &*self.producer.ring;
+        let off = (self.start + RECORD_HEADER_LEN as u64) & ring.mask();
+        // SAFETY: as in `deref`; `&mut self` on the grant (which borrows the
+        // only producer mutably) makes this the only reference.
+        unsafe { std::slice::from_raw_parts_mut(ring.data(off), self.len) }
+    }
+}

@@ -1,0 +1,100 @@
+//! Layer 1: how a side waits for the other.
+//!
+//! - [`Event`] (`event.rs`): an event count on a 32-bit futex word; waiting
+//!   spins, then yields, then sleeps; notifying costs a fence and a load, and
+//!   a syscall only when a waiter announced it is sleeping.
+//! - `futex.rs`: the shared-flavour futex syscalls (and their loom model).
+//!
+//! Everything here works on a word in any memory, heap or a shared mapping.
+
+mod event;
+mod futex;
+
+pub use event::Event;
+
+use std::time::{Duration, Instant};
+
+/// When a wait gives up: `None` waits for ever.
+pub type Deadline = Option<Instant>;
+
+/// Turns an optional timeout into a [`Deadline`].
+pub fn deadline_after(timeout: Option<Duration>) -> Deadline {
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+/// How long a waiter spins and yields before it sleeps on the futex.
+///
+/// The defaults suit a machine where producers and consumer may share cores:
+/// a short spin catches a hand-off that is already in flight, a few yields let
+/// the other side run when cores are oversubscribed, then the waiter sleeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitStrategy {
+    /// Condition checks with a spin-loop hint between them.
+    pub spins: u32,
+    /// Condition checks with a `sched_yield` between them.
+    pub yields: u32,
+    /// Longest single futex sleep before the condition is checked again
+    /// (`None`: sleep until woken). Cross-process waiters set it so that they
+    /// notice a dead peer.
+    pub max_sleep: Option<Duration>,
+}
+
+impl WaitStrategy {
+    /// Spin, yield, then sleep with the default budgets.
+    pub const DEFAULT: Self = Self {
+        spins: 128,
+        yields: 8,
+        max_sleep: None,
+    };
+
+    /// Sleep at once: for waits expected to be long.
+    pub const SLEEP: Self = Self {
+        spins: 0,
+        yields: 0,
+        max_sleep: None,
+    };
+}
+
+impl Default for WaitStrategy {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::sync::{AtomicBool, Arc, Ordering};
+
+    #[test]
+    fn wait_returns_at_once_when_condition_holds() {
+        let ev = Event::new();
+        assert!(ev.wait_until(&WaitStrategy::SLEEP, None, || true));
+    }
+
+    #[test]
+    fn wait_times_out() {
+        let ev = Event::new();
+        let dl = deadline_after(Some(Duration::from_millis(20)));
+        let start = Instant::now();
+        assert!(!ev.wait_until(&WaitStrategy::SLEEP, dl, || false));
+        assert!(start.elapsed() >= Duration::from_millis(20));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "futex syscall")]
+    fn sleeper_is_woken() {
+        let ev = Arc::new(Event::new());
+        let flag = Arc::new(AtomicBool::new(false));
+        let t = {
+            let (ev, flag) = (ev.clone(), flag.clone());
+            std::thread::spawn(move || {
+                ev.wait_until(&WaitStrategy::SLEEP, None, || flag.load(Ordering::Acquire))
+            })
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        flag.store(true, Ordering::Release);
+        ev.notify();
+        assert!(t.join().unwrap());
+    }
+}

@@ -9,7 +9,7 @@
 //! | [`wait`] | spin, yield, then sleep on a futex word; no syscall on the fast path |
 //! | [`region`] | the memory a ring lives in: heap now, a shared mapping for `shm` |
 //! | [`ring`] | SPSC byte ring: variable-size records, claim/commit, batch read/release |
-//! | [`spsc`] | typed SPSC ring of `T` with blocking and batch operations |
+//! | `spsc` | typed SPSC ring of `T` with blocking and batch operations |
 //!
 //! # Example
 //!

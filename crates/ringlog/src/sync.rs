@@ -2,20 +2,23 @@
 //!
 //! Under `cfg(loom)` every type here is loom's model-checked twin, so the loom
 //! models exercise exactly the code that ships (crossbeam's `primitive`,
-//! tokio's `loom` module). `clippy.toml` forbids importing the std types
-//! elsewhere in the crate.
+//! tokio's `loom` module). `ci/facade.sh` fails the build if another file of
+//! the crate imports the std types directly.
 
-#![allow(clippy::disallowed_types)]
 // Not every layer uses every primitive yet.
 #![allow(unused_imports, dead_code)]
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{
+    fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 #[cfg(not(loom))]
 pub(crate) use std::sync::Arc;
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{
+    fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 #[cfg(loom)]
 pub(crate) use loom::sync::Arc;
 

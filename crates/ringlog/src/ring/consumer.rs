@@ -25,10 +25,11 @@ use std::cell::Cell;
 /// assert!(rx.try_read().is_err());
 /// ```
 pub struct Consumer<R: Region = HeapRegion> {
-    ring: Arc<Ring<R>>,
+    pub(super) ring: Arc<Ring<R>>,
     /// Our own `tail`: only we write the shared one.
     tail: u64,
-    /// Last `head` read from the producer's line (validated).
+    /// Last `head` read from the producer's line (validated): the end of
+    /// the batch being handed out.
     cached_head: u64,
     /// Set once ring memory was found invalid; the ring is then dead.
     corrupt: Option<Corruption>,
@@ -106,18 +107,19 @@ impl<R: Region> Consumer<R> {
         if let Some(e) = self.corrupt {
             return Err(e.into());
         }
+        // One Acquire load of `head` per batch: a batch is everything
+        // committed so far, including records committed after an earlier,
+        // unreleased read.
+        self.refresh()?;
         if self.cached_head == self.tail {
+            if !self.is_abandoned() {
+                return Err(TryReadError::Empty);
+            }
+            // The producer may have committed just before closing: look again
+            // now that its close (Release) is seen.
             self.refresh()?;
             if self.cached_head == self.tail {
-                if !self.is_abandoned() {
-                    return Err(TryReadError::Empty);
-                }
-                // The producer may have committed just before closing: look
-                // again now that its close (Release) is seen.
-                self.refresh()?;
-                if self.cached_head == self.tail {
-                    return Err(TryReadError::Disconnected);
-                }
+                return Err(TryReadError::Disconnected);
             }
         }
         Ok(self.cached_head)
@@ -187,7 +189,9 @@ pub struct ReadBatch<'a, R: Region = HeapRegion> {
 
 impl<R: Region> std::fmt::Debug for ReadBatch<'_, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadBatch").field("len_bytes", &self.len_bytes()).finish_non_exhaustive()
+        f.debug_struct("ReadBatch")
+            .field("len_bytes", &self.len_bytes())
+            .finish_non_exhaustive()
     }
 }
 
@@ -232,7 +236,10 @@ impl<'a, R: Region> ReadBatch<'a, R> {
         // Release: our reads of the released bytes happen before the
         // producer reuses them; pairs with the Acquire load of tail in
         // `Producer::reserve`.
-        ring.control().consumer.pos.store(self.end, Ordering::Release);
+        ring.control()
+            .consumer
+            .pos
+            .store(self.end, Ordering::Release);
         ring.control().space_ready.notify();
     }
 }
@@ -247,13 +254,20 @@ pub struct Records<'a, R: Region = HeapRegion> {
 
 impl<R: Region> std::fmt::Debug for Records<'_, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Records").field("pos", &self.pos).field("end", &self.end).finish()
+        f.debug_struct("Records")
+            .field("pos", &self.pos)
+            .field("end", &self.end)
+            .finish()
     }
 }
 
 impl<'a, R: Region> Records<'a, R> {
     fn corrupt(&mut self, what: &'static str, value: u64) -> Option<Result<&'a [u8], Corruption>> {
-        let e = Corruption { what, position: self.pos, value };
+        let e = Corruption {
+            what,
+            position: self.pos,
+            value,
+        };
         self.found.set(Some(e));
         self.pos = self.end;
         Some(Err(e))
@@ -303,7 +317,10 @@ impl<'a, R: Region> Iterator for Records<'a, R> {
                     // above) and was published before `end`; the producer
                     // does not overwrite it until we release.
                     let payload = unsafe {
-                        std::slice::from_raw_parts(ring.data(offset + RECORD_HEADER_LEN as u64), len as usize)
+                        std::slice::from_raw_parts(
+                            ring.data(offset + RECORD_HEADER_LEN as u64),
+                            len as usize,
+                        )
                     };
                     return Some(Ok(payload));
                 }

@@ -9,10 +9,10 @@
 //! - invariant: `tail <= head <= tail + capacity`, both multiples of 8; a
 //!   position's offset in the data area is `pos & (capacity - 1)`.
 //!
-//! Each side keeps a private copy of the other's index and re-reads the shared
-//! one only when its copy says "full" (producer) or "empty" (consumer), so in
-//! steady state each side touches the other's cache line once per batch, not
-//! once per record.
+//! The producer keeps a private copy of `tail` and re-reads the shared one
+//! only when its copy says "full"; the consumer reads `head` once per batch.
+//! In steady state each side touches the other's cache line once per batch,
+//! not once per record.
 //!
 //! A record is an 8-byte header (`u32` payload length, `u32` kind, native
 //! endian) followed by the payload, padded to a multiple of 8. A record that
@@ -41,7 +41,9 @@ mod layout;
 mod producer;
 
 pub use consumer::{Consumer, ReadBatch, Records};
-pub use error::{ClaimError, Corruption, NewRingError, ReadError, TooLarge, TryClaimError, TryReadError};
+pub use error::{
+    ClaimError, Corruption, NewRingError, ReadError, TooLarge, TryClaimError, TryReadError,
+};
 pub use layout::RECORD_HEADER_LEN;
 pub use producer::{Grant, Producer};
 
@@ -89,7 +91,9 @@ pub(crate) struct Ring<R: Region> {
 
 impl<R: Region> std::fmt::Debug for Ring<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ring").field("capacity", &self.capacity).finish_non_exhaustive()
+        f.debug_struct("Ring")
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
     }
 }
 
@@ -115,7 +119,9 @@ impl<R: Region> Ring<R> {
             region,
             capacity: capacity as u64,
             #[cfg(loom)]
-            shadow: (0..capacity / 8).map(|_| crate::sync::UnsafeCell::new(())).collect(),
+            shadow: (0..capacity / 8)
+                .map(|_| crate::sync::UnsafeCell::new(()))
+                .collect(),
         }
     }
 
@@ -133,7 +139,11 @@ impl<R: Region> Ring<R> {
         debug_assert!(offset <= self.capacity);
         // SAFETY: offset <= capacity and the region holds CONTROL_LEN +
         // capacity bytes, so the result is in bounds or one past the end.
-        unsafe { self.region.as_ptr().add(layout::CONTROL_LEN + offset as usize) }
+        unsafe {
+            self.region
+                .as_ptr()
+                .add(layout::CONTROL_LEN + offset as usize)
+        }
     }
 
     #[inline]
@@ -176,6 +186,15 @@ impl<R: Region> Ring<R> {
         let _ = (pos, len);
     }
 }
+
+// SAFETY: the shadow cells carry no data; they only let loom check the
+// ordering of the ring's own accesses, which are synchronised by the ring's
+// protocol. The region itself is Send + Sync by the `Region` contract.
+#[cfg(loom)]
+unsafe impl<R: Region> Sync for Ring<R> {}
+// SAFETY: as above.
+#[cfg(loom)]
+unsafe impl<R: Region> Send for Ring<R> {}
 
 #[cfg(loom)]
 impl<R: Region> Drop for Ring<R> {

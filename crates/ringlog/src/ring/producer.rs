@@ -107,7 +107,10 @@ impl<R: Region> Producer<R> {
         let cap = self.ring.capacity();
         let max = self.max_record_len();
         if len > max {
-            return Err(ReserveError::TooLarge(TooLarge { requested: len, max }));
+            return Err(ReserveError::TooLarge(TooLarge {
+                requested: len,
+                max,
+            }));
         }
         let total = record_len(len as u64);
         let offset = self.head & self.ring.mask();
@@ -159,7 +162,9 @@ impl<R: Region> Producer<R> {
     pub fn try_claim(&mut self, len: usize) -> Result<Grant<'_, R>, TryClaimError> {
         match self.reserve(len) {
             Ok(r) => Ok(self.grant(r, len)),
-            Err(ReserveError::Full { .. }) if self.is_abandoned() => Err(TryClaimError::Disconnected),
+            Err(ReserveError::Full { .. }) if self.is_abandoned() => {
+                Err(TryClaimError::Disconnected)
+            }
             Err(ReserveError::Full { .. }) => Err(TryClaimError::Full),
             Err(ReserveError::TooLarge(e)) => Err(e.into()),
             Err(ReserveError::Corrupt(e)) => Err(e.into()),
@@ -250,7 +255,9 @@ pub struct Grant<'a, R: Region = HeapRegion> {
 
 impl<R: Region> std::fmt::Debug for Grant<'_, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Grant").field("len", &self.len).finish_non_exhaustive()
+        f.debug_struct("Grant")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
     }
 }
 
@@ -262,7 +269,11 @@ impl<R: Region> Grant<'_, R> {
     ///
     /// If `n` exceeds the claimed length.
     pub fn commit(self, n: usize) {
-        assert!(n <= self.len, "commit of {n} bytes exceeds the grant of {}", self.len);
+        assert!(
+            n <= self.len,
+            "commit of {n} bytes exceeds the grant of {}",
+            self.len
+        );
         let p = self.producer;
         let ring = &*p.ring;
         let mask = ring.mask();
@@ -275,7 +286,11 @@ impl<R: Region> Grant<'_, R> {
             ring.track_write(p.head, RECORD_HEADER_LEN as u64);
         }
         // SAFETY: as above for the record header at `start`.
-        unsafe { ring.data(self.start & mask).cast::<u64>().write(encode_header(n as u32, KIND_DATA)) };
+        unsafe {
+            ring.data(self.start & mask)
+                .cast::<u64>()
+                .write(encode_header(n as u32, KIND_DATA))
+        };
         let total = record_len(n as u64);
         ring.track_write(self.start, total);
         let head = self.start + total;

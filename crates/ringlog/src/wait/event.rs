@@ -67,6 +67,16 @@ impl Event {
         }
     }
 
+    /// `notify` without its fence: exists only in loom builds, so a loom model
+    /// can show that the fence is what prevents a lost wake-up.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn notify_unfenced_for_loom(&self) {
+        if self.waiters.load(Ordering::Relaxed) != 0 {
+            self.wake_slow();
+        }
+    }
+
     #[cold]
     fn wake_slow(&self) {
         // Release: a waiter that reads the new `seq` with Acquire also sees the

@@ -64,7 +64,7 @@ impl Default for WaitStrategy {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::sync::{AtomicBool, Arc, Ordering};
+    use crate::sync::{Arc, AtomicBool, Ordering};
 
     #[test]
     fn wait_returns_at_once_when_condition_holds() {
@@ -82,7 +82,6 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "futex syscall")]
     fn sleeper_is_woken() {
         let ev = Arc::new(Event::new());
         let flag = Arc::new(AtomicBool::new(false));

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Miri on the library's unit tests (they exercise all the unsafe code, with
+# small counts under cfg(miri)) and on the ring's model test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export MIRIFLAGS="${MIRIFLAGS:--Zmiri-strict-provenance}"
+cargo +nightly miri test -p ringlog --lib --target-dir target-miri
+cargo +nightly miri test -p ringlog --test ring_model --target-dir target-miri

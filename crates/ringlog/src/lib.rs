@@ -10,6 +10,7 @@
 //! | [`region`] | the memory a ring lives in: heap now, a shared mapping for `shm` |
 //! | [`ring`] | SPSC byte ring: variable-size records, claim/commit, batch read/release |
 //! | `spsc` | typed SPSC ring of `T` with blocking and batch operations |
+//! | [`stats`] | counters without shared-line writes, size and latency histograms |
 //!
 //! # Example
 //!
@@ -47,5 +48,6 @@
 
 pub mod region;
 pub mod ring;
+pub mod stats;
 pub(crate) mod sync;
 pub mod wait;

@@ -11,6 +11,8 @@
 //! | [`ring`] | SPSC byte ring: variable-size records, claim/commit, batch read/release |
 //! | `spsc` | typed SPSC ring of `T` with blocking and batch operations |
 //! | [`stats`] | counters without shared-line writes, size and latency histograms |
+
+//! | [`journal`] | segment files of checksummed records: append, rotate, sync, recover, read, verify |
 //!
 //! # Example
 //!
@@ -46,6 +48,7 @@
     clippy::undocumented_unsafe_blocks
 )]
 
+pub mod journal;
 pub mod region;
 pub mod ring;
 pub mod stats;

@@ -1,0 +1,309 @@
+//! The file layer the journal writes through, small enough to replace:
+//! [`JournalFs`] (directory operations) and [`JournalFile`] (one open
+//! segment). [`StdFs`] is the real one; [`FaultyFs`] wraps it and fails on
+//! demand (`ENOSPC` after N bytes, `EIO` on sync, the n-th operation), so
+//! tests can drive every error path.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, IoSlice, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Directory-level operations the journal uses.
+pub trait JournalFs: fmt::Debug {
+    /// An open segment file.
+    type File: JournalFile;
+    /// Creates `dir` and its parents if missing.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Names of the entries in `dir`.
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>>;
+    /// Creates a new file for reading and writing; fails if it exists.
+    fn create_new(&self, path: &Path) -> io::Result<Self::File>;
+    /// Opens an existing file for reading and writing, cursor at 0.
+    fn open_rw(&self, path: &Path) -> io::Result<Self::File>;
+    /// Atomically renames `from` to `to`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Makes `dir`'s entries (creations, renames, removals) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// Operations on one open segment file.
+pub trait JournalFile: fmt::Debug + Send {
+    /// Writes from `bufs` at the cursor and advances it (one `writev`); may
+    /// write fewer bytes than offered.
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    /// Reads at `offset` without moving the cursor (`pread`).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// The file's length in bytes.
+    fn len(&self) -> io::Result<u64>;
+    /// Cuts (or extends) the file to `len` bytes and moves the cursor there.
+    fn truncate(&mut self, len: u64) -> io::Result<()>;
+    /// Makes the file's data durable (`fdatasync`).
+    fn sync_data(&mut self) -> io::Result<()>;
+}
+
+/// The real file system through `std::fs`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StdFs;
+
+impl JournalFs for StdFs {
+    type File = File;
+
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
+        std::fs::read_dir(dir)?.map(|e| e.map(|e| e.file_name())).collect()
+    }
+
+    fn create_new(&self, path: &Path) -> io::Result<File> {
+        OpenOptions::new().read(true).write(true).create_new(true).open(path)
+    }
+
+    fn open_rw(&self, path: &Path) -> io::Result<File> {
+        OpenOptions::new().read(true).write(true).open(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+}
+
+impl JournalFile for File {
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        Write::write_vectored(self, bufs)
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        FileExt::read_at(self, buf, offset)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.set_len(len)?;
+        self.seek(SeekFrom::Start(len)).map(drop)
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        File::sync_data(self)
+    }
+}
+
+/// What [`FaultyFs`] is told to break.
+#[derive(Debug, Default)]
+struct Faults {
+    /// Bytes that may still be written before `ENOSPC`; `None` = unlimited.
+    space_left: Option<u64>,
+    /// Number of upcoming `sync_data` calls that fail with `EIO`.
+    failing_syncs: u32,
+    /// Fail the operation with this 1-based index (counting every
+    /// operation) with this errno.
+    fail_op: Option<(u64, i32)>,
+    /// Operations so far.
+    ops: u64,
+    /// Bytes written so far.
+    written: u64,
+}
+
+/// A [`JournalFs`] over the real file system that fails on demand.
+///
+/// Clones share their fault settings, so a test keeps one clone to steer
+/// the faults of the journal that owns the other.
+///
+/// # Examples
+///
+/// ```
+/// use ringlog::journal::{FaultyFs, Journal, JournalOptions};
+/// let dir = std::env::temp_dir().join(format!("ringlog-doc-faulty-{}", std::process::id()));
+/// let fs = FaultyFs::new();
+/// let mut journal = Journal::open_with(fs.clone(), &dir, JournalOptions::default()).unwrap();
+/// fs.set_space_left(Some(0));
+/// assert!(journal.append(1, 0, 0, b"no room").unwrap_err().is_no_space());
+/// fs.set_space_left(None);
+/// journal.append(1, 0, 0, b"room again").unwrap();
+/// # drop(journal);
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct FaultyFs {
+    faults: Arc<Mutex<Faults>>,
+}
+
+impl FaultyFs {
+    /// A file system with no faults armed.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn faults(&self) -> MutexGuard<'_, Faults> {
+        // A panic while holding this lock only happens in a failing test;
+        // the settings are still meaningful afterwards.
+        self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// After `bytes` more bytes, writes fail with `ENOSPC` (a write that
+    /// straddles the limit is short). `None` removes the limit.
+    pub fn set_space_left(&self, bytes: Option<u64>) {
+        self.faults().space_left = bytes;
+    }
+
+    /// The next `count` `fdatasync` calls fail with `EIO`.
+    pub fn fail_syncs(&self, count: u32) {
+        self.faults().failing_syncs = count;
+    }
+
+    /// The `n`-th operation from now (1-based; writes, reads excluded,
+    /// syncs, creations, renames, removals, truncations) fails with `errno`.
+    pub fn fail_nth_op(&self, n: u64, errno: i32) {
+        let mut f = self.faults();
+        f.fail_op = Some((f.ops + n, errno));
+    }
+
+    /// Disarms every fault.
+    pub fn clear(&self) {
+        let mut f = self.faults();
+        f.space_left = None;
+        f.failing_syncs = 0;
+        f.fail_op = None;
+    }
+
+    /// Total bytes written through this file system.
+    pub fn bytes_written(&self) -> u64 {
+        self.faults().written
+    }
+
+    /// Counts one operation; fails it if it is the armed one.
+    fn op(&self) -> io::Result<()> {
+        let mut f = self.faults();
+        f.ops += 1;
+        match f.fail_op {
+            Some((n, errno)) if n == f.ops => {
+                f.fail_op = None;
+                Err(io::Error::from_raw_os_error(errno))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn enospc() -> io::Error {
+    io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error())
+}
+
+fn eio() -> io::Error {
+    io::Error::from_raw_os_error(rustix::io::Errno::IO.raw_os_error())
+}
+
+impl JournalFs for FaultyFs {
+    type File = FaultyFile;
+
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        StdFs.create_dir_all(dir)
+    }
+
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
+        StdFs.list_dir(dir)
+    }
+
+    fn create_new(&self, path: &Path) -> io::Result<FaultyFile> {
+        self.op()?;
+        Ok(FaultyFile { file: StdFs.create_new(path)?, fs: self.clone() })
+    }
+
+    fn open_rw(&self, path: &Path) -> io::Result<FaultyFile> {
+        Ok(FaultyFile { file: StdFs.open_rw(path)?, fs: self.clone() })
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.op()?;
+        StdFs.rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.op()?;
+        StdFs.remove_file(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.op()?;
+        StdFs.sync_dir(dir)
+    }
+}
+
+/// A segment file of a [`FaultyFs`].
+#[derive(Debug)]
+pub struct FaultyFile {
+    file: File,
+    fs: FaultyFs,
+}
+
+impl JournalFile for FaultyFile {
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.fs.op()?;
+        let offered: u64 = bufs.iter().map(|b| b.len() as u64).sum();
+        let allowed = match self.fs.faults().space_left {
+            Some(0) if offered > 0 => return Err(enospc()),
+            Some(left) => left.min(offered),
+            None => offered,
+        };
+        let n = if allowed == offered {
+            JournalFile::write_vectored(&mut self.file, bufs)?
+        } else {
+            // A short write: only the first `allowed` bytes land.
+            let mut buf = Vec::with_capacity(allowed as usize);
+            for b in bufs {
+                let take = (allowed as usize - buf.len()).min(b.len());
+                buf.extend_from_slice(&b[..take]);
+            }
+            self.file.write(&buf)?
+        };
+        let mut f = self.fs.faults();
+        f.written += n as u64;
+        if let Some(left) = f.space_left.as_mut() {
+            *left -= n as u64;
+        }
+        Ok(n)
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        JournalFile::read_at(&self.file, buf, offset)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        JournalFile::len(&self.file)
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.fs.op()?;
+        JournalFile::truncate(&mut self.file, len)
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.fs.op()?;
+        {
+            let mut f = self.fs.faults();
+            if f.failing_syncs > 0 {
+                f.failing_syncs -= 1;
+                return Err(eio());
+            }
+        }
+        JournalFile::sync_data(&mut self.file)
+    }
+}

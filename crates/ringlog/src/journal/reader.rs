@@ -1,0 +1,209 @@
+//! Reading a journal back: records across segments in order, every CRC
+//! verified, optionally one producer only.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use super::error::JournalError;
+use super::format::{segment_file_name, ParsedFrame, FRAME_HEADER_LEN};
+use super::segment::{list_segments, Step, Window};
+
+/// One record read from the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Producer id.
+    pub producer: u32,
+    /// Per-producer sequence number.
+    pub seq: u64,
+    /// Timestamp as the producer wrote it.
+    pub timestamp: u64,
+    /// The payload.
+    pub payload: Vec<u8>,
+    /// Segment the record is in.
+    pub segment: u64,
+    /// Byte offset of the record's frame in the segment file.
+    pub offset: u64,
+}
+
+impl Record {
+    fn from_frame(p: &ParsedFrame, bytes: &[u8], segment: u64, offset: u64) -> Self {
+        Self {
+            producer: p.header.producer,
+            seq: p.header.seq,
+            timestamp: p.header.timestamp,
+            payload: bytes[FRAME_HEADER_LEN..FRAME_HEADER_LEN + p.header.payload_len as usize]
+                .to_vec(),
+            segment,
+            offset,
+        }
+    }
+}
+
+/// The segment being read.
+#[derive(Debug)]
+struct Current {
+    number: u64,
+    path: PathBuf,
+    window: Window<File>,
+    off: u64,
+}
+
+/// Iterates the records of a journal directory in order, verifying every
+/// frame's CRC. Yields `Err` (with segment path and offset) instead of a
+/// bad record and then stops, unless [`skip_corrupted`](Self::skip_corrupted)
+/// is set, in which case it continues at the next valid frame.
+///
+/// # Examples
+///
+/// ```
+/// use ringlog::journal::{Journal, JournalOptions, Reader};
+/// let dir = std::env::temp_dir().join(format!("ringlog-doc-reader-{}", std::process::id()));
+/// let mut journal = Journal::open(&dir, JournalOptions::default()).unwrap();
+/// journal.append(1, 0, 10, b"from one").unwrap();
+/// journal.append(2, 0, 11, b"from two").unwrap();
+/// journal.sync().unwrap();
+/// let two: Vec<_> = Reader::open(&dir).unwrap().producer(2).map(Result::unwrap).collect();
+/// assert_eq!(two.len(), 1);
+/// assert_eq!(two[0].payload, b"from two");
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct Reader {
+    dir: PathBuf,
+    segments: Vec<u64>,
+    next_segment: usize,
+    current: Option<Current>,
+    producer: Option<u32>,
+    skip_corrupted: bool,
+    done: bool,
+}
+
+impl Reader {
+    /// A reader over the segments now in `dir`.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Io`] if the directory cannot be listed.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, JournalError> {
+        let dir = dir.as_ref().to_owned();
+        let names = std::fs::read_dir(&dir)
+            .and_then(|d| d.map(|e| e.map(|e| e.file_name())).collect())
+            .map_err(|e| JournalError::io("list directory", &dir, e))?;
+        let (segments, _) = list_segments(names);
+        Ok(Self {
+            dir,
+            segments,
+            next_segment: 0,
+            current: None,
+            producer: None,
+            skip_corrupted: false,
+            done: false,
+        })
+    }
+
+    /// Yields only the records of `producer`.
+    pub fn producer(mut self, producer: u32) -> Self {
+        self.producer = Some(producer);
+        self
+    }
+
+    /// After yielding an error for a bad frame or segment header, continue
+    /// with the next valid frame (or segment) instead of stopping.
+    pub fn skip_corrupted(mut self, skip: bool) -> Self {
+        self.skip_corrupted = skip;
+        self
+    }
+
+    fn open_next(&mut self) -> Result<bool, JournalError> {
+        let Some(&number) = self.segments.get(self.next_segment) else {
+            return Ok(false);
+        };
+        self.next_segment += 1;
+        let path = self.dir.join(segment_file_name(number));
+        let file = File::open(&path).map_err(|e| JournalError::io("open", &path, e))?;
+        let len = file.metadata().map_err(|e| JournalError::io("stat", &path, e))?.len();
+        let mut window = Window::new(file, len);
+        let header = window
+            .header()
+            .map_err(|e| JournalError::io("read", &path, e))?
+            .map_err(|error| JournalError::BadHeader { path: path.clone(), error })?;
+        if header.segment != number {
+            return Err(JournalError::Inconsistent {
+                path,
+                what: format!("header says segment {}", header.segment),
+            });
+        }
+        let off = u64::from(header.header_len);
+        self.current = Some(Current { number, path, window, off });
+        Ok(true)
+    }
+
+    fn next_record(&mut self) -> Result<Option<Record>, JournalError> {
+        loop {
+            let Some(cur) = self.current.as_mut() else {
+                if self.open_next()? {
+                    continue;
+                }
+                return Ok(None);
+            };
+            let read_err = |e| JournalError::io("read", &cur.path, e);
+            match cur.window.step(cur.off).map_err(read_err)? {
+                Step::End => self.current = None,
+                Step::Frame(p) => {
+                    let off = cur.off;
+                    cur.off += p.framed_len as u64;
+                    if self.producer.is_some_and(|want| want != p.header.producer) {
+                        continue;
+                    }
+                    let bytes = cur.window.get(off, p.framed_len).map_err(read_err)?;
+                    return Ok(Some(Record::from_frame(&p, bytes, cur.number, off)));
+                }
+                Step::Bad(error) => {
+                    let err = JournalError::Corrupt { path: cur.path.clone(), offset: cur.off, error };
+                    if self.skip_corrupted {
+                        match cur.window.resync(cur.off).map_err(read_err)? {
+                            Some(next) => cur.off = next,
+                            None => self.current = None,
+                        }
+                    } else {
+                        self.done = true;
+                    }
+                    return Err(err);
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for Reader {
+    type Item = Result<Record, JournalError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.next_record() {
+            Ok(Some(r)) => Some(Ok(r)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                // A bad header or an I/O error ends the segment; whether
+                // reading goes on is up to `skip_corrupted`.
+                let recoverable = matches!(
+                    e,
+                    JournalError::Corrupt { .. }
+                        | JournalError::BadHeader { .. }
+                        | JournalError::Inconsistent { .. }
+                );
+                if !(self.skip_corrupted && recoverable) {
+                    self.done = true;
+                } else if !matches!(e, JournalError::Corrupt { .. }) {
+                    self.current = None;
+                }
+                Some(Err(e))
+            }
+        }
+    }
+}

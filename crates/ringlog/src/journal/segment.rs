@@ -1,0 +1,259 @@
+//! Reading segment files: positional reads through a bounded window, the
+//! frame-by-frame scan with resynchronisation after a bad frame, and the
+//! listing of a journal directory.
+//!
+//! Every length read from a file is checked against the file's length
+//! before anything is read at it, so no file content can make the scan
+//! panic, allocate more than `MAX_PAYLOAD` plus a window, or loop.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use super::error::FrameError;
+use super::format::{
+    parse_frame, parse_segment_file_name, FrameHeader, HeaderError, ParsedFrame, SegmentHeader,
+    FRAME_ALIGN, FRAME_HEADER_LEN, MAX_SEGMENT_HEADER_LEN, SEGMENT_EXTENSION,
+};
+use super::fs::JournalFile;
+
+/// Bytes read at once when scanning.
+const WINDOW_BYTES: usize = 1 << 20;
+
+/// Positional reads (`pread`).
+pub(crate) trait ReadAt {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+}
+
+impl ReadAt for File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        FileExt::read_at(self, buf, offset)
+    }
+}
+
+impl ReadAt for &[u8] {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.len());
+        let n = buf.len().min(self.len() - start);
+        buf[..n].copy_from_slice(&self[start..start + n]);
+        Ok(n)
+    }
+}
+
+/// Reads a [`JournalFile`] positionally.
+#[derive(Debug)]
+pub(crate) struct ViaJournalFile<'a, F>(pub(crate) &'a F);
+
+impl<F: JournalFile> ReadAt for ViaJournalFile<'_, F> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.0.read_at(buf, offset)
+    }
+}
+
+/// A cached range `[start, start + buf.len())` of a source of `len` bytes.
+#[derive(Debug)]
+pub(crate) struct Window<R> {
+    src: R,
+    /// Length of the source in bytes, fixed when the window is made.
+    len: u64,
+    /// Source offset of `buf[0]`.
+    start: u64,
+    buf: Vec<u8>,
+}
+
+/// What lies at an offset of a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The end of the file, exactly.
+    End,
+    /// A valid frame.
+    Frame(ParsedFrame),
+    /// Not a valid frame.
+    Bad(FrameError),
+}
+
+impl<R: ReadAt> Window<R> {
+    pub(crate) fn new(src: R, len: u64) -> Self {
+        Self { src, len, start: 0, buf: Vec::new() }
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// The bytes `[off, off + n)`; the caller ensures `off + n <= len`.
+    pub(crate) fn get(&mut self, off: u64, n: usize) -> io::Result<&[u8]> {
+        let end = off + n as u64;
+        debug_assert!(end <= self.len);
+        if off < self.start || end > self.start + self.buf.len() as u64 {
+            // Bounded: n <= framed_len(MAX_PAYLOAD) or the header maximum.
+            let want = (n.max(WINDOW_BYTES) as u64).min(self.len - off) as usize;
+            self.buf.resize(want, 0);
+            let mut filled = 0;
+            while filled < want {
+                match self.src.read_at(&mut self.buf[filled..], off + filled as u64) {
+                    Ok(0) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "file shrank while being read",
+                        ))
+                    }
+                    Ok(k) => filled += k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        self.buf.clear();
+                        return Err(e);
+                    }
+                }
+            }
+            self.start = off;
+        }
+        let at = (off - self.start) as usize;
+        Ok(&self.buf[at..at + n])
+    }
+
+    /// Reads and checks the segment header at offset 0.
+    pub(crate) fn header(&mut self) -> io::Result<Result<SegmentHeader, HeaderError>> {
+        let n = self.len.min(MAX_SEGMENT_HEADER_LEN as u64) as usize;
+        Ok(SegmentHeader::decode(self.get(0, n)?))
+    }
+
+    /// Classifies the bytes at `off` (`off <= len`).
+    pub(crate) fn step(&mut self, off: u64) -> io::Result<Step> {
+        let remaining = self.len - off;
+        if remaining == 0 {
+            return Ok(Step::End);
+        }
+        let available = usize::try_from(remaining).unwrap_or(usize::MAX);
+        if available < FRAME_HEADER_LEN {
+            return Ok(Step::Bad(FrameError::Truncated { needed: FRAME_HEADER_LEN, available }));
+        }
+        let header_bytes = self.get(off, FRAME_HEADER_LEN)?;
+        let Some(h) = FrameHeader::decode(header_bytes) else {
+            let available = header_bytes.len();
+            return Ok(Step::Bad(FrameError::Truncated { needed: FRAME_HEADER_LEN, available }));
+        };
+        let n = match h.check_len(available) {
+            Ok(n) => n,
+            Err(e) => return Ok(Step::Bad(e)),
+        };
+        Ok(match parse_frame(self.get(off, n)?) {
+            Ok(p) => Step::Frame(p),
+            Err(e) => Step::Bad(e),
+        })
+    }
+
+    /// The first 8-aligned offset after `bad` where a valid frame starts,
+    /// if any: tells a torn tail (none) from corruption in the middle.
+    pub(crate) fn resync(&mut self, bad: u64) -> io::Result<Option<u64>> {
+        let mut off = (bad + FRAME_ALIGN as u64) & !(FRAME_ALIGN as u64 - 1);
+        while off + FRAME_HEADER_LEN as u64 <= self.len {
+            if let Step::Frame(_) = self.step(off)? {
+                return Ok(Some(off));
+            }
+            off += FRAME_ALIGN as u64;
+        }
+        Ok(None)
+    }
+}
+
+/// A run of bad bytes found by [`scan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BadRange {
+    /// Offset of the first bad byte.
+    pub(crate) start: u64,
+    /// Offset of the next valid frame, or the file's end for a torn tail.
+    pub(crate) end: u64,
+    /// Why the frame at `start` was rejected.
+    pub(crate) error: FrameError,
+    /// No valid frame follows: a torn tail.
+    pub(crate) is_tail: bool,
+}
+
+/// Scans frames from `start`, calling `on_frame(offset, frame, bytes)` for
+/// every valid one. On a bad frame it resynchronises; with `stop_at_bad`
+/// it stops after the first bad range. Returns the bad ranges.
+pub(crate) fn scan<R: ReadAt>(
+    w: &mut Window<R>,
+    start: u64,
+    stop_at_bad: bool,
+    mut on_frame: impl FnMut(u64, &ParsedFrame, &[u8]),
+) -> io::Result<Vec<BadRange>> {
+    let mut bad = Vec::new();
+    let mut off = start;
+    loop {
+        match w.step(off)? {
+            Step::End => return Ok(bad),
+            Step::Frame(p) => {
+                on_frame(off, &p, w.get(off, p.framed_len)?);
+                off += p.framed_len as u64;
+            }
+            Step::Bad(error) => {
+                let next = w.resync(off)?;
+                bad.push(BadRange {
+                    start: off,
+                    end: next.unwrap_or(w.len()),
+                    error,
+                    is_tail: next.is_none(),
+                });
+                match next {
+                    Some(next) if !stop_at_bad => off = next,
+                    _ => return Ok(bad),
+                }
+            }
+        }
+    }
+}
+
+/// Segment numbers in a directory listing, sorted, and the names of
+/// leftover temporary files (`*.rlj.tmp`) from an interrupted creation.
+pub(crate) fn list_segments(names: Vec<OsString>) -> (Vec<u64>, Vec<OsString>) {
+    let mut segments = Vec::new();
+    let mut leftovers = Vec::new();
+    let tmp_suffix = format!(".{SEGMENT_EXTENSION}.tmp");
+    for name in names {
+        let Some(s) = name.to_str() else { continue };
+        if let Some(n) = parse_segment_file_name(s) {
+            segments.push(n);
+        } else if s.ends_with(&tmp_suffix) {
+            leftovers.push(name);
+        }
+    }
+    segments.sort_unstable();
+    (segments, leftovers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::format::frame_into_vec;
+
+    #[test]
+    fn scan_finds_frames_and_tells_tail_from_middle() {
+        let mut bytes = Vec::new();
+        for i in 0..4 {
+            frame_into_vec(&mut bytes, 1, i, 0, &[i as u8; 13]).unwrap();
+        }
+        let mut seen = 0;
+        let mut w = Window::new(&bytes[..], bytes.len() as u64);
+        assert!(scan(&mut w, 0, false, |_, _, _| seen += 1).unwrap().is_empty());
+        assert_eq!(seen, 4);
+
+        // Garble frame 1 of 4: corruption followed by valid frames.
+        let mut mid = bytes.clone();
+        mid[48 + 40] ^= 0xff;
+        let mut w = Window::new(&mid[..], mid.len() as u64);
+        let bad = scan(&mut w, 0, false, |_, _, _| {}).unwrap();
+        assert_eq!(bad.len(), 1);
+        assert!(!bad[0].is_tail);
+        assert_eq!((bad[0].start, bad[0].end), (48, 96));
+
+        // Cut in the middle of the last frame: a torn tail.
+        let torn = &bytes[..bytes.len() - 3];
+        let mut w = Window::new(torn, torn.len() as u64);
+        let bad = scan(&mut w, 0, false, |_, _, _| {}).unwrap();
+        assert!(bad[0].is_tail);
+        assert_eq!(bad[0].start, 144);
+    }
+}

@@ -1,0 +1,625 @@
+//! The journal writer: appends batches of framed records to the current
+//! segment with one `writev` per batch, rotates segments by size, enforces
+//! retention, syncs per policy, and rolls a failed append back to the last
+//! good frame boundary.
+//!
+//! Positions are journal-global byte counts of frame bytes (segment headers
+//! excluded), monotonic across rotation and retention: each segment header
+//! stores the position of its first frame.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::error::JournalError;
+use super::format::{
+    frame_into_vec, segment_file_name, walk_frames, SegmentHeader, FORMAT_VERSION,
+    SEGMENT_HEADER_LEN,
+};
+use super::fs::{JournalFile, JournalFs, StdFs};
+use super::recovery::{scan_last, RecoveryMode, RecoveryReport};
+use super::segment::list_segments;
+
+/// When the journal calls `fdatasync` by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncPolicy {
+    /// Only when [`Journal::sync`] is called.
+    #[default]
+    Never,
+    /// After every append.
+    EveryBatch,
+    /// After an append when at least this many milliseconds passed since
+    /// the last sync (checked on append and by [`Journal::sync_if_due`];
+    /// there is no background thread).
+    EveryMillis(u64),
+}
+
+/// How much old data the journal keeps; the oldest whole segments are
+/// deleted past either limit. The current segment is never deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retention {
+    /// Most bytes of segment files to keep.
+    pub max_bytes: Option<u64>,
+    /// Most segment files to keep.
+    pub max_segments: Option<usize>,
+}
+
+/// How a [`Journal`] is opened and runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalOptions {
+    /// A segment is rotated before a frame that would take it past this
+    /// many bytes (header included); a segment always holds at least one
+    /// frame, so a larger frame gets a segment of its own.
+    pub segment_bytes: u64,
+    /// When to sync.
+    pub sync: SyncPolicy,
+    /// Old segments to keep.
+    pub retention: Retention,
+    /// What recovery does with corruption before the tail.
+    pub recovery: RecoveryMode,
+}
+
+impl Default for JournalOptions {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 64 << 20,
+            sync: SyncPolicy::Never,
+            retention: Retention::default(),
+            recovery: RecoveryMode::Strict,
+        }
+    }
+}
+
+/// Pending unsynced rotated-out segments kept open at most; past this the
+/// oldest is synced on rotation.
+const MAX_UNSYNCED_SEGMENTS: usize = 8;
+
+/// An open segment file.
+#[derive(Debug)]
+struct OpenSegment<F> {
+    number: u64,
+    path: PathBuf,
+    file: F,
+    /// Length of the file up to the last good frame boundary.
+    len: u64,
+    /// Journal-global position of the first frame.
+    base: u64,
+}
+
+impl<F> OpenSegment<F> {
+    /// Journal-global position of the end of the last good frame.
+    fn end_position(&self) -> u64 {
+        self.base + (self.len - SEGMENT_HEADER_LEN as u64)
+    }
+}
+
+/// The durable, segmented, checksummed journal: the sink of the pipeline.
+///
+/// One writer per directory (the caller ensures it). Appends take batches of
+/// already-framed records (see [`frame_into`](super::frame_into)) as
+/// borrowed slices and write each batch with one `writev`, so ring memory
+/// goes to the file without a copy.
+///
+/// # Examples
+///
+/// ```
+/// use ringlog::journal::{frame_into_vec, Journal, JournalOptions, Reader, SyncPolicy};
+/// let dir = std::env::temp_dir().join(format!("ringlog-doc-journal-{}", std::process::id()));
+/// let options = JournalOptions { sync: SyncPolicy::EveryBatch, ..Default::default() };
+/// let mut journal = Journal::open(&dir, options).unwrap();
+///
+/// // Producers frame records into their own buffers (or ring memory)...
+/// let mut batch = Vec::new();
+/// for seq in 0..3 {
+///     frame_into_vec(&mut batch, 1, seq, 0, b"event").unwrap();
+/// }
+/// // ...and the consumer appends whole batches.
+/// let end = journal.append_frames(&batch).unwrap();
+/// assert_eq!(journal.durable_position(), end);
+/// drop(journal);
+///
+/// let records: Vec<_> = Reader::open(&dir).unwrap().collect::<Result<_, _>>().unwrap();
+/// assert_eq!(records.len(), 3);
+/// assert_eq!(records[2].seq, 2);
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct Journal<Fs: JournalFs = StdFs> {
+    fs: Fs,
+    dir: PathBuf,
+    options: JournalOptions,
+    current: OpenSegment<Fs::File>,
+    /// Rotated-out segments whose data is not yet durable, oldest first.
+    unsynced: VecDeque<OpenSegment<Fs::File>>,
+    /// Every segment before `current`: `(number, file bytes)`, oldest first.
+    older: VecDeque<(u64, u64)>,
+    /// Journal-global position after the last appended frame.
+    position: u64,
+    /// Everything before this position is durable.
+    durable: u64,
+    last_sync: Instant,
+    /// The current file may hold bytes past `current.len` from a failed
+    /// append whose rollback failed; cut them before the next write.
+    dirty_tail: bool,
+    poisoned: bool,
+    scratch: Vec<u8>,
+    report: RecoveryReport,
+    retention_error: Option<JournalError>,
+}
+
+impl Journal<StdFs> {
+    /// Opens (creating if needed) the journal in `dir` on the real file
+    /// system, recovering the last segment (see
+    /// [`recovery_report`](Self::recovery_report)).
+    ///
+    /// # Errors
+    ///
+    /// I/O errors with the path; [`JournalError::Corrupt`] for corruption
+    /// before the tail in [`RecoveryMode::Strict`];
+    /// [`JournalError::BadHeader`] for a last segment with a bad header.
+    pub fn open(dir: impl AsRef<Path>, options: JournalOptions) -> Result<Self, JournalError> {
+        Self::open_with(StdFs, dir, options)
+    }
+}
+
+fn now_unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// Most slices handed to one `writev` (Linux `IOV_MAX`).
+const MAX_IOVECS: usize = 1024;
+
+/// Writes all of `pieces` with as few `writev` calls as the kernel allows,
+/// looping over short writes.
+fn write_all_pieces<F: JournalFile>(file: &mut F, pieces: &[&[u8]]) -> std::io::Result<()> {
+    let mut rest: Vec<&[u8]> = pieces.iter().copied().filter(|p| !p.is_empty()).collect();
+    let mut first = 0;
+    let mut iov = Vec::with_capacity(rest.len().min(MAX_IOVECS));
+    while first < rest.len() {
+        iov.clear();
+        iov.extend(rest[first..].iter().take(MAX_IOVECS).map(|p| IoSlice::new(p)));
+        match file.write_vectored(&iov) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(mut n) => {
+                while first < rest.len() && n >= rest[first].len() {
+                    n -= rest[first].len();
+                    first += 1;
+                }
+                if n > 0 {
+                    rest[first] = &rest[first][n..];
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The part of a batch that goes to one segment.
+#[derive(Debug, Default)]
+struct Chunk<'a> {
+    pieces: Vec<&'a [u8]>,
+    bytes: u64,
+}
+
+impl<Fs: JournalFs> Journal<Fs> {
+    /// Opens (creating if needed) the journal in `dir` through the file
+    /// layer `fs` (a [`FaultyFs`](super::FaultyFs) in tests).
+    ///
+    /// # Errors
+    ///
+    /// As [`Journal::open`].
+    pub fn open_with(
+        fs: Fs,
+        dir: impl AsRef<Path>,
+        options: JournalOptions,
+    ) -> Result<Self, JournalError> {
+        let dir = dir.as_ref().to_owned();
+        fs.create_dir_all(&dir).map_err(|e| JournalError::io("create directory", &dir, e))?;
+        let names = fs.list_dir(&dir).map_err(|e| JournalError::io("list directory", &dir, e))?;
+        let (numbers, leftovers) = list_segments(names);
+        let mut report = RecoveryReport { segments: numbers.len(), ..Default::default() };
+        for name in &leftovers {
+            let path = dir.join(name);
+            fs.remove_file(&path).map_err(|e| JournalError::io("remove", &path, e))?;
+            report.removed_temp_files += 1;
+        }
+        let mut older = VecDeque::new();
+        let current = if let Some((&last, rest)) = numbers.split_last() {
+            for &n in rest {
+                let path = dir.join(segment_file_name(n));
+                let mut f = fs.open_rw(&path).map_err(|e| JournalError::io("open", &path, e))?;
+                let len = f.len().map_err(|e| JournalError::io("stat", &path, e))?;
+                f.sync_data().map_err(|e| JournalError::io("fdatasync", &path, e))?;
+                older.push_back((n, len));
+            }
+            let path = dir.join(segment_file_name(last));
+            let mut file = fs.open_rw(&path).map_err(|e| JournalError::io("open", &path, e))?;
+            let found = scan_last(&file, &path, options.recovery)?;
+            if found.header.segment != last {
+                return Err(JournalError::Inconsistent {
+                    path,
+                    what: format!("header says segment {}", found.header.segment),
+                });
+            }
+            if usize::from(found.header.header_len) != SEGMENT_HEADER_LEN {
+                // A longer header is a later minor revision: read, not append.
+                return Err(JournalError::Inconsistent {
+                    path,
+                    what: format!("header of {} bytes; this version appends after 48", found.header.header_len),
+                });
+            }
+            // Cut the torn tail (or nothing) and put the cursor at the end.
+            file.truncate(found.valid_len).map_err(|e| JournalError::io("truncate", &path, e))?;
+            file.sync_data().map_err(|e| JournalError::io("fdatasync", &path, e))?;
+            if found.valid_len < found.file_len {
+                report.truncated_at = Some(found.valid_len);
+                report.truncated_bytes = found.file_len - found.valid_len;
+            }
+            report.records_scanned = found.records;
+            report.skipped = found.skipped;
+            report.last_segment = Some(path.clone());
+            OpenSegment {
+                number: last,
+                path,
+                file,
+                len: found.valid_len,
+                base: found.header.base_position,
+            }
+        } else {
+            create_segment(&fs, &dir, 1, 0)?
+        };
+        let position = current.end_position();
+        report.position = position;
+        Ok(Self {
+            fs,
+            dir,
+            options,
+            current,
+            unsynced: VecDeque::new(),
+            older,
+            position,
+            durable: position,
+            last_sync: Instant::now(),
+            dirty_tail: false,
+            poisoned: false,
+            scratch: Vec::new(),
+            report,
+            retention_error: None,
+        })
+    }
+
+    /// What recovery found and did when this journal was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// The journal's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Journal-global byte position after the last appended frame.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Everything before this journal-global byte position is durable.
+    pub fn durable_position(&self) -> u64 {
+        self.durable
+    }
+
+    /// Number of the segment being appended to.
+    pub fn current_segment(&self) -> u64 {
+        self.current.number
+    }
+
+    /// The last failure to delete a segment for retention, if any (the
+    /// append that triggered it succeeded; deletion is retried on the next
+    /// rotation).
+    pub fn take_retention_error(&mut self) -> Option<JournalError> {
+        self.retention_error.take()
+    }
+
+    /// Frames one record into an internal buffer and appends it.
+    ///
+    /// # Errors
+    ///
+    /// As [`append_frames`](Self::append_frames), and
+    /// [`JournalError::PayloadTooLarge`].
+    pub fn append(
+        &mut self,
+        producer: u32,
+        seq: u64,
+        timestamp: u64,
+        payload: &[u8],
+    ) -> Result<u64, JournalError> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let result = frame_into_vec(&mut scratch, producer, seq, timestamp, payload)
+            .and_then(|_| self.append_pieces(&[&scratch]));
+        self.scratch = scratch;
+        result
+    }
+
+    /// Appends a batch of whole frames (as made by
+    /// [`frame_into`](super::frame_into)) with one `write`, splitting it at
+    /// frame boundaries if it crosses a segment rotation. Returns the
+    /// journal-global position after the batch.
+    ///
+    /// The frame headers are walked (cheap) to find frame boundaries; the
+    /// CRCs are checked only in debug builds.
+    ///
+    /// All or nothing: on error nothing of the batch is in the journal
+    /// (the files are cut back to the last good frame boundary) and the
+    /// same batch can be appended again, e.g. after
+    /// [`JournalError::NoSpace`] once space is freed.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::InvalidBatch`] if `frames` is not a sequence of
+    /// whole frames; [`JournalError::NoSpace`], [`JournalError::DeviceIo`],
+    /// [`JournalError::Io`] with the path; [`JournalError::Poisoned`] after
+    /// a failed sync.
+    pub fn append_frames(&mut self, frames: &[u8]) -> Result<u64, JournalError> {
+        self.append_pieces(&[frames])
+    }
+
+    /// [`append_frames`](Self::append_frames) for a batch in several slices
+    /// (e.g. the two halves of a wrapped ring), written with one `writev`.
+    /// Each slice holds whole frames.
+    ///
+    /// # Errors
+    ///
+    /// As [`append_frames`](Self::append_frames).
+    pub fn append_frames_vectored(&mut self, slices: &[IoSlice<'_>]) -> Result<u64, JournalError> {
+        let pieces: Vec<&[u8]> = slices.iter().map(|s| &**s).collect();
+        self.append_pieces(&pieces)
+    }
+
+    fn check_usable(&mut self) -> Result<(), JournalError> {
+        if self.poisoned {
+            return Err(JournalError::Poisoned { durable: self.durable });
+        }
+        if self.dirty_tail {
+            let seg = &mut self.current;
+            seg.file.truncate(seg.len).map_err(|e| JournalError::io("truncate", &seg.path, e))?;
+            self.dirty_tail = false;
+        }
+        Ok(())
+    }
+
+    /// Splits the batch into per-segment chunks at frame boundaries.
+    fn plan<'a>(&self, pieces: &[&'a [u8]]) -> Result<Vec<Chunk<'a>>, JournalError> {
+        let limit = self.options.segment_bytes;
+        let empty_len = SEGMENT_HEADER_LEN as u64;
+        let mut chunks = vec![Chunk::default()];
+        let mut seg_len = self.current.len;
+        let mut batch_off = 0usize;
+        for &piece in pieces {
+            // Start of the not-yet-assigned part of `piece`.
+            let mut from = 0usize;
+            let mut cut_points = Vec::new();
+            walk_frames(piece, |off, n| {
+                if seg_len > empty_len && seg_len + n as u64 > limit {
+                    cut_points.push(off);
+                    seg_len = empty_len;
+                }
+                seg_len += n as u64;
+            })
+            .map_err(|(off, error)| JournalError::InvalidBatch { offset: batch_off + off, error })?;
+            for cut in cut_points {
+                let chunk = chunks.last_mut().expect("chunks is never empty");
+                chunk.pieces.push(&piece[from..cut]);
+                chunk.bytes += (cut - from) as u64;
+                chunks.push(Chunk::default());
+                from = cut;
+            }
+            let chunk = chunks.last_mut().expect("chunks is never empty");
+            chunk.pieces.push(&piece[from..]);
+            chunk.bytes += (piece.len() - from) as u64;
+            batch_off += piece.len();
+        }
+        Ok(chunks)
+    }
+
+    fn append_pieces(&mut self, pieces: &[&[u8]]) -> Result<u64, JournalError> {
+        self.check_usable()?;
+        let chunks = self.plan(pieces)?;
+        let total: u64 = chunks.iter().map(|c| c.bytes).sum();
+        if total == 0 {
+            return Ok(self.position);
+        }
+        // Create the segments this batch rotates into before writing, so a
+        // failure leaves nothing half done.
+        let mut fresh: Vec<OpenSegment<Fs::File>> = Vec::new();
+        let mut base = self.position + chunks[0].bytes;
+        for (i, chunk) in chunks.iter().enumerate().skip(1) {
+            match create_segment(&self.fs, &self.dir, self.current.number + i as u64, base) {
+                Ok(seg) => fresh.push(seg),
+                Err(e) => {
+                    self.discard_fresh(fresh);
+                    return Err(e);
+                }
+            }
+            base += chunk.bytes;
+        }
+        // Write the chunks.
+        let mut failure = None;
+        for (i, chunk) in chunks.iter().enumerate() {
+            let seg = if i == 0 { &mut self.current } else { &mut fresh[i - 1] };
+            if let Err(e) = write_all_pieces(&mut seg.file, &chunk.pieces) {
+                failure = Some(JournalError::io("write", &seg.path, e));
+                break;
+            }
+        }
+        if let Some(err) = failure {
+            // Roll back to the last good frame boundary.
+            let seg = &mut self.current;
+            if seg.file.truncate(seg.len).is_err() {
+                self.dirty_tail = true;
+            }
+            self.discard_fresh(fresh);
+            return Err(err);
+        }
+        // Commit.
+        self.current.len += chunks[0].bytes;
+        for (seg, chunk) in fresh.into_iter().zip(&chunks[1..]) {
+            let mut seg = seg;
+            seg.len += chunk.bytes;
+            let old = std::mem::replace(&mut self.current, seg);
+            self.older.push_back((old.number, old.len));
+            if old.end_position() > self.durable {
+                self.unsynced.push_back(old);
+            }
+        }
+        self.position += total;
+        if chunks.len() > 1 {
+            self.after_rotation()?;
+        }
+        match self.options.sync {
+            SyncPolicy::Never => {}
+            SyncPolicy::EveryBatch => {
+                self.sync()?;
+            }
+            SyncPolicy::EveryMillis(_) => {
+                self.sync_if_due()?;
+            }
+        }
+        Ok(self.position)
+    }
+
+    /// Removes segments created for a batch that failed. A segment that
+    /// cannot be removed may hold frames of the failed batch: poison.
+    fn discard_fresh(&mut self, fresh: Vec<OpenSegment<Fs::File>>) {
+        for seg in fresh {
+            let path = seg.path.clone();
+            drop(seg);
+            if self.fs.remove_file(&path).is_err() {
+                self.poisoned = true;
+            }
+        }
+    }
+
+    /// Bounds the open unsynced segments and applies retention.
+    fn after_rotation(&mut self) -> Result<(), JournalError> {
+        while self.unsynced.len() > MAX_UNSYNCED_SEGMENTS {
+            self.sync_oldest_unsynced()?;
+        }
+        let keep = self.options.retention;
+        let mut bytes: u64 = self.older.iter().map(|s| s.1).sum::<u64>() + self.current.len;
+        while let Some(&(number, len)) = self.older.front() {
+            let too_many = keep.max_segments.is_some_and(|m| self.older.len() + 1 > m);
+            let too_big = keep.max_bytes.is_some_and(|m| bytes > m);
+            if !(too_many || too_big) {
+                break;
+            }
+            let path = self.dir.join(segment_file_name(number));
+            if let Err(e) = self.fs.remove_file(&path) {
+                self.retention_error = Some(JournalError::io("remove", &path, e));
+                break;
+            }
+            self.unsynced.retain(|s| s.number != number);
+            self.older.pop_front();
+            bytes -= len;
+        }
+        Ok(())
+    }
+
+    fn sync_oldest_unsynced(&mut self) -> Result<(), JournalError> {
+        if let Some(seg) = self.unsynced.front_mut() {
+            if let Err(e) = seg.file.sync_data() {
+                self.poisoned = true;
+                return Err(JournalError::io("fdatasync", &seg.path, e));
+            }
+            self.durable = self.durable.max(seg.end_position());
+            self.unsynced.pop_front();
+        }
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable (`fdatasync` of every
+    /// segment with unsynced data, oldest first) and returns the durable
+    /// journal-global position, which never decreases.
+    ///
+    /// # Errors
+    ///
+    /// A failed `fdatasync` ([`JournalError::DeviceIo`] for `EIO`) poisons
+    /// the journal: the kernel may have dropped the unsynced pages, so the
+    /// data past [`durable_position`](Self::durable_position) is in doubt.
+    /// Later calls return [`JournalError::Poisoned`]; reopen the journal to
+    /// recover and re-append what the caller still holds.
+    pub fn sync(&mut self) -> Result<u64, JournalError> {
+        self.check_usable()?;
+        if self.durable == self.position {
+            return Ok(self.durable);
+        }
+        while !self.unsynced.is_empty() {
+            self.sync_oldest_unsynced()?;
+        }
+        let seg = &mut self.current;
+        if let Err(e) = seg.file.sync_data() {
+            self.poisoned = true;
+            return Err(JournalError::io("fdatasync", &seg.path, e));
+        }
+        self.durable = self.position;
+        self.last_sync = Instant::now();
+        Ok(self.durable)
+    }
+
+    /// Syncs if the policy is [`SyncPolicy::EveryMillis`] and the interval
+    /// has passed; returns the durable position. Call it when idle.
+    ///
+    /// # Errors
+    ///
+    /// As [`sync`](Self::sync).
+    pub fn sync_if_due(&mut self) -> Result<u64, JournalError> {
+        if let SyncPolicy::EveryMillis(ms) = self.options.sync {
+            if self.last_sync.elapsed() >= Duration::from_millis(ms) {
+                return self.sync();
+            }
+        }
+        Ok(self.durable)
+    }
+}
+
+/// Creates segment `number` durably: header written and synced under a
+/// temporary name, renamed into place, directory synced. Cleans up on error.
+fn create_segment<Fs: JournalFs>(
+    fs: &Fs,
+    dir: &Path,
+    number: u64,
+    base_position: u64,
+) -> Result<OpenSegment<Fs::File>, JournalError> {
+    let path = dir.join(segment_file_name(number));
+    let tmp = dir.join(format!("{}.tmp", segment_file_name(number)));
+    let header = SegmentHeader {
+        version: FORMAT_VERSION,
+        header_len: SEGMENT_HEADER_LEN as u16,
+        flags: 0,
+        segment: number,
+        created_unix_nanos: now_unix_nanos(),
+        base_position,
+    }
+    .encode();
+    let mut file = fs.create_new(&tmp).map_err(|e| JournalError::io("create", &tmp, e))?;
+    let result = write_all_pieces(&mut file, &[&header])
+        .map_err(|e| JournalError::io("write", &tmp, e))
+        .and_then(|()| file.sync_data().map_err(|e| JournalError::io("fdatasync", &tmp, e)))
+        .and_then(|()| fs.rename(&tmp, &path).map_err(|e| JournalError::io("rename", &tmp, e)));
+    if let Err(e) = result {
+        drop(file);
+        let _ = fs.remove_file(&tmp);
+        return Err(e);
+    }
+    if let Err(e) = fs.sync_dir(dir) {
+        drop(file);
+        let _ = fs.remove_file(&path);
+        return Err(JournalError::io("sync directory", dir, e));
+    }
+    Ok(OpenSegment { number, path, file, len: SEGMENT_HEADER_LEN as u64, base: base_position })
+}

@@ -9,6 +9,7 @@
 //! | [`wait`] | spin, yield, then sleep on a futex word; no syscall on the fast path |
 //! | [`region`] | the memory a ring lives in: heap now, a shared mapping for `shm` |
 //! | [`ring`] | SPSC byte ring: variable-size records, claim/commit, batch read/release |
+//! | [`bytes`] | MPSC byte queues: double buffer, fan-in, shared ring behind one reader trait |
 //! | [`spsc`] | typed SPSC ring of `T` with blocking and batch operations |
 //!
 //! # Example
@@ -45,6 +46,7 @@
     clippy::undocumented_unsafe_blocks
 )]
 
+pub mod bytes;
 pub mod region;
 pub mod ring;
 pub(crate) mod sync;

@@ -59,10 +59,10 @@
 mod arena;
 pub mod double_buffer;
 mod error;
-// pub mod fan_in;
+pub mod fan_in;
 mod policy;
 pub mod record;
-// pub mod shared_ring;
+pub mod shared_ring;
 mod stats;
 
 pub use error::{

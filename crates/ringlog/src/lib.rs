@@ -10,9 +10,9 @@
 //! | [`region`] | the memory a ring lives in: heap now, a shared mapping for `shm` |
 //! | [`ring`] | SPSC byte ring: variable-size records, claim/commit, batch read/release |
 //! | `spsc` | typed SPSC ring of `T` with blocking and batch operations |
-//! | [`stats`] | counters without shared-line writes, size and latency histograms |
-
+//! | [`bytes`] | MPSC byte queues: double buffer, fan-in, shared ring behind one reader trait |
 //! | [`journal`] | segment files of checksummed records: append, rotate, sync, recover, read, verify |
+//! | [`stats`] | counters without shared-line writes, size and latency histograms |
 //!
 //! # Example
 //!
@@ -48,6 +48,7 @@
     clippy::undocumented_unsafe_blocks
 )]
 
+pub mod bytes;
 pub mod journal;
 pub mod region;
 pub mod ring;

@@ -1,0 +1,432 @@
+//! Fan-in (seed 004): one SPSC byte [`ring`](crate::ring) per writer, plus a
+//! doorbell [`Event`] the reader sleeps on.
+//!
+//! Writers never contend: each owns its ring. After each commit a writer
+//! rings the doorbell, which costs a fence and a load, and a system call only
+//! when the reader announced it is going to sleep (the event's Dekker
+//! protocol: the reader re-checks every ring after announcing, so no wake-up
+//! is lost). The reader visits the rings round-robin and takes one ring's
+//! committed records per batch: at most two slices (the second when the
+//! batch wraps the ring's end; the first then ends with the ring's padding
+//! record, which [`Batch::records`] skips).
+//!
+//! Full and empty are per ring: a writer blocks (or drops, under
+//! `DropNewest`) only when *its* ring is full, whatever the others do.
+//!
+//! # Limits
+//!
+//! Capacity per ring 64 B ..= 1 TiB, rounded up to a power of two; at most
+//! 256 writers; largest payload `capacity / 2 - 8` (the ring's limit: a
+//! record must fit wherever the ring wrapped). `DropOldest` is not supported
+//! (see [`Policy`]).
+//!
+//! # Examples
+//!
+//! ```
+//! use ringlog::bytes::{fan_in, ByteQueueReader, ByteQueueWriter, Config};
+//!
+//! let (mut writers, mut reader) = fan_in::channel(Config::new(4096, 2)).unwrap();
+//! writers[0].try_push(b"from 0").unwrap();
+//! writers[1].try_push(b"from 1").unwrap();
+//! let mut seen = Vec::new();
+//! while let Ok(batch) = reader.try_read() {
+//!     seen.extend(batch.records().map(<[u8]>::to_vec));
+//!     batch.release();
+//! }
+//! seen.sort();
+//! assert_eq!(seen, [b"from 0".to_vec(), b"from 1".to_vec()]);
+//! ```
+
+use super::record::RECORD_HEADER_LEN;
+use super::stats::{writer_slots, ReaderCounters, WriterSlots};
+use super::{
+    Batch, ByteQueueReader, ByteQueueWriter, ClaimError, CommitGrant, Config, NewQueueError,
+    Policy, QueueStats, ReadError, Records, TooLarge, TryClaimError, TryReadError,
+};
+use crate::region::HeapRegion;
+use crate::ring::{self, Consumer, Producer, Ring};
+use crate::sync::{Arc, Ordering};
+use crate::wait::{Deadline, Event, WaitStrategy};
+use crossbeam_utils::CachePadded;
+use std::mem::ManuallyDrop;
+use std::ops::{Deref, DerefMut};
+use std::time::Instant;
+
+/// Most writers one queue supports.
+pub const MAX_WRITERS: usize = 256;
+
+#[derive(Debug)]
+struct Shared {
+    /// The reader sleeps here when every ring is empty; writers notify.
+    doorbell: CachePadded<Event>,
+    policy: Policy,
+    writer_stats: WriterSlots,
+    reader_stats: CachePadded<ReaderCounters>,
+}
+
+/// Builds a fan-in queue: `config.writers` rings of `config.capacity_bytes`
+/// each (rounded up to a power of two).
+///
+/// # Errors
+///
+/// [`NewQueueError`] when capacity or writer count is out of range.
+pub fn channel(config: Config) -> Result<(Vec<Writer>, Reader), NewQueueError> {
+    if !(ring::MIN_CAPACITY..=ring::MAX_CAPACITY).contains(&config.capacity_bytes) {
+        return Err(NewQueueError::Capacity {
+            requested: config.capacity_bytes,
+            min: ring::MIN_CAPACITY,
+            max: ring::MAX_CAPACITY,
+        });
+    }
+    if !(1..=MAX_WRITERS).contains(&config.writers) {
+        return Err(NewQueueError::Writers {
+            requested: config.writers,
+            max: MAX_WRITERS,
+        });
+    }
+    let capacity = config.capacity_bytes.next_power_of_two();
+    let shared = Arc::new(Shared {
+        doorbell: CachePadded::new(Event::new()),
+        policy: config.policy,
+        writer_stats: writer_slots(config.writers),
+        reader_stats: CachePadded::new(ReaderCounters::new()),
+    });
+    let mut writers = Vec::with_capacity(config.writers);
+    let mut lanes = Vec::with_capacity(config.writers);
+    for id in 0..config.writers {
+        // The ring is built by hand rather than with `ring::channel` so that
+        // the reader keeps a handle on ring memory: `ring::ReadBatch` yields
+        // records one by one but does not expose the batch's raw bytes.
+        let region = HeapRegion::new(Ring::<HeapRegion>::region_len(capacity));
+        // SAFETY: the region is fresh, so nobody else uses it; capacity is a
+        // power of two and the region has room for it.
+        let ring = Arc::new(unsafe { Ring::init(region, capacity) });
+        let mut producer = Producer::new(ring.clone());
+        producer.set_wait_strategy(config.wait);
+        let mut consumer = Consumer::new(ring.clone());
+        consumer.set_wait_strategy(config.wait);
+        writers.push(Writer {
+            producer: ManuallyDrop::new(producer),
+            shared: shared.clone(),
+            id,
+        });
+        lanes.push(Lane { ring, consumer });
+    }
+    let reader = Reader {
+        lanes,
+        next: 0,
+        shared,
+        strategy: config.wait,
+    };
+    Ok((writers, reader))
+}
+
+/// A writer's handle: owns its ring's producer end. `Send`, not `Clone`.
+pub struct Writer {
+    /// Dropped by hand in `Drop`, before the doorbell rings.
+    producer: ManuallyDrop<Producer>,
+    shared: Arc<Shared>,
+    id: usize,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn try_claim_error(e: ring::TryClaimError) -> TryClaimError {
+    match e {
+        ring::TryClaimError::Full => TryClaimError::Full,
+        ring::TryClaimError::TooLarge(t) => TooLarge {
+            requested: t.requested,
+            max: t.max,
+        }
+        .into(),
+        // Corruption cannot happen in private memory; treat the ring as gone.
+        ring::TryClaimError::Disconnected | ring::TryClaimError::Corrupt(_) => {
+            TryClaimError::Disconnected
+        }
+    }
+}
+
+impl Writer {
+    /// Sets how `claim`/`push` wait under the `Block` policy.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.producer.set_wait_strategy(strategy);
+    }
+}
+
+impl ByteQueueWriter for Writer {
+    type Grant<'a> = Grant<'a>;
+
+    fn id(&self) -> usize {
+        self.id
+    }
+
+    /// `capacity / 2 - 8`, the ring's limit.
+    fn max_record_len(&self) -> usize {
+        self.producer.max_record_len()
+    }
+
+    fn try_claim(&mut self, len: usize) -> Result<Grant<'_>, TryClaimError> {
+        let Self {
+            producer,
+            shared,
+            id,
+        } = self;
+        let g = producer.try_claim(len).map_err(try_claim_error)?;
+        Ok(Grant {
+            inner: g,
+            shared,
+            id: *id,
+        })
+    }
+
+    fn claim(&mut self, len: usize, deadline: Deadline) -> Result<Grant<'_>, ClaimError> {
+        // Probe first (a ring grant dropped unused costs nothing), so the
+        // fast path needs no clock read.
+        let fits = match self.producer.try_claim(len) {
+            Ok(_) => true,
+            Err(ring::TryClaimError::Full) => false,
+            Err(e) => {
+                return Err(match try_claim_error(e) {
+                    TryClaimError::TooLarge(t) => ClaimError::TooLarge(t),
+                    _ => ClaimError::Disconnected,
+                })
+            }
+        };
+        if fits {
+            return self.try_claim(len).map_err(|_| ClaimError::Disconnected);
+        }
+        if self.shared.policy == Policy::DropNewest {
+            self.shared.writer_stats[self.id].dropped.add(1);
+            return Err(ClaimError::Dropped);
+        }
+        let start = Instant::now();
+        let r = self.producer.claim(len, deadline);
+        self.shared.writer_stats[self.id].add_blocked(start.elapsed());
+        match r {
+            Ok(g) => {
+                let Self { shared, id, .. } = self;
+                Ok(Grant {
+                    inner: g,
+                    shared,
+                    id: *id,
+                })
+            }
+            Err(ring::ClaimError::Timeout) => Err(ClaimError::Timeout),
+            Err(ring::ClaimError::TooLarge(t)) => Err(TooLarge {
+                requested: t.requested,
+                max: t.max,
+            }
+            .into()),
+            Err(ring::ClaimError::Disconnected | ring::ClaimError::Corrupt(_)) => {
+                Err(ClaimError::Disconnected)
+            }
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // SAFETY: dropped exactly once, here, and never used afterwards.
+        unsafe { ManuallyDrop::drop(&mut self.producer) };
+        // The producer's drop published `closed` (Release); ring after it so
+        // a sleeping reader re-checks and sees it.
+        self.shared.doorbell.notify();
+    }
+}
+
+/// Room for one record in the writer's ring; see [`ring::Grant`].
+pub struct Grant<'a> {
+    inner: ring::Grant<'a>,
+    shared: &'a Shared,
+    id: usize,
+}
+
+impl std::fmt::Debug for Grant<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant")
+            .field("len", &self.inner.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CommitGrant for Grant<'_> {
+    /// Publishes the first `n` payload bytes as one record and rings the
+    /// doorbell. The rest of the grant goes back to the ring.
+    ///
+    /// # Panics
+    ///
+    /// If `n` exceeds the claimed length.
+    fn commit(self, n: usize) {
+        self.inner.commit(n);
+        // The ring's commit stored `head` with Release before this.
+        self.shared.doorbell.notify();
+        let c = &self.shared.writer_stats[self.id];
+        c.records.add(1);
+        c.bytes.add(n as u64);
+    }
+}
+
+impl Deref for Grant<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.inner
+    }
+}
+
+impl DerefMut for Grant<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.inner
+    }
+}
+
+/// One writer's ring, seen from the reader.
+struct Lane {
+    /// The same ring the consumer reads, kept to slice its memory.
+    ring: Arc<Ring<HeapRegion>>,
+    consumer: Consumer,
+}
+
+/// The reader's handle; see [`ByteQueueReader`].
+pub struct Reader {
+    lanes: Vec<Lane>,
+    /// Ring to look at first next time (round-robin fairness).
+    next: usize,
+    shared: Arc<Shared>,
+    strategy: WaitStrategy,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("rings", &self.lanes.len())
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reader {
+    /// Sets how `read` waits.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    /// The first ring, from `next` on, with committed records.
+    fn ready_lane(lanes: &[Lane], next: usize) -> Option<usize> {
+        let n = lanes.len();
+        (0..n)
+            .map(|k| (next + k) % n)
+            .find(|&i| lanes[i].consumer.available() > 0)
+    }
+
+    fn all_gone(lanes: &[Lane]) -> bool {
+        // `is_abandoned` is an Acquire load pairing with the producer's
+        // Release close, so `available` afterwards sees its last commit.
+        lanes
+            .iter()
+            .all(|l| l.consumer.is_abandoned() && l.consumer.available() == 0)
+    }
+
+    fn poll(&mut self) -> Result<usize, TryReadError> {
+        match Self::ready_lane(&self.lanes, self.next) {
+            Some(i) => Ok(i),
+            None if Self::all_gone(&self.lanes) => Err(TryReadError::Disconnected),
+            None => Err(TryReadError::Empty),
+        }
+    }
+
+    fn batch(&mut self, i: usize) -> Result<Batch<'_>, TryReadError> {
+        self.next = (i + 1) % self.lanes.len();
+        let Lane { ring, consumer } = &mut self.lanes[i];
+        let ring: &Ring<HeapRegion> = ring;
+        // Relaxed: our own last store (only the consumer writes `tail`).
+        let tail = ring.control().consumer.pos.load(Ordering::Relaxed);
+        let b = match consumer.try_read() {
+            Ok(b) => b,
+            // Only we consume, and `available` said there is data.
+            Err(_) => return Err(TryReadError::Empty),
+        };
+        let cap = ring.capacity();
+        let start = tail & ring.mask();
+        let len = b.len_bytes() as u64;
+        let first = len.min(cap - start);
+        ring.track_read(tail, len);
+        // SAFETY: [tail, tail + len) is the batch the consumer just read: the
+        // producer committed it (Acquire in `try_read`) and does not touch it
+        // until the batch is released, which consumes `b` held in the Batch.
+        // `first` stops at the end of the data area, the rest starts at 0.
+        let (s0, s1): (&[u8], &[u8]) = unsafe {
+            (
+                std::slice::from_raw_parts(ring.data(start), first as usize),
+                std::slice::from_raw_parts(ring.data(0), (len - first) as usize),
+            )
+        };
+        let records = Records::new([s0, s1]).count();
+        Ok(Batch::from_ring(
+            [s0, s1],
+            records,
+            b,
+            &self.shared.reader_stats,
+        ))
+    }
+}
+
+impl ByteQueueReader for Reader {
+    fn try_read(&mut self) -> Result<Batch<'_>, TryReadError> {
+        let i = self.poll()?;
+        self.batch(i)
+    }
+
+    fn read(&mut self, deadline: Deadline) -> Result<Batch<'_>, ReadError> {
+        let i = loop {
+            match self.poll() {
+                Ok(i) => break i,
+                Err(TryReadError::Disconnected) => return Err(ReadError::Disconnected),
+                Err(TryReadError::Empty) => {
+                    // A gone writer's ring keeps the condition true; wait
+                    // only on the live ones then.
+                    let live = self.lanes.iter().any(|l| !l.consumer.is_abandoned());
+                    if live && !self.wait_live(deadline) {
+                        return Err(ReadError::Timeout);
+                    }
+                }
+            }
+        };
+        self.batch(i).map_err(|_| ReadError::Timeout)
+    }
+
+    fn is_disconnected(&self) -> bool {
+        Self::all_gone(&self.lanes)
+    }
+
+    fn stats(&self) -> QueueStats {
+        QueueStats::collect(&self.shared.writer_stats, &self.shared.reader_stats)
+    }
+
+    fn max_record_len(&self) -> usize {
+        self.lanes[0].ring.capacity() as usize / 2 - RECORD_HEADER_LEN
+    }
+}
+
+impl Reader {
+    /// Waits until a ring has data or one more writer goes away.
+    fn wait_live(&self, deadline: Deadline) -> bool {
+        let lanes = &self.lanes;
+        let gone = |l: &&Lane| l.consumer.is_abandoned();
+        let gone_before = lanes.iter().filter(gone).count();
+        self.shared
+            .doorbell
+            .wait_until(&self.strategy, deadline, || {
+                lanes.iter().any(|l| l.consumer.available() > 0)
+                    || lanes.iter().filter(gone).count() != gone_before
+            })
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;

@@ -1,0 +1,125 @@
+//! The record frame every byte queue uses in its memory: an 8-byte header
+//! (`u32` payload length, `u32` kind, native endian) followed by the payload,
+//! padded with unspecified bytes to a multiple of 8.
+//!
+//! It is the same frame as the SPSC byte ring's, so the fan-in design hands
+//! out ring memory unchanged and a sink sees one format whatever the design.
+//! A header of kind [`KIND_PAD`] covers bytes that carry no record (a partial
+//! commit's slack, an abandoned grant); [`Records`] skips them.
+
+/// Length of a record header in bytes.
+pub const RECORD_HEADER_LEN: usize = 8;
+
+/// `kind` of a record carrying a payload (never 0, so a zeroed header is
+/// never mistaken for a record).
+pub const KIND_DATA: u32 = 0x5244_4154;
+/// `kind` of a padding record: `len` bytes that carry no record follow.
+pub const KIND_PAD: u32 = 0x5250_4144;
+
+/// Total bytes a record of `payload_len` payload bytes occupies: the header
+/// plus the payload rounded up to a multiple of 8.
+#[inline]
+pub const fn record_len(payload_len: usize) -> usize {
+    RECORD_HEADER_LEN + ((payload_len + 7) & !7)
+}
+
+/// Encodes a header word.
+#[inline]
+pub(crate) const fn encode_header(len: u32, kind: u32) -> u64 {
+    len as u64 | ((kind as u64) << 32)
+}
+
+/// Decodes a header word into `(len, kind)`.
+#[inline]
+pub(crate) const fn decode_header(word: u64) -> (u32, u32) {
+    (word as u32, (word >> 32) as u32)
+}
+
+/// Iterator over the payloads of the records in a batch's slices, in order;
+/// padding records are skipped.
+///
+/// Queue memory is private to the process, so a malformed header is a bug in
+/// the queue; the iterator stops there instead of reading out of bounds.
+#[derive(Debug, Clone)]
+pub struct Records<'a> {
+    slices: [&'a [u8]; 2],
+    /// Which slice we are in.
+    which: usize,
+    /// Byte offset inside it.
+    pos: usize,
+}
+
+impl<'a> Records<'a> {
+    pub(crate) fn new(slices: [&'a [u8]; 2]) -> Self {
+        Self {
+            slices,
+            which: 0,
+            pos: 0,
+        }
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        loop {
+            let s = *self.slices.get(self.which)?;
+            if self.pos >= s.len() {
+                self.which += 1;
+                self.pos = 0;
+                continue;
+            }
+            let rest = &s[self.pos..];
+            let Some(head) = rest.get(..RECORD_HEADER_LEN) else {
+                debug_assert!(false, "batch ends inside a record header");
+                self.which = 2;
+                return None;
+            };
+            let word = u64::from_ne_bytes(head.try_into().expect("8 bytes"));
+            let (len, kind) = decode_header(word);
+            let len = len as usize;
+            let total = if kind == KIND_PAD {
+                RECORD_HEADER_LEN + len
+            } else {
+                record_len(len)
+            };
+            if (kind != KIND_DATA && kind != KIND_PAD) || total > rest.len() {
+                debug_assert!(false, "malformed record header {word:#x}");
+                self.which = 2;
+                return None;
+            }
+            self.pos += total;
+            if kind == KIND_DATA {
+                return Some(&rest[RECORD_HEADER_LEN..RECORD_HEADER_LEN + len]);
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn frame(out: &mut Vec<u8>, payload: &[u8]) {
+        out.extend_from_slice(&encode_header(payload.len() as u32, KIND_DATA).to_ne_bytes());
+        out.extend_from_slice(payload);
+        out.resize(out.len().next_multiple_of(8), 0);
+    }
+
+    #[test]
+    fn records_walk_both_slices_and_skip_padding() {
+        let mut a = Vec::new();
+        frame(&mut a, b"one");
+        a.extend_from_slice(&encode_header(8, KIND_PAD).to_ne_bytes());
+        a.extend_from_slice(&[0xAA; 8]);
+        frame(&mut a, b"");
+        let mut b = Vec::new();
+        frame(&mut b, b"three, longer than eight");
+        let got: Vec<&[u8]> = Records::new([&a, &b]).collect();
+        assert_eq!(got, [&b"one"[..], b"", b"three, longer than eight"]);
+        assert_eq!(record_len(0), 8);
+        assert_eq!(record_len(1), 16);
+        assert_eq!(record_len(8), 16);
+    }
+}

@@ -1,4 +1,11 @@
 //! `ringlog`: the command-line tool.
+//!
+//! Exit codes: 0 success, 1 runtime failure (the message names the path and
+//! the OS error), 2 invalid arguments.
+
+mod inspect;
+mod run;
+mod units;
 
 use clap::{Parser, Subcommand};
 
@@ -12,16 +19,26 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Print what this build of ringlog contains.
-    Info,
+    /// Run the pipeline: N writers of random blocks -> queue -> journal on disk.
+    Run(run::RunArgs),
+    /// Check a journal: checksums, per-writer contiguity, counts. Exit 1 on any fault.
+    Verify(inspect::VerifyArgs),
+    /// Print the records of a journal.
+    Cat(inspect::CatArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Info => {
-            println!("ringlog {}", env!("CARGO_PKG_VERSION"));
-            println!("library layers: wait, region, ring (SPSC bytes), spsc (typed)");
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Verify(args) => inspect::verify(args),
+        Command::Cat(args) => inspect::cat(args),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("ringlog: error: {e}");
+            std::process::exit(1);
         }
     }
 }

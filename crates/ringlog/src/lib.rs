@@ -13,6 +13,7 @@
 //! | [`bytes`] | MPSC byte queues: double buffer, fan-in, shared ring behind one reader trait |
 //! | [`journal`] | segment files of checksummed records: append, rotate, sync, recover, read, verify |
 //! | [`stats`] | counters without shared-line writes, size and latency histograms |
+//! | [`pipeline`] | writers -> queue -> reader -> journal, durable acknowledgements |
 //!
 //! # Example
 //!
@@ -50,6 +51,7 @@
 
 pub mod bytes;
 pub mod journal;
+pub mod pipeline;
 pub mod region;
 pub mod ring;
 pub mod stats;

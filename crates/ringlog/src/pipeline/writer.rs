@@ -1,0 +1,124 @@
+//! The writer's end of a pipeline: frame a record in place, wait for
+//! durability.
+
+use super::Shared;
+use crate::bytes::{double_buffer, fan_in, shared_ring, ByteQueueWriter, ClaimError, CommitGrant};
+use crate::journal::{frame_into, framed_len, JournalError, MAX_PAYLOAD};
+use crate::sync::{Arc, Ordering};
+use crate::wait::{Deadline, WaitStrategy};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The queue writer behind a [`PipelineWriter`], one variant per design.
+#[derive(Debug)]
+pub(crate) enum AnyWriter {
+    Double(double_buffer::Writer),
+    FanIn(fan_in::Writer),
+    Shared(shared_ring::Writer),
+}
+
+/// Why [`PipelineWriter::append`] did not queue a record.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// The queue refused the record: full under `DropNewest` (`Dropped`),
+    /// deadline passed under `Block` (`Timeout`), reader gone, or too large.
+    #[error(transparent)]
+    Queue(#[from] ClaimError),
+    /// The payload exceeds the journal's limit.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// One writer of a pipeline: `Send`, one per thread.
+#[derive(Debug)]
+pub struct PipelineWriter {
+    queue: AnyWriter,
+    id: u32,
+    next_seq: u64,
+    shared: Arc<Shared>,
+}
+
+fn append_to<W: ByteQueueWriter>(
+    w: &mut W,
+    id: u32,
+    seq: u64,
+    payload: &[u8],
+    deadline: Deadline,
+) -> Result<(), AppendError> {
+    if payload.len() > MAX_PAYLOAD {
+        return Err(JournalError::PayloadTooLarge {
+            len: payload.len(),
+            max: MAX_PAYLOAD,
+        }
+        .into());
+    }
+    let len = framed_len(payload.len());
+    let mut grant = w.claim(len, deadline)?;
+    let ts = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    // The grant is exactly `framed_len` bytes and the payload is within
+    // MAX_PAYLOAD, which are frame_into's only failure conditions.
+    let n = frame_into(&mut grant, id, seq, ts, payload)?;
+    grant.commit(n);
+    Ok(())
+}
+
+impl PipelineWriter {
+    pub(crate) fn new(queue: AnyWriter, id: u32, shared: Arc<Shared>) -> Self {
+        Self {
+            queue,
+            id,
+            next_seq: 0,
+            shared,
+        }
+    }
+
+    /// This writer's producer id in the journal.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The sequence number the next appended record gets. Sequence numbers
+    /// are per writer, from 0, without gaps: a dropped record consumes none.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Frames `payload` (header, CRC-32C) directly in queue memory and
+    /// queues it, following the queue's policy when it is full. Returns the
+    /// record's sequence number.
+    ///
+    /// # Errors
+    ///
+    /// [`AppendError::Queue`] with `Dropped` (DropNewest, queue full),
+    /// `Timeout`, `Disconnected` or `TooLarge`; [`AppendError::Journal`] for
+    /// a payload over the journal's maximum.
+    pub fn append(&mut self, payload: &[u8], deadline: Deadline) -> Result<u64, AppendError> {
+        let (id, seq) = (self.id, self.next_seq);
+        match &mut self.queue {
+            AnyWriter::Double(w) => append_to(w, id, seq, payload, deadline)?,
+            AnyWriter::FanIn(w) => append_to(w, id, seq, payload, deadline)?,
+            AnyWriter::Shared(w) => append_to(w, id, seq, payload, deadline)?,
+        }
+        self.next_seq += 1;
+        Ok(seq)
+    }
+
+    /// Waits until the record with sequence number `seq` (and every earlier
+    /// one of this writer) is synced to disk. Returns `false` if the
+    /// deadline passed or the sink failed first.
+    pub fn wait_durable(&self, seq: u64, deadline: Deadline) -> bool {
+        let sh = &*self.shared;
+        let word = &sh.durable[self.id as usize];
+        let strategy = WaitStrategy {
+            spins: 0,
+            yields: 2,
+            max_sleep: None,
+        };
+        // Acquire (both loads): pair with the reader's Release stores after
+        // a sync, so "durable" is observed only after it is true.
+        sh.durable_event.wait_until(&strategy, deadline, || {
+            word.load(Ordering::Acquire) > seq || sh.failed.load(Ordering::Acquire)
+        }) && word.load(Ordering::Acquire) > seq
+    }
+}

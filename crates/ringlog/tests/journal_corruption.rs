@@ -13,7 +13,15 @@ use ringlog::journal::{
 /// `(producer, seq, payload)` of the records written by [`small_journal`].
 fn records() -> Vec<(u32, u64, Vec<u8>)> {
     (0..6u64)
-        .map(|i| ((i % 2) as u32, i / 2, (0..(i * 5 + 1) as u8).map(|b| b.wrapping_mul(37) ^ 0x5a).collect()))
+        .map(|i| {
+            (
+                (i % 2) as u32,
+                i / 2,
+                (0..(i * 5 + 1) as u8)
+                    .map(|b| b.wrapping_mul(37) ^ 0x5a)
+                    .collect(),
+            )
+        })
         .collect()
 }
 
@@ -48,16 +56,28 @@ fn read_checked(dir: &Path, offsets: &[u64], skip: bool) -> Vec<usize> {
     let mut found = Vec::new();
     for r in Reader::open(dir).unwrap().skip_corrupted(skip) {
         let Ok(r) = r else { continue };
-        let i = offsets.iter().position(|&o| o == r.offset).expect("record at a frame offset");
+        let i = offsets
+            .iter()
+            .position(|&o| o == r.offset)
+            .expect("record at a frame offset");
         let (p, s, payload) = &originals[i];
-        assert_eq!((r.producer, r.seq, r.timestamp, &r.payload), (*p, *s, 1000 + s, payload));
+        assert_eq!(
+            (r.producer, r.seq, r.timestamp, &r.payload),
+            (*p, *s, 1000 + s, payload)
+        );
         found.push(i);
     }
     found
 }
 
 fn open(dir: &Path, mode: RecoveryMode) -> Result<Journal, JournalError> {
-    Journal::open(dir, JournalOptions { recovery: mode, ..Default::default() })
+    Journal::open(
+        dir,
+        JournalOptions {
+            recovery: mode,
+            ..Default::default()
+        },
+    )
 }
 
 #[test]
@@ -98,7 +118,10 @@ fn every_bit_flip_is_caught_and_recovery_keeps_the_valid_prefix() {
                 assert_eq!(r.truncated_at, Some(offsets[k]), "bit {bit}");
                 assert_eq!(r.records_scanned, k as u64);
                 drop(j);
-                assert_eq!(read_checked(dir.path(), &offsets, false), (0..k).collect::<Vec<_>>());
+                assert_eq!(
+                    read_checked(dir.path(), &offsets, false),
+                    (0..k).collect::<Vec<_>>()
+                );
                 assert!(verify(dir.path()).unwrap().is_clean());
             }
             (Some(k), Err(JournalError::Corrupt { offset, path, .. })) if k < n - 1 => {
@@ -107,14 +130,20 @@ fn every_bit_flip_is_caught_and_recovery_keeps_the_valid_prefix() {
                 // Skip keeps the bad bytes and everything after them.
                 let j = open(dir.path(), RecoveryMode::Skip).unwrap();
                 let skipped = &j.recovery_report().skipped;
-                assert_eq!((skipped[0].start, skipped[0].end), (offsets[k], offsets[k + 1]));
+                assert_eq!(
+                    (skipped[0].start, skipped[0].end),
+                    (offsets[k], offsets[k + 1])
+                );
                 drop(j);
                 // Point-in-time recovery cuts at the damage.
                 let (dir2, _) = write_journal(&damaged);
                 let j = open(dir2.path(), RecoveryMode::TruncateAtFirstError).unwrap();
                 assert_eq!(j.recovery_report().truncated_at, Some(offsets[k]));
                 drop(j);
-                assert_eq!(read_checked(dir2.path(), &offsets, false), (0..k).collect::<Vec<_>>());
+                assert_eq!(
+                    read_checked(dir2.path(), &offsets, false),
+                    (0..k).collect::<Vec<_>>()
+                );
             }
             (k, other) => panic!("bit {bit} (frame {k:?}): unexpected {other:?}"),
         }
@@ -139,9 +168,16 @@ fn every_truncation_recovers_the_whole_frames_before_the_cut() {
                 let kept = offsets.get(whole).copied().unwrap_or(bytes.len() as u64);
                 let r = j.recovery_report();
                 assert_eq!(r.records_scanned, whole as u64, "cut {cut}");
-                assert_eq!(r.truncated_bytes, cut as u64 - kept.min(cut as u64), "cut {cut}");
+                assert_eq!(
+                    r.truncated_bytes,
+                    cut as u64 - kept.min(cut as u64),
+                    "cut {cut}"
+                );
                 drop(j);
-                assert_eq!(std::fs::metadata(&path).unwrap().len(), kept.min(cut as u64));
+                assert_eq!(
+                    std::fs::metadata(&path).unwrap().len(),
+                    kept.min(cut as u64)
+                );
                 assert!(verify(dir.path()).unwrap().is_clean());
             }
             Err(JournalError::BadHeader { .. }) => assert!(cut < SEGMENT_HEADER_LEN),
@@ -170,7 +206,10 @@ fn garbage_after_the_last_frame_is_a_torn_tail() {
             let j = open(dir.path(), RecoveryMode::Strict).unwrap();
             assert_eq!(j.recovery_report().truncated_bytes, len as u64);
             drop(j);
-            assert_eq!(read_checked(dir.path(), &offsets, false).len(), offsets.len());
+            assert_eq!(
+                read_checked(dir.path(), &offsets, false).len(),
+                offsets.len()
+            );
         }
     }
 }
@@ -179,7 +218,10 @@ fn garbage_after_the_last_frame_is_a_torn_tail() {
 #[cfg_attr(miri, ignore = "touches files")]
 fn damage_in_an_older_segment_is_reported_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = JournalOptions { segment_bytes: 200, ..Default::default() };
+    let opts = JournalOptions {
+        segment_bytes: 200,
+        ..Default::default()
+    };
     let mut j = Journal::open(dir.path(), opts).unwrap();
     for seq in 0..20 {
         j.append(1, seq, 0, &[9; 50]).unwrap();
@@ -191,7 +233,10 @@ fn damage_in_an_older_segment_is_reported_with_its_path() {
     bytes[SEGMENT_HEADER_LEN + 40] ^= 0x10;
     std::fs::write(&victim, &bytes).unwrap();
 
-    let err = Reader::open(dir.path()).unwrap().find_map(Result::err).unwrap();
+    let err = Reader::open(dir.path())
+        .unwrap()
+        .find_map(Result::err)
+        .unwrap();
     match err {
         JournalError::Corrupt { path, offset, .. } => {
             assert_eq!(path, victim);

@@ -19,7 +19,11 @@ const PRODUCERS: u32 = 3;
 const KILLS: usize = 36;
 
 fn options() -> JournalOptions {
-    JournalOptions { segment_bytes: 256 << 10, sync: SyncPolicy::Never, ..Default::default() }
+    JournalOptions {
+        segment_bytes: 256 << 10,
+        sync: SyncPolicy::Never,
+        ..Default::default()
+    }
 }
 
 struct XorShift(u64);
@@ -34,7 +38,10 @@ impl XorShift {
 }
 
 fn seed() -> u64 {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
     (t ^ u64::from(std::process::id()).rotate_left(32)) | 1
 }
 
@@ -90,7 +97,13 @@ fn sigkill_at_random_moments_always_recovers_a_valid_prefix() {
     let mut reported_syncs = 0usize;
     for round in 0..KILLS {
         let mut child = Command::new(&exe)
-            .args(["crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "crash_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -126,7 +139,10 @@ fn sigkill_at_random_moments_always_recovers_a_valid_prefix() {
         // The pipe closes with the child; bound the wait anyway.
         let deadline = Instant::now() + Duration::from_secs(10);
         while !reader.is_finished() {
-            assert!(Instant::now() < deadline, "round {round}: stdout reader hung");
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: stdout reader hung"
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
         reader.join().unwrap();
@@ -145,7 +161,11 @@ fn sigkill_at_random_moments_always_recovers_a_valid_prefix() {
         assert!(report.is_clean(), "round {round}: {report:?}");
         if let Some(nums) = last {
             reported_syncs += 1;
-            assert!(position >= nums[0], "round {round}: durable {} lost", nums[0]);
+            assert!(
+                position >= nums[0],
+                "round {round}: durable {} lost",
+                nums[0]
+            );
             for p in 0..PRODUCERS {
                 let synced_next = nums[1 + p as usize];
                 if synced_next == 0 {
@@ -167,5 +187,8 @@ fn sigkill_at_random_moments_always_recovers_a_valid_prefix() {
         "{KILLS} kills, {reported_syncs} with a reported sync; {} records, {} bytes recovered",
         report.records, report.frame_bytes
     );
-    assert!(reported_syncs > 0, "no child ever got to sync before being killed");
+    assert!(
+        reported_syncs > 0,
+        "no child ever got to sync before being killed"
+    );
 }

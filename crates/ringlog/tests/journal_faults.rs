@@ -23,9 +23,15 @@ fn batch(first_seq: u64, count: u64, payload_len: usize) -> Vec<u8> {
 }
 
 fn file_lens(dir: &Path) -> Vec<u64> {
-    let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     names.sort();
-    names.iter().map(|p| std::fs::metadata(p).unwrap().len()).collect()
+    names
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .collect()
 }
 
 #[test]
@@ -33,7 +39,10 @@ fn file_lens(dir: &Path) -> Vec<u64> {
 fn enospc_mid_batch_rolls_back_and_the_same_batch_succeeds_later() {
     let dir = tempfile::tempdir().unwrap();
     let fs = FaultyFs::new();
-    let opts = JournalOptions { segment_bytes: 1000, ..Default::default() };
+    let opts = JournalOptions {
+        segment_bytes: 1000,
+        ..Default::default()
+    };
     let mut j = Journal::open_with(fs.clone(), dir.path(), opts).unwrap();
     j.append_frames(&batch(0, 4, 30)).unwrap();
     let durable = j.sync().unwrap();
@@ -55,7 +64,11 @@ fn enospc_mid_batch_rolls_back_and_the_same_batch_succeeds_later() {
                 let path = e.path().unwrap().to_owned();
                 assert!(path.starts_with(dir.path()), "{}", path.display());
                 assert_eq!(j.position(), position);
-                assert_eq!(file_lens(dir.path()), before, "rolled back to the last good frame");
+                assert_eq!(
+                    file_lens(dir.path()),
+                    before,
+                    "rolled back to the last good frame"
+                );
                 fs.set_space_left(None);
                 j.append_frames(&batch(next_seq, 40, 100)).unwrap();
                 next_seq += 40;
@@ -86,10 +99,15 @@ fn eio_on_sync_poisons_and_reopen_keeps_everything_durable() {
     }
     fs.fail_syncs(1);
     let err = j.sync().unwrap_err();
-    assert!(matches!(&err, JournalError::DeviceIo { path, op: "fdatasync", .. }
-        if *path == dir.path().join(segment_file_name(1))), "{err}");
+    assert!(
+        matches!(&err, JournalError::DeviceIo { path, op: "fdatasync", .. }
+        if *path == dir.path().join(segment_file_name(1))),
+        "{err}"
+    );
     assert_eq!(j.durable_position(), durable);
-    assert!(matches!(j.append(1, 20, 0, b"x"), Err(JournalError::Poisoned { durable: d }) if d == durable));
+    assert!(
+        matches!(j.append(1, 20, 0, b"x"), Err(JournalError::Poisoned { durable: d }) if d == durable)
+    );
     assert!(matches!(j.sync(), Err(JournalError::Poisoned { .. })));
     drop(j);
 
@@ -108,11 +126,17 @@ fn eio_on_sync_poisons_and_reopen_keeps_everything_durable() {
 fn eio_on_sync_every_batch_surfaces_from_append() {
     let dir = tempfile::tempdir().unwrap();
     let fs = FaultyFs::new();
-    let opts = JournalOptions { sync: SyncPolicy::EveryBatch, ..Default::default() };
+    let opts = JournalOptions {
+        sync: SyncPolicy::EveryBatch,
+        ..Default::default()
+    };
     let mut j = Journal::open_with(fs.clone(), dir.path(), opts).unwrap();
     j.append(1, 0, 0, b"ok").unwrap();
     fs.fail_syncs(1);
-    assert!(matches!(j.append(1, 1, 0, b"fails"), Err(JournalError::DeviceIo { .. })));
+    assert!(matches!(
+        j.append(1, 1, 0, b"fails"),
+        Err(JournalError::DeviceIo { .. })
+    ));
     assert_eq!(j.durable_position(), 40);
 }
 
@@ -130,7 +154,10 @@ fn failing_the_nth_operation_never_loses_durable_records() {
             let dir = tempfile::tempdir().unwrap();
             let fs = FaultyFs::new();
             fs.fail_nth_op(n, errno);
-            let opts = JournalOptions { segment_bytes: 600, ..Default::default() };
+            let opts = JournalOptions {
+                segment_bytes: 600,
+                ..Default::default()
+            };
             let mut acked = 0u64; // records acknowledged durable
             let result = (|| -> Result<(), JournalError> {
                 let mut j = Journal::open_with(fs.clone(), dir.path(), opts)?;
@@ -150,8 +177,15 @@ fn failing_the_nth_operation_never_loses_durable_records() {
             let j = Journal::open(dir.path(), opts).unwrap_or_else(|e| panic!("n={n}: {e}"));
             drop(j);
             let have = seqs(dir.path());
-            assert!(have.len() as u64 >= acked, "n={n}: {} < {acked}", have.len());
-            assert!(have.iter().enumerate().all(|(i, &s)| s == i as u64), "n={n}: {have:?}");
+            assert!(
+                have.len() as u64 >= acked,
+                "n={n}: {} < {acked}",
+                have.len()
+            );
+            assert!(
+                have.iter().enumerate().all(|(i, &s)| s == i as u64),
+                "n={n}: {have:?}"
+            );
             assert!(verify(dir.path()).unwrap().is_clean(), "n={n}");
             if result.is_ok() {
                 assert!(n > 10, "the workload performs many operations");

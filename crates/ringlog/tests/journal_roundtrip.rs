@@ -23,7 +23,10 @@ fn read_all(dir: &std::path::Path) -> Vec<Rec> {
 }
 
 fn options(segment_bytes: u64) -> JournalOptions {
-    JournalOptions { segment_bytes, ..Default::default() }
+    JournalOptions {
+        segment_bytes,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -67,7 +70,10 @@ fn invalid_batches_are_rejected_and_write_nothing() {
     let good_len = batch.len();
     frame_into_vec(&mut batch, 1, 1, 0, b"cut short").unwrap();
     let err = j.append_frames(&batch[..batch.len() - 8]).unwrap_err();
-    assert!(matches!(err, JournalError::InvalidBatch { offset, .. } if offset == good_len), "{err}");
+    assert!(
+        matches!(err, JournalError::InvalidBatch { offset, .. } if offset == good_len),
+        "{err}"
+    );
     assert_eq!(j.position(), 0);
     assert!(matches!(
         j.append(1, 0, 0, &vec![0; ringlog::journal::MAX_PAYLOAD + 1]),
@@ -83,7 +89,10 @@ fn retention_deletes_oldest_segments() {
     let dir = tempfile::tempdir().unwrap();
     let opts = JournalOptions {
         segment_bytes: 512,
-        retention: Retention { max_segments: Some(3), max_bytes: None },
+        retention: Retention {
+            max_segments: Some(3),
+            max_bytes: None,
+        },
         ..Default::default()
     };
     let mut j = Journal::open(dir.path(), opts).unwrap();
@@ -101,7 +110,10 @@ fn retention_deletes_oldest_segments() {
 
     let opts = JournalOptions {
         segment_bytes: 512,
-        retention: Retention { max_segments: None, max_bytes: Some(2048) },
+        retention: Retention {
+            max_segments: None,
+            max_bytes: Some(2048),
+        },
         ..Default::default()
     };
     let mut j = Journal::open(dir.path(), opts).unwrap();
@@ -119,9 +131,17 @@ fn retention_deletes_oldest_segments() {
 #[test]
 #[cfg_attr(miri, ignore = "touches files")]
 fn sync_policies_make_data_durable() {
-    for policy in [SyncPolicy::Never, SyncPolicy::EveryBatch, SyncPolicy::EveryMillis(0)] {
+    for policy in [
+        SyncPolicy::Never,
+        SyncPolicy::EveryBatch,
+        SyncPolicy::EveryMillis(0),
+    ] {
         let dir = tempfile::tempdir().unwrap();
-        let opts = JournalOptions { sync: policy, segment_bytes: 300, ..Default::default() };
+        let opts = JournalOptions {
+            sync: policy,
+            segment_bytes: 300,
+            ..Default::default()
+        };
         let mut j = Journal::open(dir.path(), opts).unwrap();
         let end = j.append(1, 0, 0, b"one").unwrap();
         let end = j.append(1, 1, 0, &[1; 300]).unwrap().max(end);

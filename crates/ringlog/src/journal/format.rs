@@ -192,11 +192,16 @@ impl FrameHeader {
     pub fn check_len(&self, available: usize) -> Result<usize, FrameError> {
         let len = self.payload_len as usize;
         if len > MAX_PAYLOAD {
-            return Err(FrameError::LengthTooLarge { len: self.payload_len });
+            return Err(FrameError::LengthTooLarge {
+                len: self.payload_len,
+            });
         }
         let n = framed_len(len);
         if n > available {
-            return Err(FrameError::Truncated { needed: n, available });
+            return Err(FrameError::Truncated {
+                needed: n,
+                available,
+            });
         }
         Ok(n)
     }
@@ -233,12 +238,20 @@ pub fn parse_frame(bytes: &[u8]) -> Result<ParsedFrame, FrameError> {
     let n = header.check_len(bytes.len())?;
     let computed = crc32c::crc32c(&bytes[4..n]);
     if computed != header.crc {
-        return Err(FrameError::Checksum { stored: header.crc, computed });
+        return Err(FrameError::Checksum {
+            stored: header.crc,
+            computed,
+        });
     }
     if header.flags != 0 {
-        return Err(FrameError::UnknownFlags { flags: header.flags });
+        return Err(FrameError::UnknownFlags {
+            flags: header.flags,
+        });
     }
-    Ok(ParsedFrame { header, framed_len: n })
+    Ok(ParsedFrame {
+        header,
+        framed_len: n,
+    })
 }
 
 /// Walks the frame headers of `bytes` without checksumming and returns the
@@ -257,7 +270,10 @@ pub(crate) fn walk_frames(
         let Some(h) = FrameHeader::decode(rest) else {
             return Err((
                 off,
-                FrameError::Truncated { needed: FRAME_HEADER_LEN, available: rest.len() },
+                FrameError::Truncated {
+                    needed: FRAME_HEADER_LEN,
+                    available: rest.len(),
+                },
             ));
         };
         let n = h.check_len(rest.len()).map_err(|e| (off, e))?;
@@ -344,7 +360,9 @@ impl SegmentHeader {
     ///
     /// The first [`HeaderError`] found.
     pub fn decode(bytes: &[u8]) -> Result<Self, HeaderError> {
-        let truncated = HeaderError::Truncated { available: bytes.len() };
+        let truncated = HeaderError::Truncated {
+            available: bytes.len(),
+        };
         let fixed = bytes.get(..SEGMENT_HEADER_LEN).ok_or(truncated)?;
         if fixed[0..8] != SEGMENT_MAGIC {
             return Err(HeaderError::BadMagic);
@@ -355,8 +373,7 @@ impl SegmentHeader {
         }
         let header_len = u16::from_le_bytes([fixed[10], fixed[11]]);
         let len = usize::from(header_len);
-        if !(SEGMENT_HEADER_LEN..=MAX_SEGMENT_HEADER_LEN).contains(&len) || len % FRAME_ALIGN != 0
-        {
+        if !(SEGMENT_HEADER_LEN..=MAX_SEGMENT_HEADER_LEN).contains(&len) || len % FRAME_ALIGN != 0 {
             return Err(HeaderError::BadLength { len: header_len });
         }
         let all = bytes.get(..len).ok_or(truncated)?;
@@ -403,7 +420,10 @@ mod tests {
         let mut buf = Vec::new();
         frame_into_vec(&mut buf, 3, 9, 77, b"abcde").unwrap();
         let p = parse_frame(&buf).unwrap();
-        assert_eq!((p.header.producer, p.header.seq, p.header.timestamp), (3, 9, 77));
+        assert_eq!(
+            (p.header.producer, p.header.seq, p.header.timestamp),
+            (3, 9, 77)
+        );
         assert_eq!(p.payload(&buf), b"abcde");
         for bit in 0..buf.len() * 8 {
             let mut b = buf.clone();
@@ -431,7 +451,10 @@ mod tests {
     #[test]
     fn names_sort_like_numbers() {
         assert_eq!(segment_file_name(1), "00000000000000000001.rlj");
-        assert_eq!(parse_segment_file_name(&segment_file_name(u64::MAX)), Some(u64::MAX));
+        assert_eq!(
+            parse_segment_file_name(&segment_file_name(u64::MAX)),
+            Some(u64::MAX)
+        );
         assert_eq!(parse_segment_file_name("1.rlj"), None);
         assert!(segment_file_name(9) < segment_file_name(10));
     }

@@ -59,11 +59,17 @@ impl JournalFs for StdFs {
     }
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
-        std::fs::read_dir(dir)?.map(|e| e.map(|e| e.file_name())).collect()
+        std::fs::read_dir(dir)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect()
     }
 
     fn create_new(&self, path: &Path) -> io::Result<File> {
-        OpenOptions::new().read(true).write(true).create_new(true).open(path)
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
     }
 
     fn open_rw(&self, path: &Path) -> io::Result<File> {
@@ -224,11 +230,17 @@ impl JournalFs for FaultyFs {
 
     fn create_new(&self, path: &Path) -> io::Result<FaultyFile> {
         self.op()?;
-        Ok(FaultyFile { file: StdFs.create_new(path)?, fs: self.clone() })
+        Ok(FaultyFile {
+            file: StdFs.create_new(path)?,
+            fs: self.clone(),
+        })
     }
 
     fn open_rw(&self, path: &Path) -> io::Result<FaultyFile> {
-        Ok(FaultyFile { file: StdFs.open_rw(path)?, fs: self.clone() })
+        Ok(FaultyFile {
+            file: StdFs.open_rw(path)?,
+            fs: self.clone(),
+        })
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

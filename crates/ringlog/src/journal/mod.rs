@@ -83,9 +83,14 @@ pub fn scan_segment_bytes(bytes: &[u8]) -> Result<(u64, Option<u64>), JournalErr
     let header = w
         .header()
         .map_err(io_err)?
-        .map_err(|error| JournalError::BadHeader { path: path.to_owned(), error })?;
+        .map_err(|error| JournalError::BadHeader {
+            path: path.to_owned(),
+            error,
+        })?;
     let mut frames = 0;
-    let bad = segment::scan(&mut w, u64::from(header.header_len), false, |_, _, _| frames += 1)
-        .map_err(io_err)?;
+    let bad = segment::scan(&mut w, u64::from(header.header_len), false, |_, _, _| {
+        frames += 1
+    })
+    .map_err(io_err)?;
     Ok((frames, bad.iter().find(|b| b.is_tail).map(|b| b.start)))
 }

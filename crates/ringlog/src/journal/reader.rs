@@ -121,12 +121,18 @@ impl Reader {
         self.next_segment += 1;
         let path = self.dir.join(segment_file_name(number));
         let file = File::open(&path).map_err(|e| JournalError::io("open", &path, e))?;
-        let len = file.metadata().map_err(|e| JournalError::io("stat", &path, e))?.len();
+        let len = file
+            .metadata()
+            .map_err(|e| JournalError::io("stat", &path, e))?
+            .len();
         let mut window = Window::new(file, len);
         let header = window
             .header()
             .map_err(|e| JournalError::io("read", &path, e))?
-            .map_err(|error| JournalError::BadHeader { path: path.clone(), error })?;
+            .map_err(|error| JournalError::BadHeader {
+                path: path.clone(),
+                error,
+            })?;
         if header.segment != number {
             return Err(JournalError::Inconsistent {
                 path,
@@ -134,7 +140,12 @@ impl Reader {
             });
         }
         let off = u64::from(header.header_len);
-        self.current = Some(Current { number, path, window, off });
+        self.current = Some(Current {
+            number,
+            path,
+            window,
+            off,
+        });
         Ok(true)
     }
 
@@ -159,7 +170,11 @@ impl Reader {
                     return Ok(Some(Record::from_frame(&p, bytes, cur.number, off)));
                 }
                 Step::Bad(error) => {
-                    let err = JournalError::Corrupt { path: cur.path.clone(), offset: cur.off, error };
+                    let err = JournalError::Corrupt {
+                        path: cur.path.clone(),
+                        offset: cur.off,
+                        error,
+                    };
                     if self.skip_corrupted {
                         match cur.window.resync(cur.off).map_err(read_err)? {
                             Some(next) => cur.off = next,

@@ -97,11 +97,17 @@ pub(crate) fn scan_last<F: JournalFile>(
     let header = w
         .header()
         .map_err(read_err)?
-        .map_err(|error| JournalError::BadHeader { path: path.to_owned(), error })?;
+        .map_err(|error| JournalError::BadHeader {
+            path: path.to_owned(),
+            error,
+        })?;
     let mut records = 0u64;
-    let bad = scan(&mut w, u64::from(header.header_len), mode != RecoveryMode::Skip, |_, _, _| {
-        records += 1
-    })
+    let bad = scan(
+        &mut w,
+        u64::from(header.header_len),
+        mode != RecoveryMode::Skip,
+        |_, _, _| records += 1,
+    )
     .map_err(read_err)?;
     let mut valid_len = file_len;
     let mut skipped = Vec::new();
@@ -123,5 +129,11 @@ pub(crate) fn scan_last<F: JournalFile>(
             });
         }
     }
-    Ok(Recovered { header, valid_len, file_len, records, skipped })
+    Ok(Recovered {
+        header,
+        valid_len,
+        file_len,
+        records,
+        skipped,
+    })
 }

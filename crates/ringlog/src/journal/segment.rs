@@ -34,7 +34,9 @@ impl ReadAt for File {
 
 impl ReadAt for &[u8] {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.len());
         let n = buf.len().min(self.len() - start);
         buf[..n].copy_from_slice(&self[start..start + n]);
         Ok(n)
@@ -75,7 +77,12 @@ pub(crate) enum Step {
 
 impl<R: ReadAt> Window<R> {
     pub(crate) fn new(src: R, len: u64) -> Self {
-        Self { src, len, start: 0, buf: Vec::new() }
+        Self {
+            src,
+            len,
+            start: 0,
+            buf: Vec::new(),
+        }
     }
 
     pub(crate) fn len(&self) -> u64 {
@@ -92,7 +99,10 @@ impl<R: ReadAt> Window<R> {
             self.buf.resize(want, 0);
             let mut filled = 0;
             while filled < want {
-                match self.src.read_at(&mut self.buf[filled..], off + filled as u64) {
+                match self
+                    .src
+                    .read_at(&mut self.buf[filled..], off + filled as u64)
+                {
                     Ok(0) => {
                         return Err(io::Error::new(
                             io::ErrorKind::UnexpectedEof,
@@ -127,12 +137,18 @@ impl<R: ReadAt> Window<R> {
         }
         let available = usize::try_from(remaining).unwrap_or(usize::MAX);
         if available < FRAME_HEADER_LEN {
-            return Ok(Step::Bad(FrameError::Truncated { needed: FRAME_HEADER_LEN, available }));
+            return Ok(Step::Bad(FrameError::Truncated {
+                needed: FRAME_HEADER_LEN,
+                available,
+            }));
         }
         let header_bytes = self.get(off, FRAME_HEADER_LEN)?;
         let Some(h) = FrameHeader::decode(header_bytes) else {
             let available = header_bytes.len();
-            return Ok(Step::Bad(FrameError::Truncated { needed: FRAME_HEADER_LEN, available }));
+            return Ok(Step::Bad(FrameError::Truncated {
+                needed: FRAME_HEADER_LEN,
+                available,
+            }));
         };
         let n = match h.check_len(available) {
             Ok(n) => n,
@@ -237,7 +253,9 @@ mod tests {
         }
         let mut seen = 0;
         let mut w = Window::new(&bytes[..], bytes.len() as u64);
-        assert!(scan(&mut w, 0, false, |_, _, _| seen += 1).unwrap().is_empty());
+        assert!(scan(&mut w, 0, false, |_, _, _| seen += 1)
+            .unwrap()
+            .is_empty());
         assert_eq!(seen, 4);
 
         // Garble frame 1 of 4: corruption followed by valid frames.

@@ -109,7 +109,10 @@ impl VerifyReport {
     pub fn is_clean(&self) -> bool {
         self.corrupted.is_empty()
             && self.torn_tail.is_none()
-            && self.producers.values().all(|p| p.missing == 0 && p.duplicates == 0 && p.out_of_order == 0)
+            && self
+                .producers
+                .values()
+                .all(|p| p.missing == 0 && p.duplicates == 0 && p.out_of_order == 0)
     }
 }
 
@@ -173,7 +176,10 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, JournalError> {
         .and_then(|d| d.map(|e| e.map(|e| e.file_name())).collect())
         .map_err(|e| JournalError::io("list directory", dir, e))?;
     let (segments, _) = list_segments(names);
-    let mut report = VerifyReport { segments: segments.len(), ..Default::default() };
+    let mut report = VerifyReport {
+        segments: segments.len(),
+        ..Default::default()
+    };
     for (i, &number) in segments.iter().enumerate() {
         let path = dir.join(segment_file_name(number));
         let io_err = |e| JournalError::io("read", &path, e);

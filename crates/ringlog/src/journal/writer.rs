@@ -180,7 +180,12 @@ fn write_all_pieces<F: JournalFile>(file: &mut F, pieces: &[&[u8]]) -> std::io::
     let mut iov = Vec::with_capacity(rest.len().min(MAX_IOVECS));
     while first < rest.len() {
         iov.clear();
-        iov.extend(rest[first..].iter().take(MAX_IOVECS).map(|p| IoSlice::new(p)));
+        iov.extend(
+            rest[first..]
+                .iter()
+                .take(MAX_IOVECS)
+                .map(|p| IoSlice::new(p)),
+        );
         match file.write_vectored(&iov) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(mut n) => {
@@ -219,26 +224,38 @@ impl<Fs: JournalFs> Journal<Fs> {
         options: JournalOptions,
     ) -> Result<Self, JournalError> {
         let dir = dir.as_ref().to_owned();
-        fs.create_dir_all(&dir).map_err(|e| JournalError::io("create directory", &dir, e))?;
-        let names = fs.list_dir(&dir).map_err(|e| JournalError::io("list directory", &dir, e))?;
+        fs.create_dir_all(&dir)
+            .map_err(|e| JournalError::io("create directory", &dir, e))?;
+        let names = fs
+            .list_dir(&dir)
+            .map_err(|e| JournalError::io("list directory", &dir, e))?;
         let (numbers, leftovers) = list_segments(names);
-        let mut report = RecoveryReport { segments: numbers.len(), ..Default::default() };
+        let mut report = RecoveryReport {
+            segments: numbers.len(),
+            ..Default::default()
+        };
         for name in &leftovers {
             let path = dir.join(name);
-            fs.remove_file(&path).map_err(|e| JournalError::io("remove", &path, e))?;
+            fs.remove_file(&path)
+                .map_err(|e| JournalError::io("remove", &path, e))?;
             report.removed_temp_files += 1;
         }
         let mut older = VecDeque::new();
         let current = if let Some((&last, rest)) = numbers.split_last() {
             for &n in rest {
                 let path = dir.join(segment_file_name(n));
-                let mut f = fs.open_rw(&path).map_err(|e| JournalError::io("open", &path, e))?;
+                let mut f = fs
+                    .open_rw(&path)
+                    .map_err(|e| JournalError::io("open", &path, e))?;
                 let len = f.len().map_err(|e| JournalError::io("stat", &path, e))?;
-                f.sync_data().map_err(|e| JournalError::io("fdatasync", &path, e))?;
+                f.sync_data()
+                    .map_err(|e| JournalError::io("fdatasync", &path, e))?;
                 older.push_back((n, len));
             }
             let path = dir.join(segment_file_name(last));
-            let mut file = fs.open_rw(&path).map_err(|e| JournalError::io("open", &path, e))?;
+            let mut file = fs
+                .open_rw(&path)
+                .map_err(|e| JournalError::io("open", &path, e))?;
             let found = scan_last(&file, &path, options.recovery)?;
             if found.header.segment != last {
                 return Err(JournalError::Inconsistent {
@@ -250,12 +267,17 @@ impl<Fs: JournalFs> Journal<Fs> {
                 // A longer header is a later minor revision: read, not append.
                 return Err(JournalError::Inconsistent {
                     path,
-                    what: format!("header of {} bytes; this version appends after 48", found.header.header_len),
+                    what: format!(
+                        "header of {} bytes; this version appends after 48",
+                        found.header.header_len
+                    ),
                 });
             }
             // Cut the torn tail (or nothing) and put the cursor at the end.
-            file.truncate(found.valid_len).map_err(|e| JournalError::io("truncate", &path, e))?;
-            file.sync_data().map_err(|e| JournalError::io("fdatasync", &path, e))?;
+            file.truncate(found.valid_len)
+                .map_err(|e| JournalError::io("truncate", &path, e))?;
+            file.sync_data()
+                .map_err(|e| JournalError::io("fdatasync", &path, e))?;
             if found.valid_len < found.file_len {
                 report.truncated_at = Some(found.valid_len);
                 report.truncated_bytes = found.file_len - found.valid_len;
@@ -383,11 +405,15 @@ impl<Fs: JournalFs> Journal<Fs> {
 
     fn check_usable(&mut self) -> Result<(), JournalError> {
         if self.poisoned {
-            return Err(JournalError::Poisoned { durable: self.durable });
+            return Err(JournalError::Poisoned {
+                durable: self.durable,
+            });
         }
         if self.dirty_tail {
             let seg = &mut self.current;
-            seg.file.truncate(seg.len).map_err(|e| JournalError::io("truncate", &seg.path, e))?;
+            seg.file
+                .truncate(seg.len)
+                .map_err(|e| JournalError::io("truncate", &seg.path, e))?;
             self.dirty_tail = false;
         }
         Ok(())
@@ -411,7 +437,10 @@ impl<Fs: JournalFs> Journal<Fs> {
                 }
                 seg_len += n as u64;
             })
-            .map_err(|(off, error)| JournalError::InvalidBatch { offset: batch_off + off, error })?;
+            .map_err(|(off, error)| JournalError::InvalidBatch {
+                offset: batch_off + off,
+                error,
+            })?;
             for cut in cut_points {
                 let chunk = chunks.last_mut().expect("chunks is never empty");
                 chunk.pieces.push(&piece[from..cut]);
@@ -451,7 +480,11 @@ impl<Fs: JournalFs> Journal<Fs> {
         // Write the chunks.
         let mut failure = None;
         for (i, chunk) in chunks.iter().enumerate() {
-            let seg = if i == 0 { &mut self.current } else { &mut fresh[i - 1] };
+            let seg = if i == 0 {
+                &mut self.current
+            } else {
+                &mut fresh[i - 1]
+            };
             if let Err(e) = write_all_pieces(&mut seg.file, &chunk.pieces) {
                 failure = Some(JournalError::io("write", &seg.path, e));
                 break;
@@ -606,11 +639,19 @@ fn create_segment<Fs: JournalFs>(
         base_position,
     }
     .encode();
-    let mut file = fs.create_new(&tmp).map_err(|e| JournalError::io("create", &tmp, e))?;
+    let mut file = fs
+        .create_new(&tmp)
+        .map_err(|e| JournalError::io("create", &tmp, e))?;
     let result = write_all_pieces(&mut file, &[&header])
         .map_err(|e| JournalError::io("write", &tmp, e))
-        .and_then(|()| file.sync_data().map_err(|e| JournalError::io("fdatasync", &tmp, e)))
-        .and_then(|()| fs.rename(&tmp, &path).map_err(|e| JournalError::io("rename", &tmp, e)));
+        .and_then(|()| {
+            file.sync_data()
+                .map_err(|e| JournalError::io("fdatasync", &tmp, e))
+        })
+        .and_then(|()| {
+            fs.rename(&tmp, &path)
+                .map_err(|e| JournalError::io("rename", &tmp, e))
+        });
     if let Err(e) = result {
         drop(file);
         let _ = fs.remove_file(&tmp);
@@ -621,5 +662,11 @@ fn create_segment<Fs: JournalFs>(
         let _ = fs.remove_file(&path);
         return Err(JournalError::io("sync directory", dir, e));
     }
-    Ok(OpenSegment { number, path, file, len: SEGMENT_HEADER_LEN as u64, base: base_position })
+    Ok(OpenSegment {
+        number,
+        path,
+        file,
+        len: SEGMENT_HEADER_LEN as u64,
+        base: base_position,
+    })
 }

@@ -304,9 +304,10 @@ impl Writer {
                 (sh.capacity - off) as u32 - RECORD_HEADER_LEN as u32,
                 KIND_PAD,
             );
-            // Relaxed: the padding carries no data; the reader Acquire-loads
-            // the record header after it.
-            sh.data.publish(off, word, Ordering::Relaxed);
+            // Release: the padding carries no record, but the reader's batch
+            // slices read its header word as plain memory, which must happen
+            // after this store; pairs with the Acquire load in `walk`.
+            sh.data.publish(off, word, Ordering::Release);
         }
         Grant {
             writer: self,

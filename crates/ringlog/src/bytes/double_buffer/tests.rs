@@ -156,7 +156,7 @@ fn bad_configs_are_rejected() {
 
 #[test]
 fn writers_and_reader_on_threads_keep_per_writer_order() {
-    let per_writer: u32 = if cfg!(miri) { 60 } else { 20_000 };
+    let per_writer: u32 = if cfg!(miri) { 60 } else { 5_000 };
     for buffers in [2, 4] {
         let (ws, mut r) = channel(Config::new(512, 3).with_buffers(buffers)).unwrap();
         let threads: Vec<_> = ws

@@ -108,7 +108,10 @@ where
             records += 1;
         }
         assert_eq!(records, batch.len_records());
-        assert!(batch.as_slices().len() <= 2);
+        assert_eq!(
+            batch.as_slices().iter().map(|s| s.len()).sum::<usize>(),
+            batch.len_bytes()
+        );
         batch.release();
         batches += 1;
     }

@@ -365,23 +365,18 @@ impl Reader {
         let len = b.len_bytes() as u64;
         let first = len.min(cap - start);
         ring.track_read(tail, len);
+        let parts = [
+            (ring.data(start).cast_const(), first as usize),
+            (ring.data(0).cast_const(), (len - first) as usize),
+        ];
         // SAFETY: [tail, tail + len) is the batch the consumer just read: the
         // producer committed it (Acquire in `try_read`) and does not touch it
-        // until the batch is released, which consumes `b` held in the Batch.
+        // until the batch is released, which consumes `b`, held in the Batch.
         // `first` stops at the end of the data area, the rest starts at 0.
-        let (s0, s1): (&[u8], &[u8]) = unsafe {
-            (
-                std::slice::from_raw_parts(ring.data(start), first as usize),
-                std::slice::from_raw_parts(ring.data(0), (len - first) as usize),
-            )
-        };
-        let records = Records::new([s0, s1]).count();
-        Ok(Batch::from_ring(
-            [s0, s1],
-            records,
-            b,
-            &self.shared.reader_stats,
-        ))
+        let slices = parts.map(|(p, n)| unsafe { std::slice::from_raw_parts(p, n) });
+        let records = Records::new(slices).count();
+        // SAFETY: as above.
+        Ok(unsafe { Batch::from_ring(parts, records, b, &self.shared.reader_stats) })
     }
 }
 

@@ -15,7 +15,7 @@ fn records_come_back_in_one_slice_in_order() {
         w.try_push(&vec![i; usize::from(i) * 3]).unwrap();
     }
     let b = r.try_read().unwrap();
-    assert_eq!(b.as_slices().len(), 1);
+    assert!(b.as_slices()[1].is_empty(), "one contiguous slice");
     assert_eq!(b.len_records(), 10);
     let total: usize = (0..10).map(|i| record_len(i * 3)).sum();
     assert_eq!(b.len_bytes(), total);

@@ -404,10 +404,10 @@ impl Grant<'_> {
         let buf = sh.buffer(self.gen);
         let slot = record_len(self.len);
         let used = n.map_or(0, record_len);
-        // SAFETY (both writes): the slot [off, off + slot) is ours by the
-        // reservation, 8-aligned and inside the buffer; the reader reads it
-        // only after our commit below.
         if let Some(n) = n {
+            // SAFETY: the slot [off, off + slot) is ours by the reservation,
+            // 8-aligned and inside the buffer; the reader reads it only after
+            // our commit below.
             unsafe {
                 buf.mem
                     .write_word(self.off, encode_header(n as u32, KIND_DATA))

@@ -53,7 +53,9 @@ fn partial_commit_and_abandoned_grant_become_padding() {
 fn unreleased_batch_is_returned_again() {
     let (mut w, mut r) = one(256);
     w.try_push(b"x").unwrap();
-    drop(r.try_read().unwrap());
+    let unreleased = r.try_read().unwrap();
+    assert_eq!(unreleased.len_records(), 1);
+    let _ = unreleased;
     w.try_push(b"y").unwrap();
     let b = r.try_read().unwrap();
     assert_eq!(b.records().collect::<Vec<_>>(), [b"x"]);

@@ -39,50 +39,14 @@ fn check_order(got: &[(u8, u8)], writers: u8, per_writer: u8) {
     }
 }
 
-/// Two writers race the reader's seal/swap; 48-byte buffers hold one
-/// 32-byte record, so the second reservation straddles the end, is void and
+/// Two writers race the reader's seal/swap; 64-byte buffers hold one
+/// 40-byte slot, so the second reservation straddles the end, is void and
 /// must wait for the switch.
 #[test]
 fn double_buffer_seal_races_reservation() {
     loom::model(|| {
-        let (ws, mut r) = ringlog::bytes::double_buffer::channel(cfg(48, 2)).unwrap();
-        let ts: Vec<_> = ws
-            .into_iter()
-            .map(|mut w| {
-                thread::spawn(move || {
-                    let rec = [
-                        w.id() as u8,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                    ];
-                    w.push(&rec, None).unwrap();
-                })
-            })
-            .collect();
-        let got = drain(&mut r);
-        ts.into_iter().for_each(|t| t.join().unwrap());
-        check_order(&got, 2, 1);
+        let (ws, mut r) = ringlog::bytes::double_buffer::channel(cfg(64, 2)).unwrap();
+        writers_then_drain(ws, &mut r, 1, 32);
     });
 }
 
@@ -129,5 +93,75 @@ fn double_buffer_drop_newest_accounts_every_record() {
             r.stats().writers_total().dropped as usize,
             dropped.iter().map(Vec::len).sum::<usize>()
         );
+    });
+}
+
+/// Writers of `per_writer` records of `len` bytes each (first two bytes:
+/// writer id, sequence), drained by the reader on the model's main thread.
+fn writers_then_drain<W>(ws: Vec<W>, r: &mut dyn ByteQueueReader, per_writer: u8, len: usize)
+where
+    W: ByteQueueWriter + 'static,
+{
+    let n = ws.len() as u8;
+    let ts: Vec<_> = ws
+        .into_iter()
+        .map(|mut w| {
+            thread::spawn(move || {
+                for seq in 0..per_writer {
+                    let mut rec = vec![0u8; len];
+                    rec[0] = w.id() as u8;
+                    rec[1] = seq;
+                    w.push(&rec, None).unwrap();
+                }
+            })
+        })
+        .collect();
+    let got = drain(r);
+    ts.into_iter().for_each(|t| t.join().unwrap());
+    check_order(&got, n, per_writer);
+}
+
+/// Fan-in's doorbell: the reader sleeps when every ring is empty; two
+/// writers commit and ring. A lost wake-up is a loom deadlock.
+#[test]
+fn fan_in_doorbell_loses_no_wake_up() {
+    loom::model(|| {
+        let (ws, mut r) = ringlog::bytes::fan_in::channel(cfg(64, 2)).unwrap();
+        writers_then_drain(ws, &mut r, 1, 8);
+    });
+}
+
+/// The shared ring's reserve/commit: two writers race for the reserve index
+/// and publish out of order; the reader must stop at an unpublished header
+/// and never read a record before it is complete.
+#[test]
+fn shared_ring_reserve_commit() {
+    loom::model(|| {
+        let (ws, mut r) = ringlog::bytes::shared_ring::channel(cfg(64, 2)).unwrap();
+        writers_then_drain(ws, &mut r, 1, 16);
+    });
+}
+
+/// The shared ring when full and wrapping: three 24-byte slots do not fit a
+/// 64-byte ring, so the last writer waits for a release and then pads to
+/// the end.
+#[test]
+fn shared_ring_full_and_wrap() {
+    loom::model(|| {
+        let (ws, mut r) = ringlog::bytes::shared_ring::channel(cfg(64, 2)).unwrap();
+        let mut ws = ws.into_iter();
+        let (mut w0, mut w1) = (ws.next().unwrap(), ws.next().unwrap());
+        w0.push(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], None)
+            .unwrap();
+        let t = thread::spawn(move || {
+            for seq in 0..2u8 {
+                w1.push(&[1, seq, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], None)
+                    .unwrap();
+            }
+        });
+        drop(w0);
+        let got = drain(&mut r);
+        t.join().unwrap();
+        assert_eq!(got, [(0, 0), (1, 0), (1, 1)]);
     });
 }

@@ -11,6 +11,12 @@ pub(crate) struct Arena {
     shadow: Box<[crate::sync::UnsafeCell<()>]>,
 }
 
+// SAFETY: the shadow cells hold no data; loom's `UnsafeCell` is not `Sync`
+// only because it tracks accesses, and sharing it across loom threads is
+// exactly what lets it report races. Without loom, `Arena` is `Sync` anyway.
+#[cfg(loom)]
+unsafe impl Sync for Arena {}
+
 impl std::fmt::Debug for Arena {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Arena")

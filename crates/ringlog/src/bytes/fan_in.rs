@@ -129,6 +129,15 @@ pub struct Writer {
     id: usize,
 }
 
+// SAFETY: only under loom, where the ring's shadow cells (loom bookkeeping,
+// no data) make `ring::Producer`/`Consumer` neither `Send` nor `Sync`; the
+// ring is shared between threads exactly as without loom.
+#[cfg(loom)]
+unsafe impl Send for Writer {}
+// SAFETY: as for `Writer`.
+#[cfg(loom)]
+unsafe impl Send for Reader {}
+
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writer")
@@ -356,23 +365,18 @@ impl Reader {
         let len = b.len_bytes() as u64;
         let first = len.min(cap - start);
         ring.track_read(tail, len);
+        let parts = [
+            (ring.data(start).cast_const(), first as usize),
+            (ring.data(0).cast_const(), (len - first) as usize),
+        ];
         // SAFETY: [tail, tail + len) is the batch the consumer just read: the
         // producer committed it (Acquire in `try_read`) and does not touch it
-        // until the batch is released, which consumes `b` held in the Batch.
+        // until the batch is released, which consumes `b`, held in the Batch.
         // `first` stops at the end of the data area, the rest starts at 0.
-        let (s0, s1): (&[u8], &[u8]) = unsafe {
-            (
-                std::slice::from_raw_parts(ring.data(start), first as usize),
-                std::slice::from_raw_parts(ring.data(0), (len - first) as usize),
-            )
-        };
-        let records = Records::new([s0, s1]).count();
-        Ok(Batch::from_ring(
-            [s0, s1],
-            records,
-            b,
-            &self.shared.reader_stats,
-        ))
+        let slices = parts.map(|(p, n)| unsafe { std::slice::from_raw_parts(p, n) });
+        let records = Records::new(slices).count();
+        // SAFETY: as above.
+        Ok(unsafe { Batch::from_ring(parts, records, b, &self.shared.reader_stats) })
     }
 }
 
@@ -388,10 +392,7 @@ impl ByteQueueReader for Reader {
                 Ok(i) => break i,
                 Err(TryReadError::Disconnected) => return Err(ReadError::Disconnected),
                 Err(TryReadError::Empty) => {
-                    // A gone writer's ring keeps the condition true; wait
-                    // only on the live ones then.
-                    let live = self.lanes.iter().any(|l| !l.consumer.is_abandoned());
-                    if live && !self.wait_live(deadline) {
+                    if !self.wait(deadline) {
                         return Err(ReadError::Timeout);
                     }
                 }
@@ -414,16 +415,23 @@ impl ByteQueueReader for Reader {
 }
 
 impl Reader {
-    /// Waits until a ring has data or one more writer goes away.
-    fn wait_live(&self, deadline: Deadline) -> bool {
+    /// Waits until a ring has data or one more writer goes away (a gone
+    /// writer's ring would keep a plain "abandoned" condition true for ever).
+    /// The count of gone writers is taken before the wait announces itself,
+    /// so a writer leaving after it changes the count the condition sees.
+    /// Returns `false` at the deadline.
+    fn wait(&self, deadline: Deadline) -> bool {
         let lanes = &self.lanes;
-        let gone = |l: &&Lane| l.consumer.is_abandoned();
-        let gone_before = lanes.iter().filter(gone).count();
+        let gone = || lanes.iter().filter(|l| l.consumer.is_abandoned()).count();
+        let gone_before = gone();
+        if gone_before == lanes.len() {
+            // Everyone left since `poll`: poll again.
+            return true;
+        }
         self.shared
             .doorbell
             .wait_until(&self.strategy, deadline, || {
-                lanes.iter().any(|l| l.consumer.available() > 0)
-                    || lanes.iter().filter(gone).count() != gone_before
+                lanes.iter().any(|l| l.consumer.available() > 0) || gone() != gone_before
             })
     }
 }

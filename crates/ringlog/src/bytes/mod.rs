@@ -10,6 +10,8 @@
 //! | `fan_in.rs` | [`fan_in`]: one SPSC [`ring`](crate::ring) per writer plus a doorbell | nothing (the doorbell is read-mostly) | ring capacity / 2 − 8 |
 //! | `shared_ring.rs` | [`shared_ring`]: one ring; reserve by CAS, commit by publishing the header last | the reserve index | ring capacity / 2 − 8 |
 //!
+//! [`Design`] and [`channel`] (`any.rs`) pick a design at run time.
+//!
 //! The other files: `record.rs` (the 8-byte record header every design uses,
 //! and the [`Records`] iterator), `policy.rs` ([`Policy`]), `stats.rs`
 //! (per-writer and reader counters, [`QueueStats`]), `error.rs` (one error
@@ -33,7 +35,7 @@
 //! # Example
 //!
 //! ```
-//! use ringlog::bytes::{double_buffer, ByteQueueReader, Config};
+//! use ringlog::bytes::{double_buffer, ByteQueueReader, ByteQueueWriter, Config};
 //!
 //! let (writers, mut reader) = double_buffer::channel(Config::new(1 << 16, 2)).unwrap();
 //! let threads: Vec<_> = writers
@@ -56,6 +58,7 @@
 //! assert_eq!(seen, 200);
 //! ```
 
+mod any;
 mod arena;
 pub mod double_buffer;
 mod error;
@@ -65,6 +68,7 @@ pub mod record;
 pub mod shared_ring;
 mod stats;
 
+pub use any::{channel, AnyGrant, AnyWriter, Design};
 pub use error::{
     ClaimError, NewQueueError, PushError, ReadError, TooLarge, TryClaimError, TryPushError,
     TryReadError,
@@ -245,8 +249,15 @@ enum Owner<'a> {
 /// whole) or [`records`](Self::records), then [`release`](Self::release)
 /// them. Dropping a batch without releasing keeps its records in the queue:
 /// the next read returns them again.
+///
+/// The slices borrow the batch, not the reader: once the batch is released
+/// writers may overwrite the bytes, so nothing may point at them any more.
+/// (The batch keeps raw pointers rather than references for the same reason:
+/// a reference held across `release` would be alive while a writer reuses
+/// the memory.)
 pub struct Batch<'a> {
-    slices: [&'a [u8]; 2],
+    /// `(start, len)` of the two parts; the second is empty unless wrapped.
+    parts: [(*const u8, usize); 2],
     records: usize,
     owner: Owner<'a>,
 }
@@ -261,45 +272,57 @@ impl std::fmt::Debug for Batch<'_> {
 }
 
 impl<'a> Batch<'a> {
-    pub(crate) fn from_queue(
-        slices: [&'a [u8]; 2],
+    /// # Safety
+    ///
+    /// Each part is valid for reads of its length, and nobody writes it until
+    /// the owner's release runs.
+    pub(crate) unsafe fn from_queue(
+        parts: [(*const u8, usize); 2],
         records: usize,
         owner: &'a mut dyn ReleaseBatch,
     ) -> Self {
         Self {
-            slices,
+            parts,
             records,
             owner: Owner::Queue(owner),
         }
     }
 
-    pub(crate) fn from_ring(
-        slices: [&'a [u8]; 2],
+    /// # Safety
+    ///
+    /// As [`from_queue`](Self::from_queue), with the ring batch as the owner.
+    pub(crate) unsafe fn from_ring(
+        parts: [(*const u8, usize); 2],
         records: usize,
         batch: crate::ring::ReadBatch<'a>,
         counters: &'a ReaderCounters,
     ) -> Self {
         Self {
-            slices,
+            parts,
             records,
             owner: Owner::Ring(batch, counters),
         }
     }
 
-    /// The batch's bytes: one or two non-empty slices of queue memory holding
-    /// the records back to back, each behind its 8-byte header (padding
-    /// records included; see [`record`]). Each slice starts 8-byte aligned.
-    pub fn as_slices(&self) -> &[&'a [u8]] {
-        if self.slices[1].is_empty() {
-            &self.slices[..1]
-        } else {
-            &self.slices
-        }
+    fn slices(&self) -> [&[u8]; 2] {
+        // SAFETY: `from_queue`/`from_ring` promise the parts stay readable
+        // and unwritten until release, which consumes `self`; the returned
+        // slices borrow `self`, so they end before it.
+        self.parts
+            .map(|(p, n)| unsafe { std::slice::from_raw_parts(p, n) })
+    }
+
+    /// The batch's bytes: two slices of queue memory holding the records back
+    /// to back, each behind its 8-byte header (padding records included; see
+    /// [`record`]). The second slice is empty unless the batch wraps the end
+    /// of a ring. Each non-empty slice starts 8-byte aligned.
+    pub fn as_slices(&self) -> [&[u8]; 2] {
+        self.slices()
     }
 
     /// The payloads of the batch's records, in queue order.
-    pub fn records(&self) -> Records<'a> {
-        Records::new(self.slices)
+    pub fn records(&self) -> Records<'_> {
+        Records::new(self.slices())
     }
 
     /// Number of records (padding not counted).
@@ -309,7 +332,7 @@ impl<'a> Batch<'a> {
 
     /// Bytes of the slices together.
     pub fn len_bytes(&self) -> usize {
-        self.slices[0].len() + self.slices[1].len()
+        self.parts[0].1 + self.parts[1].1
     }
 
     /// Gives the records back to the queue, so writers can reuse the room.

@@ -258,7 +258,7 @@ impl Writer {
             let to_end = cap - (r & sh.mask());
             let pad = if total <= to_end { 0 } else { to_end };
             let need = pad + total;
-            let want_tail = r + need - cap;
+            let want_tail = (r + need).saturating_sub(cap);
             if r + need > self.cached_tail + cap {
                 // Acquire: pairs with the Release store in `release_batch`:
                 // the reader's reads and zeroing of the bytes we are about to
@@ -304,9 +304,10 @@ impl Writer {
                 (sh.capacity - off) as u32 - RECORD_HEADER_LEN as u32,
                 KIND_PAD,
             );
-            // Relaxed: the padding carries no data; the reader Acquire-loads
-            // the record header after it.
-            sh.data.publish(off, word, Ordering::Relaxed);
+            // Release: the padding carries no record, but the reader's batch
+            // slices read its header word as plain memory, which must happen
+            // after this store; pairs with the Acquire load in `walk`.
+            sh.data.publish(off, word, Ordering::Release);
         }
         Grant {
             writer: self,
@@ -572,17 +573,16 @@ impl Reader {
         let first = len.min(sh.capacity - start);
         sh.data.mem.track_read(start as usize, first as usize);
         sh.data.mem.track_read(0, (len - first) as usize);
+        let m = &sh.data.mem;
+        let parts = [
+            (m.ptr(start as usize).cast_const(), first as usize),
+            (m.ptr(0).cast_const(), (len - first) as usize),
+        ];
         // SAFETY: [tail, end) holds published records (Acquire in `walk`);
         // writers cannot reserve them again until `release_batch` moves
-        // `tail`, which needs `&mut self` and so outlives the batch. `first`
-        // stops at the end of the ring; the rest starts at offset 0.
-        let (s0, s1): (&[u8], &[u8]) = unsafe {
-            (
-                std::slice::from_raw_parts(sh.data.mem.ptr(start as usize), first as usize),
-                std::slice::from_raw_parts(sh.data.mem.ptr(0), (len - first) as usize),
-            )
-        };
-        Batch::from_queue([s0, s1], records, self)
+        // `tail`, which needs `&mut self` and so comes after the batch.
+        // `first` stops at the end of the ring; the rest starts at offset 0.
+        unsafe { Batch::from_queue(parts, records, self) }
     }
 }
 

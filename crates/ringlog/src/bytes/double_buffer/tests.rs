@@ -15,7 +15,7 @@ fn records_come_back_in_one_slice_in_order() {
         w.try_push(&vec![i; usize::from(i) * 3]).unwrap();
     }
     let b = r.try_read().unwrap();
-    assert_eq!(b.as_slices().len(), 1);
+    assert!(b.as_slices()[1].is_empty(), "one contiguous slice");
     assert_eq!(b.len_records(), 10);
     let total: usize = (0..10).map(|i| record_len(i * 3)).sum();
     assert_eq!(b.len_bytes(), total);
@@ -53,7 +53,9 @@ fn partial_commit_and_abandoned_grant_become_padding() {
 fn unreleased_batch_is_returned_again() {
     let (mut w, mut r) = one(256);
     w.try_push(b"x").unwrap();
-    drop(r.try_read().unwrap());
+    let unreleased = r.try_read().unwrap();
+    assert_eq!(unreleased.len_records(), 1);
+    let _ = unreleased;
     w.try_push(b"y").unwrap();
     let b = r.try_read().unwrap();
     assert_eq!(b.records().collect::<Vec<_>>(), [b"x"]);
@@ -156,7 +158,7 @@ fn bad_configs_are_rejected() {
 
 #[test]
 fn writers_and_reader_on_threads_keep_per_writer_order() {
-    let per_writer: u32 = if cfg!(miri) { 60 } else { 20_000 };
+    let per_writer: u32 = if cfg!(miri) { 60 } else { 5_000 };
     for buffers in [2, 4] {
         let (ws, mut r) = channel(Config::new(512, 3).with_buffers(buffers)).unwrap();
         let threads: Vec<_> = ws

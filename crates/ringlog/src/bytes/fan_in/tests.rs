@@ -12,7 +12,7 @@ fn reader_visits_rings_round_robin() {
     }
     let mut order = Vec::new();
     while let Ok(b) = r.try_read() {
-        assert_eq!(b.as_slices().len(), 1);
+        assert!(b.as_slices()[1].is_empty());
         assert_eq!(b.len_records(), 2);
         let recs: Vec<&[u8]> = b.records().collect();
         assert_eq!(recs[0].len(), 5);
@@ -111,7 +111,7 @@ fn disconnection_is_seen_on_both_sides() {
 
 #[test]
 fn writers_and_reader_on_threads_keep_per_writer_order() {
-    let per_writer: u32 = if cfg!(miri) { 60 } else { 20_000 };
+    let per_writer: u32 = if cfg!(miri) { 60 } else { 5_000 };
     let (ws, mut r) = channel(Config::new(512, 3)).unwrap();
     let threads: Vec<_> = ws
         .into_iter()

@@ -125,7 +125,7 @@ fn disconnection_after_drain() {
 
 #[test]
 fn writers_and_reader_on_threads_keep_per_writer_order() {
-    let per_writer: u32 = if cfg!(miri) { 60 } else { 20_000 };
+    let per_writer: u32 = if cfg!(miri) { 60 } else { 5_000 };
     let (ws, mut r) = channel(Config::new(512, 3)).unwrap();
     let threads: Vec<_> = ws
         .into_iter()

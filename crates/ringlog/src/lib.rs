@@ -47,5 +47,6 @@
 
 pub mod region;
 pub mod ring;
+pub mod spsc;
 pub(crate) mod sync;
 pub mod wait;

@@ -35,6 +35,10 @@ pub struct Consumer<T> {
     cached_head: usize,
     strategy: WaitStrategy,
     counters: Counters,
+    /// The producer asked for space wake-ups and we acknowledged.
+    space_armed: bool,
+    /// The producer acknowledged our request for data wake-ups.
+    data_acked: bool,
 }
 
 impl<T> std::fmt::Debug for Consumer<T> {
@@ -56,6 +60,8 @@ impl<T> Consumer<T> {
             cached_head: tail,
             strategy: WaitStrategy::DEFAULT,
             counters: Counters::default(),
+            space_armed: false,
+            data_acked: false,
         }
     }
 
@@ -128,7 +134,7 @@ impl<T> Consumer<T> {
         // reuses them; pairs with the Acquire load of tail in the producer's
         // `refresh`.
         self.shared.tail.store(self.tail, Ordering::Release);
-        self.shared.space_ready.notify();
+        self.shared.space_ready.notify(&mut self.space_armed);
         self.counters.moved(n);
     }
 
@@ -177,12 +183,14 @@ impl<T> Consumer<T> {
     fn wait_for_data(&mut self, deadline: Deadline) -> bool {
         let shared = &*self.shared;
         let tail = self.tail;
-        shared.data_ready.wait_until(&self.strategy, deadline, || {
-            // Relaxed: only a hint to stop waiting; `refresh` re-reads head
-            // with Acquire and `is_abandoned` the flag.
-            shared.head.load(Ordering::Relaxed) != tail
-                || shared.closed.producer.load(Ordering::Relaxed)
-        })
+        shared
+            .data_ready
+            .wait_until(&mut self.data_acked, &self.strategy, deadline, || {
+                // Relaxed: only a hint to stop waiting; `refresh` re-reads head
+                // with Acquire and `is_abandoned` the flag.
+                shared.head.load(Ordering::Relaxed) != tail
+                    || shared.closed.producer.load(Ordering::Relaxed)
+            })
     }
 
     /// Moves up to `max` published values, oldest first, onto the end of
@@ -199,12 +207,9 @@ impl<T> Consumer<T> {
             return 0;
         }
         out.reserve(n);
-        let start = self.tail;
-        for i in 0..n {
-            // SAFETY: we are the consumer, start + i < head (Acquire), and
-            // `release` below moves tail past all n slots.
-            out.push(unsafe { self.shared.read(start.wrapping_add(i)) });
-        }
+        // SAFETY: we are the consumer, tail + n <= head (Acquire), and
+        // `release` moves tail past all n slots.
+        unsafe { self.shared.read_into(self.tail, n, out) };
         self.release(n);
         n
     }
@@ -246,6 +251,6 @@ impl<T> Drop for Consumer<T> {
     fn drop(&mut self) {
         // Release: pairs with the Acquire in `Producer::is_abandoned`.
         self.shared.closed.consumer.store(true, Ordering::Release);
-        self.shared.space_ready.notify();
+        self.shared.space_ready.notify_always();
     }
 }

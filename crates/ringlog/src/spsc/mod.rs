@@ -28,6 +28,11 @@
 //! Blocking uses two [`Event`](crate::wait::Event)s: the consumer waits on
 //! `data_ready`, which the producer notifies after every publish; the producer
 //! waits on `space_ready`, which the consumer notifies after every release.
+//! A notify costs a `SeqCst` fence, so each event sits behind a handshake
+//! (`wake.rs`): a side starts notifying only once the other side has first
+//! asked to sleep, and until it has, the asking side sleeps only briefly and
+//! re-checks. A ring whose consumer only polls (`try_pop`, `take_batch`)
+//! never pays for the fence.
 //!
 //! Dropping a handle sets its close flag (Release) and notifies the other
 //! side. The consumer reports `Disconnected` only after it has drained every
@@ -41,6 +46,8 @@
 //!   `take_batch_wait`.
 //! - `error.rs` — one error enum per operation.
 //! - `stats.rs` — [`SpscStats`], counted in each handle, off the shared lines.
+//! - `wake.rs` — the wake-up events and the handshake that keeps their fence
+//!   off the fast path until a side first sleeps.
 //! - `tests.rs` — unit tests (also run under Miri).
 //!
 //! # Examples
@@ -69,6 +76,7 @@ mod consumer;
 mod error;
 mod producer;
 mod stats;
+mod wake;
 
 pub use consumer::Consumer;
 pub use error::{CapacityError, PopError, PushError, TryPopError, TryPushError};
@@ -76,9 +84,10 @@ pub use producer::Producer;
 pub use stats::SpscStats;
 
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering, UnsafeCell};
-use crate::wait::Event;
 use crossbeam_utils::CachePadded;
 use std::mem::MaybeUninit;
+use std::ops::Range;
+use wake::Wake;
 
 /// Creates a ring of at least `capacity` slots (rounded up to a power of two,
 /// at least 1) and returns its two ends.
@@ -173,9 +182,9 @@ pub(crate) struct Shared<T> {
     /// its ring looks empty (consumer) or full (producer).
     closed: CachePadded<Closed>,
     /// The consumer waits here for data; the producer notifies.
-    data_ready: CachePadded<Event>,
+    data_ready: Wake,
     /// The producer waits here for space; the consumer notifies.
-    space_ready: CachePadded<Event>,
+    space_ready: Wake,
     /// `capacity - 1`; capacity is a power of two.
     mask: usize,
     /// The slots; those in `tail..head` (masked) hold initialised values.
@@ -219,8 +228,8 @@ impl<T> Shared<T> {
                 producer: AtomicBool::new(false),
                 consumer: AtomicBool::new(false),
             }),
-            data_ready: CachePadded::new(Event::new()),
-            space_ready: CachePadded::new(Event::new()),
+            data_ready: Wake::new(),
+            space_ready: Wake::new(),
             mask: capacity - 1,
             slots: (0..capacity)
                 .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
@@ -239,6 +248,16 @@ impl<T> Shared<T> {
         &self.slots[pos & self.mask]
     }
 
+    /// The slot index ranges that hold positions `pos..pos + n` (`n <=
+    /// capacity`): the part up to the end of the slots, then the part
+    /// wrapped to the start.
+    #[inline]
+    fn segments(&self, pos: usize, n: usize) -> (Range<usize>, Range<usize>) {
+        let start = pos & self.mask;
+        let first = n.min(self.capacity() - start);
+        (start..start + first, 0..n - first)
+    }
+
     /// Moves `value` into the slot of `pos`.
     ///
     /// # Safety
@@ -253,6 +272,64 @@ impl<T> Shared<T> {
             // needs no initialised old value.
             unsafe { (*p).write(value) };
         });
+    }
+
+    /// Moves values from `values` into the slots of `pos..pos + n`, stopping
+    /// early if `values` ends; returns how many were written.
+    ///
+    /// # Safety
+    ///
+    /// As [`write`](Self::write) for every position in `pos..pos + n`.
+    #[inline]
+    unsafe fn write_from(
+        &self,
+        pos: usize,
+        n: usize,
+        values: &mut impl Iterator<Item = T>,
+    ) -> usize {
+        let (a, b) = self.segments(pos, n);
+        let mut written = 0;
+        // Two plain loops, not a chained iterator, so each compiles to a
+        // tight (for `Copy` values, vectorised) copy.
+        for range in [a, b] {
+            for slot in &self.slots[range] {
+                let Some(value) = values.next() else {
+                    return written;
+                };
+                slot.with_mut(|p| {
+                    // SAFETY: the caller owns these free slots.
+                    unsafe { (*p).write(value) };
+                });
+                written += 1;
+            }
+        }
+        written
+    }
+
+    /// Moves the values out of the slots of `pos..pos + n` onto the end of
+    /// `out`, which has room for `n` more.
+    ///
+    /// # Safety
+    ///
+    /// As [`read`](Self::read) for every position in `pos..pos + n`.
+    #[inline]
+    unsafe fn read_into(&self, pos: usize, n: usize, out: &mut Vec<T>) {
+        debug_assert!(out.capacity() - out.len() >= n);
+        let (a, b) = self.segments(pos, n);
+        let spare = &mut out.spare_capacity_mut()[..n];
+        let (spare_a, spare_b) = spare.split_at_mut(a.len());
+        for (dsts, range) in [(spare_a, a), (spare_b, b)] {
+            for (dst, slot) in dsts.iter_mut().zip(&self.slots[range]) {
+                slot.with(|p| {
+                    // SAFETY: the slot is initialised and its value moves to
+                    // `out`; the caller releases it without reading it again.
+                    dst.write(unsafe { (*p).assume_init_read() });
+                });
+            }
+        }
+        let len = out.len();
+        // SAFETY: the first n spare elements were just initialised.
+        unsafe { out.set_len(len + n) };
     }
 
     /// Moves the value out of the slot of `pos`.

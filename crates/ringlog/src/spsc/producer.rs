@@ -34,6 +34,10 @@ pub struct Producer<T> {
     cached_tail: usize,
     strategy: WaitStrategy,
     counters: Counters,
+    /// The consumer asked for data wake-ups and we acknowledged.
+    data_armed: bool,
+    /// The consumer acknowledged our request for space wake-ups.
+    space_acked: bool,
 }
 
 impl<T> std::fmt::Debug for Producer<T> {
@@ -57,6 +61,8 @@ impl<T> Producer<T> {
             cached_tail,
             strategy: WaitStrategy::DEFAULT,
             counters: Counters::default(),
+            data_armed: false,
+            space_acked: false,
         }
     }
 
@@ -123,7 +129,7 @@ impl<T> Producer<T> {
         // Release: publishes the slot writes; pairs with the Acquire load of
         // head in the consumer's `refresh`.
         self.shared.head.store(self.head, Ordering::Release);
-        self.shared.data_ready.notify();
+        self.shared.data_ready.notify(&mut self.data_armed);
         self.counters.moved(n);
     }
 
@@ -178,12 +184,14 @@ impl<T> Producer<T> {
     fn wait_for_space(&mut self, deadline: Deadline) -> bool {
         let shared = &*self.shared;
         let full_at = self.head.wrapping_sub(shared.capacity());
-        shared.space_ready.wait_until(&self.strategy, deadline, || {
-            // Relaxed: only a hint to stop waiting; `refresh` re-reads tail
-            // with Acquire and `is_abandoned` the flag.
-            shared.tail.load(Ordering::Relaxed) != full_at
-                || shared.closed.consumer.load(Ordering::Relaxed)
-        })
+        shared
+            .space_ready
+            .wait_until(&mut self.space_acked, &self.strategy, deadline, || {
+                // Relaxed: only a hint to stop waiting; `refresh` re-reads tail
+                // with Acquire and `is_abandoned` the flag.
+                shared.tail.load(Ordering::Relaxed) != full_at
+                    || shared.closed.consumer.load(Ordering::Relaxed)
+            })
     }
 
     /// Pushes `value` if a slot is free, otherwise drops it and counts it in
@@ -205,15 +213,10 @@ impl<T> Producer<T> {
     /// publish and one notify for all of them. Stops pulling from `iter` when
     /// the ring is full, so no value is lost. Returns how many were taken.
     pub fn push_iter<I: Iterator<Item = T>>(&mut self, iter: &mut I) -> usize {
-        let free = self.free_for(usize::MAX);
-        let mut n = 0;
-        while n < free {
-            let Some(value) = iter.next() else { break };
-            // SAFETY: we are the producer; head + n < cached_tail + capacity,
-            // loaded with Acquire, so the slot is free.
-            unsafe { self.shared.write(self.head.wrapping_add(n), value) };
-            n += 1;
-        }
+        let free = self.free_for(self.capacity());
+        // SAFETY: we are the producer and `free` slots after head are free
+        // (tail loaded with Acquire).
+        let n = unsafe { self.shared.write_from(self.head, free, iter) };
         if n > 0 {
             self.publish(n);
         }
@@ -228,11 +231,9 @@ impl<T> Producer<T> {
         if n == 0 {
             return 0;
         }
-        let head = self.head;
-        for (i, value) in items.drain(..n).enumerate() {
-            // SAFETY: we are the producer and n <= free slots after head.
-            unsafe { self.shared.write(head.wrapping_add(i), value) };
-        }
+        // SAFETY: we are the producer and n <= free slots after head.
+        let written = unsafe { self.shared.write_from(self.head, n, &mut items.drain(..n)) };
+        debug_assert_eq!(written, n);
         self.publish(n);
         n
     }
@@ -247,11 +248,12 @@ impl<T> Producer<T> {
         if n == 0 {
             return 0;
         }
-        let head = self.head;
-        for (i, &value) in items[..n].iter().enumerate() {
-            // SAFETY: we are the producer and n <= free slots after head.
-            unsafe { self.shared.write(head.wrapping_add(i), value) };
-        }
+        // SAFETY: we are the producer and n <= free slots after head.
+        let written = unsafe {
+            self.shared
+                .write_from(self.head, n, &mut items.iter().copied())
+        };
+        debug_assert_eq!(written, n);
         self.publish(n);
         n
     }
@@ -307,6 +309,6 @@ impl<T> Drop for Producer<T> {
         // that sees the flag; pairs with the Acquire loads in
         // `Consumer::is_abandoned` and the consumer's empty check.
         self.shared.closed.producer.store(true, Ordering::Release);
-        self.shared.data_ready.notify();
+        self.shared.data_ready.notify_always();
     }
 }

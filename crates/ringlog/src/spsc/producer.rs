@@ -212,6 +212,9 @@ impl<T> Producer<T> {
     /// Moves values from `iter` into the ring while slots are free, with one
     /// publish and one notify for all of them. Stops pulling from `iter` when
     /// the ring is full, so no value is lost. Returns how many were taken.
+    ///
+    /// If `iter` panics, the values it already yielded are leaked (never
+    /// published, never dropped); the ring stays sound.
     pub fn push_iter<I: Iterator<Item = T>>(&mut self, iter: &mut I) -> usize {
         let free = self.free_for(self.capacity());
         // SAFETY: we are the producer and `free` slots after head are free
@@ -260,7 +263,9 @@ impl<T> Producer<T> {
 
     /// Pushes every value of `items` with one publish if they all fit,
     /// otherwise drops the whole batch and counts it in
-    /// [`SpscStats::dropped_batches`]. Returns whether it was pushed.
+    /// [`SpscStats::dropped_batches`] and
+    /// [`dropped_records`](SpscStats::dropped_records). Returns whether it
+    /// was pushed. All or nothing, so a batch is never split by a drop.
     ///
     /// An iterator whose `len()` is wrong is handled: at most `len()` values
     /// are pulled, and the batch is what it actually yielded.
@@ -274,7 +279,7 @@ impl<T> Producer<T> {
         if len == 0 {
             return true;
         }
-        if self.free_for(len) < len || self.is_abandoned() {
+        if self.free_for(len) < len {
             self.counters.dropped(len);
             return false;
         }

@@ -2,6 +2,10 @@
 //! preemption bound) of publish/release, wrap-around, blocking and wake-up,
 //! disconnection and the drop of unread values.
 //!
+//! These models fail (a loom deadlock or data race) if the producer's
+//! publish is weakened to Relaxed, if an armed side stops notifying, or if
+//! the wake-up handshake's `arm` skips its notify.
+//!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p ringlog
 //! --release --test loom_spsc --target-dir target-loom`
 

@@ -12,21 +12,27 @@
 //! ```text
 //! waiter (first time it would sleep)        notifier (after every publish)
 //! wanted = true                             if armed: event.notify()
-//! until acked (Acquire) is seen:            else if wanted (Relaxed):
-//!     sleep at most `poll`, re-check cond       acked = true (Release)
+//! until acked is seen:                      else if wanted:
+//!     sleep at most `poll`, re-check cond       acked = true
 //!     (never an unbounded sleep)                armed = true   (sticky)
 //! then: event.wait_until(cond), unbounded       event.notify()
 //! ```
 //!
 //! Why no wake-up is lost: before the waiter has seen `acked`, each of its
-//! sleeps is bounded, and it re-checks its condition after each, so a
+//! sleeps is bounded and it re-checks its condition after each, so a
 //! publication made without a notify is seen after at most one poll. Once it
-//! has seen `acked` with Acquire, every publication the notifier made before
-//! storing `acked` (Release) is visible to it, and every later publication is
-//! followed by `event.notify()`, which closes the race with the `Event`
-//! protocol itself. The polling only lasts from the waiter's first request
-//! until the notifier's next publish; after that the notifier pays the fence
-//! on every publish, as `Event` requires.
+//! has seen `acked`, it only sleeps through `Event::wait_until`, whose
+//! announcement is closed by a `SeqCst` fence `Fw`. Every later publication
+//! is followed by a notify, so the `Event` protocol covers it. Every earlier
+//! one (made before the notifier armed) is sequenced before the fence `Fa`
+//! of the notify that `arm` issues right after storing `acked`: if `Fa`
+//! precedes `Fw` in the single order of `SeqCst` fences, the waiter's
+//! condition sees the publication; if `Fw` precedes `Fa`, that notify sees
+//! the waiter's announcement and wakes it. So all four flag accesses can be
+//! Relaxed: no ordering rides on the flags, only on `Event`'s fences. The
+//! polling lasts from the waiter's first request until the notifier's next
+//! publish; after that the notifier pays the fence on every publish, as
+//! `Event` requires.
 
 use crate::sync::{AtomicBool, Ordering};
 use crate::wait::{Deadline, Event, WaitStrategy};
@@ -84,9 +90,9 @@ impl Wake {
     #[inline(never)]
     fn arm(&self, armed: &mut bool) {
         *armed = true;
-        // Release: every publication made before this store is visible to a
-        // waiter that loads `acked` with Acquire (in `wait_until`).
-        self.handshake.acked.store(true, Ordering::Release);
+        self.handshake.acked.store(true, Ordering::Relaxed);
+        // This notify is what makes a Relaxed `acked` enough: its fence
+        // covers every publication made before we armed (module docs).
         self.event.notify();
     }
 
@@ -106,8 +112,8 @@ impl Wake {
         deadline: Deadline,
         mut cond: impl FnMut() -> bool,
     ) -> bool {
-        if !*acked && self.handshake.acked.load(Ordering::Acquire) {
-            // Acquire: pairs with the Release store in `arm`.
+        // Relaxed: see the module docs; `arm` notifies after its store.
+        if !*acked && self.handshake.acked.load(Ordering::Relaxed) {
             *acked = true;
         }
         if *acked {
@@ -131,20 +137,16 @@ impl Wake {
                 }
             };
             let acked_flag = &self.handshake.acked;
-            // Relaxed: a hint to stop polling; re-read with Acquire below.
             let woke = self.event.wait_until(&step, step_deadline, || {
                 cond() || acked_flag.load(Ordering::Relaxed)
             });
             if cond() {
                 return true;
             }
-            if woke {
-                // Acquire: pairs with the Release store in `arm`; the
-                // Relaxed hint above saw it, so this load does too.
-                if self.handshake.acked.load(Ordering::Acquire) {
-                    *acked = true;
-                    return self.event.wait_until(strategy, deadline, cond);
-                }
+            if woke && self.handshake.acked.load(Ordering::Relaxed) {
+                // The notifier has armed: from now on sleep without a bound.
+                *acked = true;
+                return self.event.wait_until(strategy, deadline, cond);
             }
             if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                 return false;

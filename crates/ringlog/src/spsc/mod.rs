@@ -13,7 +13,10 @@
 //!   Slots in `tail..head` are initialised; all others are not.
 //!
 //! The capacity is a power of two, so the mask stays correct when the
-//! indices wrap around `usize::MAX`.
+//! indices wrap around `usize::MAX`, and a slot index costs an `and`, not a
+//! division: with an exact capacity and `%`, the `u64` benchmark
+//! (`benches/spsc.rs`) ran at about 15 instead of 37 Melem/s single and 91
+//! instead of 150 Melem/s batched (one noisy 2-core run).
 //!
 //! The producer writes a slot, then publishes `head` with a Release store;
 //! the consumer loads `head` with Acquire before reading the slot. Releasing

@@ -247,8 +247,11 @@ impl<T> Shared<T> {
 
     #[inline]
     fn slot(&self, pos: usize) -> &UnsafeCell<MaybeUninit<T>> {
-        // `& mask` keeps the index in bounds, so the check is elided.
-        &self.slots[pos & self.mask]
+        debug_assert_eq!(self.slots.len(), self.mask + 1);
+        // SAFETY: `pos & mask <= mask < slots.len()` (`new` makes exactly
+        // `mask + 1` slots); the compiler cannot see that, and the bounds
+        // check showed up in the single-value loop.
+        unsafe { self.slots.get_unchecked(pos & self.mask) }
     }
 
     /// The slot index ranges that hold positions `pos..pos + n` (`n <=

@@ -9,7 +9,7 @@
 //! | [`wait`] | spin, yield, then sleep on a futex word; no syscall on the fast path |
 //! | [`region`] | the memory a ring lives in: heap now, a shared mapping for `shm` |
 //! | [`ring`] | SPSC byte ring: variable-size records, claim/commit, batch read/release |
-//! | `spsc` | typed SPSC ring of `T` with blocking and batch operations |
+//! | [`spsc`] | typed SPSC ring of `T` with blocking and batch operations |
 //! | [`bytes`] | MPSC byte queues: double buffer, fan-in, shared ring behind one reader trait |
 //! | [`journal`] | segment files of checksummed records: append, rotate, sync, recover, read, verify |
 //! | [`stats`] | counters without shared-line writes, size and latency histograms |
@@ -54,6 +54,7 @@ pub mod journal;
 pub mod pipeline;
 pub mod region;
 pub mod ring;
+pub mod spsc;
 pub mod stats;
 pub(crate) mod sync;
 pub mod wait;

@@ -1,0 +1,256 @@
+//! The consumer end: move values out of published slots, release them.
+
+use super::error::{PopError, TryPopError};
+use super::stats::{Counters, SpscStats};
+use super::Shared;
+use crate::sync::{Arc, Ordering};
+use crate::wait::{Deadline, WaitStrategy};
+
+/// The reading end of a typed SPSC ring. Only one exists per ring.
+///
+/// # Examples
+///
+/// ```
+/// use ringlog::spsc::{self, PopError, TryPopError};
+/// use std::time::Duration;
+///
+/// let (mut tx, mut rx) = spsc::channel::<u64>(16);
+/// assert_eq!(rx.try_pop(), Err(TryPopError::Empty));
+/// let soon = ringlog::wait::deadline_after(Some(Duration::from_millis(1)));
+/// assert_eq!(rx.pop(soon), Err(PopError::Timeout));
+/// tx.push_slice(&[1, 2, 3]);
+/// assert_eq!(rx.available(), 3);
+/// assert_eq!(rx.pop(None), Ok(1));
+/// let mut out = Vec::new();
+/// assert_eq!(rx.take_batch(8, &mut out), 2);
+/// assert_eq!(out, [2, 3]);
+/// assert_eq!(rx.stats().records, 3);
+/// ```
+pub struct Consumer<T> {
+    shared: Arc<Shared<T>>,
+    /// Our own `tail`: only we write the shared one.
+    tail: usize,
+    /// Last `head` loaded from the producer's line; may be stale (too
+    /// small), which only makes us re-read it.
+    cached_head: usize,
+    strategy: WaitStrategy,
+    counters: Counters,
+    /// The producer asked for space wake-ups and we acknowledged.
+    space_armed: bool,
+    /// The producer acknowledged our request for data wake-ups.
+    data_acked: bool,
+}
+
+impl<T> std::fmt::Debug for Consumer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("capacity", &self.shared.capacity())
+            .field("tail", &self.tail)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Consumer<T> {
+    pub(crate) fn new(shared: Arc<Shared<T>>) -> Self {
+        // Relaxed: see `Producer::new`.
+        let tail = shared.tail.load(Ordering::Relaxed);
+        Self {
+            shared,
+            tail,
+            cached_head: tail,
+            strategy: WaitStrategy::DEFAULT,
+            counters: Counters::default(),
+            space_armed: false,
+            data_acked: false,
+        }
+    }
+
+    /// Sets how blocking calls wait (spin, yield, then sleep).
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    /// Number of slots (a power of two).
+    pub fn capacity(&self) -> usize {
+        self.shared.capacity()
+    }
+
+    /// Values published and not yet popped, as seen now (re-reads the
+    /// producer's index).
+    pub fn available(&mut self) -> usize {
+        self.refresh()
+    }
+
+    /// Whether the producer has been dropped (values it pushed may still be
+    /// waiting to be popped).
+    pub fn is_abandoned(&self) -> bool {
+        // Acquire: pairs with the Release store in `Producer::drop`.
+        self.shared.closed.producer.load(Ordering::Acquire)
+    }
+
+    /// A snapshot of this handle's counters (values popped, batches).
+    pub fn stats(&self) -> SpscStats {
+        self.counters.snapshot(std::mem::size_of::<T>())
+    }
+
+    /// Re-reads the producer's `head` and returns the published values.
+    #[inline]
+    fn refresh(&mut self) -> usize {
+        // Acquire: pairs with the Release store of head in the producer's
+        // `publish`, so the slot writes before it are visible.
+        self.cached_head = self.shared.head.load(Ordering::Acquire);
+        self.cached_head.wrapping_sub(self.tail)
+    }
+
+    /// Published values, re-reading `head` only when the cache shows fewer
+    /// than `want`. `Err` means empty, telling whether the producer is gone.
+    #[inline]
+    fn ready(&mut self, want: usize) -> Result<usize, TryPopError> {
+        let n = self.cached_head.wrapping_sub(self.tail);
+        if n >= want {
+            return Ok(n);
+        }
+        let n = self.refresh();
+        if n > 0 {
+            return Ok(n);
+        }
+        if !self.is_abandoned() {
+            return Err(TryPopError::Empty);
+        }
+        // The producer may have published just before closing: look again
+        // now that its close (Release, seen with Acquire) orders that.
+        match self.refresh() {
+            0 => Err(TryPopError::Disconnected),
+            n => Ok(n),
+        }
+    }
+
+    /// Gives `n > 0` popped slots back to the producer and wakes it if it
+    /// sleeps.
+    #[inline]
+    fn release(&mut self, n: usize) {
+        self.tail = self.tail.wrapping_add(n);
+        // Release: our moves out of the slots happen before the producer
+        // reuses them; pairs with the Acquire load of tail in the producer's
+        // `refresh`.
+        self.shared.tail.store(self.tail, Ordering::Release);
+        self.shared.space_ready.notify(&mut self.space_armed);
+        self.counters.moved(n);
+    }
+
+    /// Pops the oldest value without waiting.
+    ///
+    /// # Errors
+    ///
+    /// `Empty` if nothing is published; `Disconnected` if additionally the
+    /// producer is gone.
+    #[inline]
+    pub fn try_pop(&mut self) -> Result<T, TryPopError> {
+        self.ready(1)?;
+        // SAFETY: we are the consumer, `tail < head` for a head loaded with
+        // Acquire, and `release` moves tail past the slot right after.
+        let value = unsafe { self.shared.read(self.tail) };
+        self.release(1);
+        Ok(value)
+    }
+
+    /// Pops the oldest value, waiting (spin, yield, then sleep) until one is
+    /// published or `deadline` passes (`None`: for ever).
+    ///
+    /// # Errors
+    ///
+    /// `Timeout` at the deadline; `Disconnected` once the producer is gone
+    /// and every value it pushed has been popped.
+    pub fn pop(&mut self, deadline: Deadline) -> Result<T, PopError> {
+        loop {
+            match self.try_pop() {
+                Ok(v) => return Ok(v),
+                Err(TryPopError::Disconnected) => return Err(PopError::Disconnected),
+                Err(TryPopError::Empty) => {}
+            }
+            if !self.wait_for_data(deadline) {
+                // One last look: data may have come with the deadline.
+                return self.try_pop().map_err(|e| match e {
+                    TryPopError::Empty => PopError::Timeout,
+                    TryPopError::Disconnected => PopError::Disconnected,
+                });
+            }
+        }
+    }
+
+    /// Waits until a value is published or the producer is gone; `false` at
+    /// the deadline.
+    fn wait_for_data(&mut self, deadline: Deadline) -> bool {
+        let shared = &*self.shared;
+        let tail = self.tail;
+        shared
+            .data_ready
+            .wait_until(&mut self.data_acked, &self.strategy, deadline, || {
+                // Relaxed: only a hint to stop waiting; `refresh` re-reads head
+                // with Acquire and `is_abandoned` the flag.
+                shared.head.load(Ordering::Relaxed) != tail
+                    || shared.closed.producer.load(Ordering::Relaxed)
+            })
+    }
+
+    /// Moves up to `max` published values, oldest first, onto the end of
+    /// `out`, releasing them with one store and one notify. Returns how many
+    /// were moved (0 when empty; see [`is_abandoned`](Self::is_abandoned)).
+    ///
+    /// `out` grows if it lacks room; reuse one `Vec` to avoid allocating.
+    pub fn take_batch(&mut self, max: usize, out: &mut Vec<T>) -> usize {
+        let n = match self.ready(max) {
+            Ok(n) => n.min(max),
+            Err(_) => return 0,
+        };
+        if n == 0 {
+            return 0;
+        }
+        out.reserve(n);
+        // SAFETY: we are the consumer, tail + n <= head (Acquire), and
+        // `release` moves tail past all n slots.
+        unsafe { self.shared.read_into(self.tail, n, out) };
+        self.release(n);
+        n
+    }
+
+    /// Like [`take_batch`](Self::take_batch), but waits (spin, yield, then
+    /// sleep) until at least one value is published.
+    ///
+    /// # Errors
+    ///
+    /// `Timeout` at the deadline with nothing published; `Disconnected` once
+    /// the producer is gone and every value it pushed has been popped.
+    pub fn take_batch_wait(
+        &mut self,
+        max: usize,
+        out: &mut Vec<T>,
+        deadline: Deadline,
+    ) -> Result<usize, PopError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        loop {
+            match self.ready(1) {
+                Ok(_) => return Ok(self.take_batch(max, out)),
+                Err(TryPopError::Disconnected) => return Err(PopError::Disconnected),
+                Err(TryPopError::Empty) => {}
+            }
+            if !self.wait_for_data(deadline) {
+                return match self.ready(1) {
+                    Ok(_) => Ok(self.take_batch(max, out)),
+                    Err(TryPopError::Disconnected) => Err(PopError::Disconnected),
+                    Err(TryPopError::Empty) => Err(PopError::Timeout),
+                };
+            }
+        }
+    }
+}
+
+impl<T> Drop for Consumer<T> {
+    fn drop(&mut self) {
+        // Release: pairs with the Acquire in `Producer::is_abandoned`.
+        self.shared.closed.consumer.store(true, Ordering::Release);
+        self.shared.space_ready.notify_always();
+    }
+}

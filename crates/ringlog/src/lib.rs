@@ -10,6 +10,7 @@
 //! | [`region`] | the memory a ring lives in: heap now, a shared mapping for `shm` |
 //! | [`ring`] | SPSC byte ring: variable-size records, claim/commit, batch read/release |
 //! | [`spsc`] | typed SPSC ring of `T` with blocking and batch operations |
+//! | [`mpsc`] | typed MPSC ring of `T` with back-pressure policies, batches and async |
 //!
 //! # Example
 //!
@@ -45,6 +46,7 @@
     clippy::undocumented_unsafe_blocks
 )]
 
+pub mod mpsc;
 pub mod region;
 pub mod ring;
 pub(crate) mod sync;

@@ -7,12 +7,12 @@ use super::spill::Refill;
 use super::stats::bump;
 use super::{MpscStats, Shared};
 use crate::sync::{Arc, Ordering};
-use crate::wait::Deadline;
+use crate::wait::{Deadline, WaitStrategy};
 use std::collections::VecDeque;
 
 /// How long `try_pop` spins on a reserved but unpublished slot before it
 /// reports `Empty`.
-const PENDING_SPINS: u32 = 64;
+const PENDING_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
 
 /// The consuming end of an MPSC ring. There is exactly one; its operations
 /// take `&mut self`.
@@ -33,8 +33,7 @@ pub struct Consumer<T> {
     shared: Arc<Shared<T>>,
     /// Items decoded from the spill file, delivered before anything else.
     spilled: VecDeque<T>,
-    /// Items handed out, mirrored into the shared counter.
-    popped: u64,
+    strategy: WaitStrategy,
 }
 
 impl<T> std::fmt::Debug for Consumer<T> {
@@ -59,8 +58,13 @@ impl<T> Consumer<T> {
         Self {
             shared,
             spilled: VecDeque::new(),
-            popped: 0,
+            strategy: WaitStrategy::DEFAULT,
         }
+    }
+
+    /// Sets how blocking calls wait (spin, yield, then sleep).
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
     }
 
     /// Ring capacity in slots.
@@ -85,7 +89,6 @@ impl<T> Consumer<T> {
 
     #[inline]
     fn count(&mut self, n: usize) {
-        self.popped += n as u64;
         bump(&self.shared.stats.popped, n as u64);
     }
 
@@ -114,7 +117,9 @@ impl<T> Consumer<T> {
                 break;
             }
             if !q.claim(head, n) {
-                continue; // an evicting producer took the oldest first
+                // An evicting producer took the oldest first.
+                crate::sync::spin_hint();
+                continue;
             }
             out.reserve(n);
             for i in 0..n {
@@ -157,6 +162,8 @@ impl<T> Consumer<T> {
                         self.count(1);
                         return Ok(item);
                     }
+                    // An evicting producer took it first.
+                    crate::sync::spin_hint();
                 }
                 Peek::Pending => {
                     if pending >= PENDING_SPINS {
@@ -232,7 +239,7 @@ impl<T> Consumer<T> {
         let shared = &*self.shared;
         shared
             .data
-            .wait_until(&shared.strategy, deadline, || shared.readable_hint())
+            .wait_until(&self.strategy, deadline, || shared.readable_hint())
     }
 
     /// Moves up to `max_items` items into `out` without sleeping and returns

@@ -222,11 +222,14 @@ impl<T> Builder<T> {
             consumer_closed: AtomicBool::new(false),
             policy: kind,
             timeout,
-            strategy: self.strategy,
             spill,
             stats: registry,
         });
-        Ok((Producer::new(shared.clone()), Consumer::new(shared)))
+        let mut tx = Producer::new(shared.clone());
+        let mut rx = Consumer::new(shared);
+        tx.set_wait_strategy(self.strategy);
+        rx.set_wait_strategy(self.strategy);
+        Ok((tx, rx))
     }
 }
 
@@ -249,7 +252,6 @@ pub(crate) struct Shared<T> {
     pub(crate) policy: PolicyKind,
     /// `Block`'s timeout per push.
     pub(crate) timeout: Option<Duration>,
-    pub(crate) strategy: WaitStrategy,
     pub(crate) spill: Option<SpillStore<T>>,
     pub(crate) stats: Registry,
 }

@@ -7,11 +7,11 @@ use super::spill::Append;
 use super::stats::{bump, CounterCell};
 use super::{MpscStats, Shared};
 use crate::sync::{Arc, Ordering};
-use crate::wait::{deadline_after, Deadline};
+use crate::wait::{deadline_after, Deadline, WaitStrategy};
 use std::time::Instant;
 
 /// Spins on a slot that is being emptied before `try_push` calls it full.
-const BUSY_SPINS: u32 = 64;
+const BUSY_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
 
 /// A producing end of an MPSC ring. Clone it for each producing thread:
 /// every handle counts on its own cache line, and items pushed through one
@@ -37,6 +37,7 @@ const BUSY_SPINS: u32 = 64;
 pub struct Producer<T> {
     shared: Arc<Shared<T>>,
     counters: CounterCell,
+    strategy: WaitStrategy,
 }
 
 impl<T> std::fmt::Debug for Producer<T> {
@@ -55,6 +56,7 @@ impl<T> Clone for Producer<T> {
         Self {
             shared: self.shared.clone(),
             counters: self.shared.stats.register(),
+            strategy: self.strategy,
         }
     }
 }
@@ -83,7 +85,17 @@ pub(crate) enum Attempt<T> {
 impl<T> Producer<T> {
     pub(crate) fn new(shared: Arc<Shared<T>>) -> Self {
         let counters = shared.stats.register();
-        Self { shared, counters }
+        Self {
+            shared,
+            counters,
+            strategy: WaitStrategy::DEFAULT,
+        }
+    }
+
+    /// Sets how this handle waits under `Block` (spin, yield, then sleep);
+    /// clones inherit it.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
     }
 
     /// Ring capacity in slots.
@@ -248,7 +260,7 @@ impl<T> Producer<T> {
         let shared = &*self.shared;
         let ok = shared
             .space
-            .wait_until(&shared.strategy, deadline, || shared.space_or_closed());
+            .wait_until(&self.strategy, deadline, || shared.space_or_closed());
         bump(&self.counters.blocked_ns, start.elapsed().as_nanos() as u64);
         ok
     }

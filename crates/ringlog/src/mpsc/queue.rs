@@ -38,7 +38,7 @@ pub(crate) const SPILL_BIT: usize = 1 << (usize::BITS - 1);
 pub const MAX_CAPACITY: usize = 1 << 40;
 
 /// Spins of the bounded waits before a waiter yields.
-const SPINS: u32 = 64;
+const SPINS: u32 = if cfg!(loom) { 0 } else { 64 };
 
 /// One slot: its stamp and the item storage.
 pub(crate) struct Slot<T> {
@@ -197,6 +197,7 @@ impl<T> Queue<T> {
                 };
             } else {
                 // Another producer reserved `tail` already.
+                crate::sync::spin_hint();
                 tail = self.tail.load(Ordering::Relaxed);
             }
         }
@@ -220,6 +221,7 @@ impl<T> Queue<T> {
             if used < 0 {
                 // `tail` was read before a reservation that `head` has since
                 // passed: our view is stale.
+                crate::sync::spin_hint();
                 tail = self.tail.load(Ordering::Relaxed);
                 continue;
             }

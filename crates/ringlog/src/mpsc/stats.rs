@@ -138,12 +138,14 @@ impl Registry {
     /// Adds everything up.
     pub(crate) fn snapshot(&self, producers: usize, capacity: usize, len: usize) -> MpscStats {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let mut t = Totals::default();
-        t.pushed = inner.retired.pushed;
-        t.dropped_oldest = inner.retired.dropped_oldest;
-        t.dropped_newest = inner.retired.dropped_newest;
-        t.spilled = inner.retired.spilled;
-        t.blocked_ns = inner.retired.blocked_ns;
+        let r = &inner.retired;
+        let mut t = Totals {
+            pushed: r.pushed,
+            dropped_oldest: r.dropped_oldest,
+            dropped_newest: r.dropped_newest,
+            spilled: r.spilled,
+            blocked_ns: r.blocked_ns,
+        };
         for c in &inner.live {
             t.add(c);
         }

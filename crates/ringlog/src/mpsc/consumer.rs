@@ -114,6 +114,9 @@ impl<T> Consumer<T> {
             let head = q.head();
             let n = q.count_ready(head, max - taken);
             if n == 0 {
+                if q.peek(head) == Peek::Empty && self.refill_spill(head) {
+                    continue;
+                }
                 break;
             }
             if !q.claim(head, n) {

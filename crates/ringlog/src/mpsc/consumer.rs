@@ -82,6 +82,14 @@ impl<T> Consumer<T> {
         self.len() == 0
     }
 
+    /// Bytes the channel occupies: the shared block plus the slot array
+    /// (each slot is a `T` plus its stamp, padded to `T`'s alignment). The
+    /// overhead beyond `capacity * size_of::<T>()` is the stamps and one
+    /// shared block.
+    pub fn footprint_bytes(&self) -> usize {
+        std::mem::size_of::<Shared<T>>() + self.shared.queue.slots_bytes()
+    }
+
     /// A snapshot of the channel's counters.
     pub fn stats(&self) -> MpscStats {
         self.shared.stats()

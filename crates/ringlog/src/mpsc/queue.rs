@@ -124,6 +124,11 @@ impl<T> Queue<T> {
         }
     }
 
+    /// Bytes of the slot array.
+    pub(crate) fn slots_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.slots)
+    }
+
     #[inline]
     pub(crate) fn capacity(&self) -> usize {
         self.mask + 1

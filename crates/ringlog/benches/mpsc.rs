@@ -114,6 +114,9 @@ fn std_run(p: u64) -> Duration {
     start.elapsed()
 }
 
+/// One measured transfer.
+type Run = Box<dyn Fn() -> Duration>;
+
 fn throughput(c: &mut Criterion) {
     let mut g = c.benchmark_group("mpsc_u64_cap4096");
     g.throughput(Throughput::Elements(MESSAGES));
@@ -121,7 +124,7 @@ fn throughput(c: &mut Criterion) {
     g.warm_up_time(Duration::from_millis(300));
     g.measurement_time(Duration::from_secs(2));
     for p in [1u64, 2, 4] {
-        let cases: [(&str, Box<dyn Fn() -> Duration>); 5] = [
+        let cases: [(&str, Run); 5] = [
             (
                 "ringlog_block",
                 Box::new(move || ringlog_run(p, Policy::BLOCK)),

@@ -10,7 +10,7 @@
 //! is allocated per item (the spill path aside). See `queue.rs` for the state
 //! encoding and the claims that make each item read or evicted exactly once.
 //!
-//! Waiting is the crate's [`Event`](crate::wait::Event): blocked producers
+//! Waiting is the crate's [`Event`]: blocked producers
 //! sleep on the `space` event, a blocked consumer on the `data` event. A
 //! producer preempted between reserving a slot and publishing it never makes
 //! the consumer spin without bound: [`Consumer::try_pop`] gives up after a

@@ -38,7 +38,7 @@ pub(crate) const SPILL_BIT: usize = 1 << (usize::BITS - 1);
 pub const MAX_CAPACITY: usize = 1 << 40;
 
 /// Spins of the bounded waits before a waiter yields.
-const SPINS: u32 = if cfg!(loom) { 0 } else { 64 };
+const SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
 
 /// One slot: its stamp and the item storage.
 pub(crate) struct Slot<T> {

@@ -327,7 +327,7 @@ impl<T> Producer<T> {
                     self.shared.notify_data();
                     bump(&self.counters.pushed, n as u64);
                 }
-                Err(Reserve::Spilling) => self.spill_front(items, false)?,
+                Err(Reserve::Spilling) => self.spill_all(items, false)?,
                 Err(_) => match self.shared.policy {
                     PolicyKind::Block => {
                         let remaining = items.len();
@@ -352,33 +352,31 @@ impl<T> Producer<T> {
                         }
                         Evict::NotFull | Evict::Retry => backoff(&mut spins),
                     },
-                    PolicyKind::Spill => self.spill_front(items, true)?,
+                    PolicyKind::Spill => self.spill_all(items, true)?,
                 },
             }
         }
         Ok(())
     }
 
-    /// Spills the first item of `items` (the rest follow through the loop,
-    /// which sees the mark).
-    fn spill_front(&mut self, items: &mut Vec<T>, activate: bool) -> Result<(), PushBatchError> {
-        let item = items.remove(0);
-        match self.spill(item, activate) {
-            Ok(None) => Ok(()),
-            Ok(Some(back)) => {
-                items.insert(0, back);
+    /// Spills every item of `items` with one write, or, if the spill drained
+    /// meanwhile, leaves them for the ring.
+    fn spill_all(&mut self, items: &mut Vec<T>, activate: bool) -> Result<(), PushBatchError> {
+        let store = self
+            .shared
+            .spill
+            .as_ref()
+            .expect("the spill mark is only set with a spill store");
+        let n = items.len() as u64;
+        match store.append_all(&self.shared.queue, items, activate) {
+            Ok(true) => {
+                bump(&self.counters.pushed, n);
+                bump(&self.counters.spilled, n);
+                self.shared.notify_data();
                 Ok(())
             }
-            Err(e) => match e {
-                TryPushError::Spill { item, source } => {
-                    items.insert(0, item);
-                    Err(PushBatchError::Spill(source))
-                }
-                TryPushError::Full(item) | TryPushError::Disconnected(item) => {
-                    items.insert(0, item);
-                    Err(PushBatchError::Disconnected)
-                }
-            },
+            Ok(false) => Ok(()),
+            Err(e) => Err(PushBatchError::Spill(e)),
         }
     }
 

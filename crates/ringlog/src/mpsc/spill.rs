@@ -28,11 +28,15 @@
 use super::error::SpillDecodeError;
 use super::queue::Queue;
 use super::Mutex;
+#[cfg(loom)]
+use loom::sync::MutexGuard;
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+#[cfg(not(loom))]
+use std::sync::MutexGuard;
 
 /// How an item is written to and read back from the spill file.
 ///
@@ -244,48 +248,86 @@ impl<T> SpillStore<T> {
         Ok((store, replay, cut))
     }
 
-    /// Appends `item`. `activate`: the caller found the ring full and sets
-    /// the mark itself; otherwise it saw the mark and must find it still set.
-    pub(crate) fn append(&self, queue: &Queue<T>, item: T, activate: bool) -> Append<T> {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+    /// Takes the spill lock; `activate`: the caller found the ring full and
+    /// sets the mark itself; otherwise it saw the mark and `None` means the
+    /// mark was cleared meanwhile (the file drained): use the ring.
+    fn lock_marked(&self, queue: &Queue<T>, activate: bool) -> Option<MutexGuard<'_, FileState>> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if activate {
             queue.set_spill_mark();
         } else if queue.tail_word() & super::queue::SPILL_BIT == 0 {
-            // Relaxed above: the mark is only cleared under this lock, which
-            // we hold, so the value read is current.
-            return Append::Resume(item);
+            // The mark is only cleared under this lock, which we hold, so
+            // the Relaxed value read is current.
+            return None;
         }
-        let st = &mut *st;
+        Some(st)
+    }
+
+    /// Frames `items` and appends them with one `write`.
+    fn write_frames<'a>(
+        &self,
+        st: &mut FileState,
+        items: impl Iterator<Item = &'a T>,
+    ) -> io::Result<()>
+    where
+        T: 'a,
+    {
         st.frame.clear();
-        st.frame.extend_from_slice(&[0; FRAME_HEADER]);
-        (self.codec.encode)(&item, &mut st.frame);
-        let payload = st.frame.len() - FRAME_HEADER;
-        if payload > MAX_SPILL_RECORD {
-            let e = io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "spill record larger than 1 GiB",
-            );
-            return Append::Failed(item, e);
-        }
-        let crc = crc32c::crc32c(&st.frame[FRAME_HEADER..]);
-        st.frame[..4].copy_from_slice(&(payload as u32).to_le_bytes());
-        st.frame[4..8].copy_from_slice(&crc.to_le_bytes());
-        if st.file.is_none() {
-            match open_append(&self.path) {
-                Ok(f) => st.file = Some(f),
-                Err(e) => return Append::Failed(item, e),
+        for item in items {
+            let at = st.frame.len();
+            st.frame.extend_from_slice(&[0; FRAME_HEADER]);
+            (self.codec.encode)(item, &mut st.frame);
+            let payload = st.frame.len() - at - FRAME_HEADER;
+            if payload > MAX_SPILL_RECORD {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "spill record larger than 1 GiB",
+                ));
             }
+            let crc = crc32c::crc32c(&st.frame[at + FRAME_HEADER..]);
+            st.frame[at..at + 4].copy_from_slice(&(payload as u32).to_le_bytes());
+            st.frame[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+        }
+        if st.file.is_none() {
+            st.file = Some(open_append(&self.path)?);
         }
         let file = st.file.as_mut().expect("opened above");
         if let Err(e) = file.write_all(&st.frame) {
             // A partial frame may be on disk; cut it so later frames stay
             // readable. If even that fails the reader treats the rest as torn.
             let _ = file.set_len(st.len);
-            return Append::Failed(item, e);
+            return Err(e);
         }
         st.len += st.frame.len() as u64;
-        drop(item);
-        Append::Stored
+        Ok(())
+    }
+
+    /// Appends `item` (see `lock_marked` for `activate`).
+    pub(crate) fn append(&self, queue: &Queue<T>, item: T, activate: bool) -> Append<T> {
+        let Some(mut st) = self.lock_marked(queue, activate) else {
+            return Append::Resume(item);
+        };
+        match self.write_frames(&mut st, std::iter::once(&item)) {
+            Ok(()) => Append::Stored,
+            Err(e) => Append::Failed(item, e),
+        }
+    }
+
+    /// Appends every item of `items`, in order, with one `write`, and
+    /// empties `items`. `Ok(false)`: the mark was cleared meanwhile; nothing
+    /// was taken. On error nothing was taken either.
+    pub(crate) fn append_all(
+        &self,
+        queue: &Queue<T>,
+        items: &mut Vec<T>,
+        activate: bool,
+    ) -> io::Result<bool> {
+        let Some(mut st) = self.lock_marked(queue, activate) else {
+            return Ok(false);
+        };
+        self.write_frames(&mut st, items.iter())?;
+        items.clear();
+        Ok(true)
     }
 
     /// Reads the next chunk of frames into `out`, or, if the file is

@@ -176,3 +176,26 @@ fn async_send_is_woken() {
         p.join().unwrap();
     });
 }
+
+/// The tools see the orderings: the slot publication protocol of
+/// `queue.rs`, replicated with the publishing stamp store weakened from
+/// Release to Relaxed, must be reported by loom as a data race on the slot.
+#[test]
+#[should_panic]
+fn weakened_publication_is_caught() {
+    use loom::cell::UnsafeCell;
+    loom::model(|| {
+        let slot = Arc::new((AtomicUsize::new(0), UnsafeCell::new(0u64)));
+        let s = slot.clone();
+        let p = thread::spawn(move || {
+            // SAFETY: only this thread writes the cell (loom checks the reads).
+            s.1.with_mut(|v| unsafe { *v = 42 });
+            s.0.store(1, Ordering::Relaxed); // the library uses Release here
+        });
+        if slot.0.load(Ordering::Acquire) == 1 {
+            // SAFETY: a plain read; loom reports it racing the write.
+            assert_eq!(slot.1.with(|v| unsafe { *v }), 42);
+        }
+        p.join().unwrap();
+    });
+}

@@ -10,6 +10,7 @@
 //! | [`region`] | the memory a ring lives in: heap now, a shared mapping for `shm` |
 //! | [`ring`] | SPSC byte ring: variable-size records, claim/commit, batch read/release |
 //! | [`spsc`] | typed SPSC ring of `T` with blocking and batch operations |
+//! | [`mpsc`] | typed MPSC ring: Block, DropNewest, DropOldest, SpillToDisk; batches; async |
 //! | [`bytes`] | MPSC byte queues: double buffer, fan-in, shared ring behind one reader trait |
 //! | [`journal`] | segment files of checksummed records: append, rotate, sync, recover, read, verify |
 //! | [`stats`] | counters without shared-line writes, size and latency histograms |
@@ -51,6 +52,7 @@
 
 pub mod bytes;
 pub mod journal;
+pub mod mpsc;
 pub mod pipeline;
 pub mod region;
 pub mod ring;

@@ -1,0 +1,353 @@
+//! The consumer end: the one handle that reads.
+
+use super::error::{PopError, TryPopError};
+use super::policy::PolicyKind;
+use super::queue::{Peek, SPILL_BIT};
+use super::spill::Refill;
+use super::stats::bump;
+use super::{MpscStats, Shared};
+use crate::sync::{Arc, Ordering};
+use crate::wait::{Deadline, WaitStrategy};
+use std::collections::VecDeque;
+
+/// How long `try_pop` spins on a reserved but unpublished slot before it
+/// reports `Empty`.
+const PENDING_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
+
+/// The consuming end of an MPSC ring. There is exactly one; its operations
+/// take `&mut self`.
+///
+/// # Examples
+///
+/// ```
+/// use ringlog::mpsc::{self, Policy, TryPopError};
+///
+/// let (mut tx, mut rx) = mpsc::channel::<String>(16, Policy::BLOCK).unwrap();
+/// tx.push("hello".to_string()).unwrap();
+/// assert_eq!(rx.try_pop().as_deref(), Ok("hello"));
+/// assert_eq!(rx.try_pop(), Err(TryPopError::Empty));
+/// drop(tx);
+/// assert_eq!(rx.try_pop(), Err(TryPopError::Disconnected));
+/// ```
+pub struct Consumer<T> {
+    shared: Arc<Shared<T>>,
+    /// Items decoded from the spill file, delivered before anything else.
+    spilled: VecDeque<T>,
+    strategy: WaitStrategy,
+}
+
+impl<T> std::fmt::Debug for Consumer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("shared", &self.shared)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Drop for Consumer<T> {
+    fn drop(&mut self) {
+        // Release: not needed for data (producers only stop pushing), but
+        // orders our last reads before producers observe the close.
+        self.shared.consumer_closed.store(true, Ordering::Release);
+        self.shared.notify_space();
+    }
+}
+
+impl<T> Consumer<T> {
+    pub(crate) fn new(shared: Arc<Shared<T>>) -> Self {
+        Self {
+            shared,
+            spilled: VecDeque::new(),
+            strategy: WaitStrategy::DEFAULT,
+        }
+    }
+
+    /// Sets how blocking calls wait (spin, yield, then sleep).
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    /// Ring capacity in slots.
+    pub fn capacity(&self) -> usize {
+        self.shared.queue.capacity()
+    }
+
+    /// Items in the ring now (a hint; the spill file is not counted).
+    pub fn len(&self) -> usize {
+        self.shared.queue.len() + self.spilled.len()
+    }
+
+    /// Whether the ring looks empty now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes the channel occupies: the shared block plus the slot array
+    /// (each slot is a `T` plus its stamp, padded to `T`'s alignment). The
+    /// overhead beyond `capacity * size_of::<T>()` is the stamps and one
+    /// shared block.
+    pub fn footprint_bytes(&self) -> usize {
+        std::mem::size_of::<Shared<T>>() + self.shared.queue.slots_bytes()
+    }
+
+    /// A snapshot of the channel's counters.
+    pub fn stats(&self) -> MpscStats {
+        self.shared.stats()
+    }
+
+    #[inline]
+    fn count(&mut self, n: usize) {
+        bump(&self.shared.stats.popped, n as u64);
+    }
+
+    /// After freeing slots: wake producers that wait for room.
+    #[inline]
+    fn freed(&self) {
+        if self.shared.policy == PolicyKind::Block {
+            self.shared.notify_space();
+        }
+    }
+
+    /// Takes up to `max` published items from the ring (spill buffer first)
+    /// without waiting; returns how many.
+    fn take_ready(&mut self, max: usize, out: &mut Vec<T>) -> usize {
+        let mut taken = 0;
+        while taken < max {
+            if let Some(item) = self.spilled.pop_front() {
+                out.push(item);
+                taken += 1;
+                continue;
+            }
+            let q = &self.shared.queue;
+            let head = q.head();
+            let n = q.count_ready(head, max - taken);
+            if n == 0 {
+                if q.peek(head) == Peek::Empty && self.refill_spill(head) {
+                    continue;
+                }
+                break;
+            }
+            if !q.claim(head, n) {
+                // An evicting producer took the oldest first.
+                crate::sync::spin_hint();
+                continue;
+            }
+            out.reserve(n);
+            for i in 0..n {
+                // SAFETY: `head..head + n` were published and we claimed them.
+                out.push(unsafe { q.take(head.wrapping_add(i)) });
+            }
+            taken += n;
+            self.freed();
+        }
+        if taken > 0 {
+            self.count(taken);
+        }
+        taken
+    }
+
+    /// Takes the next item without sleeping.
+    ///
+    /// A slot reserved by a producer that has not published it yet is waited
+    /// for only briefly (a bounded spin), then reported as `Empty`.
+    ///
+    /// # Errors
+    ///
+    /// `Empty` when nothing is published now, `Disconnected` when every
+    /// producer is gone and everything has been read.
+    pub fn try_pop(&mut self) -> Result<T, TryPopError> {
+        let mut pending = 0u32;
+        loop {
+            if let Some(item) = self.spilled.pop_front() {
+                self.count(1);
+                return Ok(item);
+            }
+            let q = &self.shared.queue;
+            let head = q.head();
+            match q.peek(head) {
+                Peek::Ready => {
+                    if q.claim(head, 1) {
+                        // SAFETY: published and claimed by us.
+                        let item = unsafe { q.take(head) };
+                        self.freed();
+                        self.count(1);
+                        return Ok(item);
+                    }
+                    // An evicting producer took it first.
+                    crate::sync::spin_hint();
+                }
+                Peek::Pending => {
+                    if pending >= PENDING_SPINS {
+                        return Err(TryPopError::Empty);
+                    }
+                    pending += 1;
+                    crate::sync::spin_hint();
+                }
+                Peek::Empty => {
+                    if self.refill_spill(head) {
+                        continue;
+                    }
+                    // Acquire: pairs with the Release decrement in
+                    // `Producer::drop`: every item of every producer is
+                    // published and visible once the count reads zero.
+                    if self.shared.producers.load(Ordering::Acquire) == 0 {
+                        let head = self.shared.queue.head();
+                        if self.shared.queue.peek(head) != Peek::Empty || self.refill_spill(head) {
+                            continue;
+                        }
+                        return Err(TryPopError::Disconnected);
+                    }
+                    return Err(TryPopError::Empty);
+                }
+            }
+        }
+    }
+
+    /// With the ring empty up to the spill mark: reads the next items from
+    /// the spill file. True if the caller should look again.
+    fn refill_spill(&mut self, head: usize) -> bool {
+        let q = &self.shared.queue;
+        let tail = q.tail_word();
+        if tail & SPILL_BIT == 0 || tail & !SPILL_BIT != head {
+            return false;
+        }
+        let Some(store) = self.shared.spill.as_ref() else {
+            return false;
+        };
+        let (refill, lost) = store.refill(q, &mut self.spilled);
+        if lost > 0 {
+            bump(&self.shared.stats.spill_lost, lost);
+        }
+        if refill == Refill::Drained {
+            // Producers may use the ring again; nobody waits for that.
+        }
+        true
+    }
+
+    /// Takes the next item, sleeping until one is published or `deadline`
+    /// passes (`None`: wait for ever).
+    ///
+    /// # Errors
+    ///
+    /// `Timeout` at the deadline, `Disconnected` when every producer is gone
+    /// and everything has been read.
+    pub fn pop(&mut self, deadline: Deadline) -> Result<T, PopError> {
+        loop {
+            match self.try_pop() {
+                Ok(item) => return Ok(item),
+                Err(TryPopError::Disconnected) => return Err(PopError::Disconnected),
+                Err(TryPopError::Empty) => {
+                    if !self.wait_for_data(deadline) {
+                        return Err(PopError::Timeout);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sleeps until something may be readable; false at the deadline.
+    fn wait_for_data(&self, deadline: Deadline) -> bool {
+        let shared = &*self.shared;
+        shared
+            .data
+            .wait_until(&self.strategy, deadline, || shared.readable_hint())
+    }
+
+    /// Moves up to `max_items` items into `out` without sleeping and returns
+    /// how many.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_pop`](Self::try_pop), when no item at all could be taken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringlog::mpsc::{self, Policy};
+    ///
+    /// let (mut tx, mut rx) = mpsc::channel::<u8>(8, Policy::BLOCK).unwrap();
+    /// for i in 0..5 {
+    ///     tx.push(i).unwrap();
+    /// }
+    /// let mut out = Vec::new();
+    /// assert_eq!(rx.take_batch(3, &mut out), Ok(3));
+    /// assert_eq!(rx.take_batch(3, &mut out), Ok(2));
+    /// assert_eq!(out, [0, 1, 2, 3, 4]);
+    /// ```
+    pub fn take_batch(&mut self, max_items: usize, out: &mut Vec<T>) -> Result<usize, TryPopError> {
+        if max_items == 0 {
+            return Ok(0);
+        }
+        let n = self.take_ready(max_items, out);
+        if n > 0 {
+            return Ok(n);
+        }
+        // Nothing ready: let `try_pop` tell Empty from Disconnected, read the
+        // spill, or catch a publication that is just landing.
+        let first = self.try_pop()?;
+        out.push(first);
+        Ok(1 + self.take_ready(max_items - 1, out))
+    }
+
+    /// Like [`take_batch`](Self::take_batch), sleeping until at least one
+    /// item arrives or `deadline` passes.
+    ///
+    /// # Errors
+    ///
+    /// As [`pop`](Self::pop).
+    pub fn take_batch_until(
+        &mut self,
+        max_items: usize,
+        out: &mut Vec<T>,
+        deadline: Deadline,
+    ) -> Result<usize, PopError> {
+        loop {
+            match self.take_batch(max_items, out) {
+                Ok(n) => return Ok(n),
+                Err(TryPopError::Disconnected) => return Err(PopError::Disconnected),
+                Err(TryPopError::Empty) => {
+                    if !self.wait_for_data(deadline) {
+                        return Err(PopError::Timeout);
+                    }
+                }
+            }
+        }
+    }
+
+    /// An iterator that takes items until the ring is empty (or every
+    /// producer is gone); it never sleeps.
+    pub fn drain(&mut self) -> Drain<'_, T> {
+        Drain { consumer: self }
+    }
+
+    pub(crate) fn shared(&self) -> &Shared<T> {
+        &self.shared
+    }
+}
+
+impl<T> Shared<T> {
+    /// Whether the consumer should look again: an item published at `head`,
+    /// the spill boundary reached, or no producer left. A wake-up hint.
+    pub(crate) fn readable_hint(&self) -> bool {
+        let q = &self.queue;
+        let head = q.head();
+        q.peek(head) == Peek::Ready
+            || (q.tail_word() & SPILL_BIT != 0 && q.tail_word() & !SPILL_BIT == head)
+            // Relaxed: a hint; `try_pop` re-reads it with Acquire.
+            || self.producers.load(Ordering::Relaxed) == 0
+    }
+}
+
+/// Iterator returned by [`Consumer::drain`].
+#[derive(Debug)]
+pub struct Drain<'a, T> {
+    consumer: &'a mut Consumer<T>,
+}
+
+impl<T> Iterator for Drain<'_, T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        self.consumer.try_pop().ok()
+    }
+}

@@ -1,0 +1,308 @@
+//! Typed MPSC ring: many producers, one consumer, fixed slots of `T`, and a
+//! back-pressure [`Policy`] for when the ring is full.
+//!
+//! # Algorithm
+//!
+//! Dmitry Vyukov's bounded MPMC queue (per-slot sequence numbers, as in
+//! crossbeam's `ArrayQueue`), specialised for one consumer and extended with
+//! batch reservations, a contended read index for `DropOldest`, and a spill
+//! mark for `SpillToDisk`. Every slot is allocated at construction; nothing
+//! is allocated per item (the spill path aside). See `queue.rs` for the state
+//! encoding and the claims that make each item read or evicted exactly once.
+//!
+//! Waiting is the crate's [`Event`]: blocked producers
+//! sleep on the `space` event, a blocked consumer on the `data` event. A
+//! producer preempted between reserving a slot and publishing it never makes
+//! the consumer spin without bound: [`Consumer::try_pop`] gives up after a
+//! short spin and reports `Empty`, and [`Consumer::pop`] sleeps until the
+//! publisher notifies.
+//!
+//! # Files
+//!
+//! | file | what |
+//! |---|---|
+//! | `queue.rs` | the slot array, `head`/`tail`, reserve / publish / claim / evict |
+//! | `producer.rs` | [`Producer`]: push, batches, the policies |
+//! | `consumer.rs` | [`Consumer`]: pop, batches, drain, spill replay |
+//! | `policy.rs` | [`Policy`] |
+//! | `spill.rs` | the overflow file and the [`Spill`] codec trait |
+//! | `future.rs` | executor-agnostic futures: [`SendFuture`], [`RecvFuture`], [`TakeBatchFuture`] |
+//! | `compat.rs` | [`RingBuffer`], the drop-in single-threaded API |
+//! | `stats.rs` | per-producer counters and [`MpscStats`] |
+//! | `waker.rs` | wakers of pending futures |
+//! | `error.rs` | one error type per operation |
+//!
+//! # Examples
+//!
+//! ```
+//! use ringlog::mpsc::{self, Policy};
+//!
+//! let (tx, mut rx) = mpsc::channel::<u64>(1024, Policy::BLOCK).unwrap();
+//! let workers: Vec<_> = (0..2u64)
+//!     .map(|id| {
+//!         let mut tx = tx.clone();
+//!         std::thread::spawn(move || {
+//!             for i in 0..1000 {
+//!                 tx.push(id << 32 | i).unwrap();
+//!             }
+//!         })
+//!     })
+//!     .collect();
+//! drop(tx);
+//! let mut next = [0u64; 2];
+//! while let Ok(v) = rx.pop(None) {
+//!     let (id, seq) = ((v >> 32) as usize, v & 0xffff_ffff);
+//!     assert_eq!(seq, next[id]); // per-producer FIFO
+//!     next[id] += 1;
+//! }
+//! for w in workers {
+//!     w.join().unwrap();
+//! }
+//! assert_eq!(next, [1000, 1000]);
+//! ```
+
+mod compat;
+mod consumer;
+mod error;
+mod future;
+mod policy;
+mod producer;
+mod queue;
+mod spill;
+mod stats;
+mod waker;
+
+pub use compat::RingBuffer;
+pub use consumer::{Consumer, Drain};
+pub use error::{
+    NewChannelError, PopError, PushBatchError, PushError, SpillDecodeError, TryPopError,
+    TryPushError,
+};
+pub use future::{RecvFuture, SendFuture, TakeBatchFuture};
+pub use policy::Policy;
+pub use producer::Producer;
+pub use queue::MAX_CAPACITY;
+pub use spill::{Spill, MAX_SPILL_RECORD};
+pub use stats::MpscStats;
+
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering};
+use crate::wait::{Event, WaitStrategy};
+use crossbeam_utils::CachePadded;
+use policy::PolicyKind;
+use queue::Queue;
+use spill::{Codec, SpillStore};
+use stats::Registry;
+use std::time::Duration;
+use waker::WakerSet;
+
+#[cfg(loom)]
+pub(crate) use loom::sync::Mutex;
+#[cfg(not(loom))]
+pub(crate) use std::sync::Mutex;
+
+/// Creates a channel of `capacity` slots (rounded up to a power of two,
+/// at least 2)
+/// with the given back-pressure policy, and returns its two ends. Clone the
+/// [`Producer`] for more producers.
+///
+/// # Errors
+///
+/// [`NewChannelError::Capacity`] for 0 or more than [`MAX_CAPACITY`] slots;
+/// [`NewChannelError::SpillNeedsCodec`] for [`Policy::SpillToDisk`], which
+/// needs [`spill_channel`].
+pub fn channel<T>(
+    capacity: usize,
+    policy: Policy,
+) -> Result<(Producer<T>, Consumer<T>), NewChannelError> {
+    Builder::new(capacity, policy).build()
+}
+
+/// Like [`channel`], for item types that can be written to the spill file;
+/// accepts every policy, including [`Policy::SpillToDisk`].
+///
+/// A spill file left at the path by an earlier run is replayed first.
+///
+/// # Errors
+///
+/// As [`channel`], plus [`NewChannelError::SpillOpen`] when the spill file
+/// cannot be opened or recovered.
+///
+/// # Examples
+///
+/// ```
+/// use ringlog::mpsc::{self, Policy};
+///
+/// let dir = std::env::temp_dir().join(format!("ringlog-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("overflow.spill");
+/// let (mut tx, mut rx) = mpsc::spill_channel::<u32>(2, Policy::SpillToDisk(path.clone())).unwrap();
+/// for i in 0..5 {
+///     tx.push(i).unwrap(); // 0 and 1 fit; 2, 3, 4 go to the file
+/// }
+/// assert_eq!(rx.stats().spilled, 3);
+/// let got: Vec<u32> = rx.drain().collect();
+/// assert_eq!(got, [0, 1, 2, 3, 4]);
+/// assert!(!path.exists()); // removed once drained
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub fn spill_channel<T: Spill>(
+    capacity: usize,
+    policy: Policy,
+) -> Result<(Producer<T>, Consumer<T>), NewChannelError> {
+    Builder::new(capacity, policy).codec(Codec::of()).build()
+}
+
+/// Construction options beyond capacity and policy.
+pub(crate) struct Builder<T> {
+    capacity: usize,
+    policy: Policy,
+    strategy: WaitStrategy,
+    codec: Option<Codec<T>>,
+}
+
+impl<T> Builder<T> {
+    pub(crate) fn new(capacity: usize, policy: Policy) -> Self {
+        Self {
+            capacity,
+            policy,
+            strategy: WaitStrategy::DEFAULT,
+            codec: None,
+        }
+    }
+
+    fn codec(mut self, codec: Codec<T>) -> Self {
+        self.codec = Some(codec);
+        self
+    }
+
+    pub(crate) fn build(self) -> Result<(Producer<T>, Consumer<T>), NewChannelError> {
+        if !(1..=MAX_CAPACITY).contains(&self.capacity) {
+            return Err(NewChannelError::Capacity {
+                requested: self.capacity,
+                max: MAX_CAPACITY,
+            });
+        }
+        // At least 2: with one slot, "holds position p" (stamp p + 1) would
+        // read as "free for position p + 1".
+        let capacity = self.capacity.next_power_of_two().max(2);
+        let kind = self.policy.kind();
+        let queue = Queue::new(capacity, kind == PolicyKind::DropOldest);
+        let registry = Registry::new();
+        let spill = match (&self.policy, self.codec) {
+            (Policy::SpillToDisk(_), None) => return Err(NewChannelError::SpillNeedsCodec),
+            (Policy::SpillToDisk(path), Some(codec)) => {
+                let (store, replay, cut) =
+                    SpillStore::open(path.clone(), codec).map_err(|source| {
+                        NewChannelError::SpillOpen {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?;
+                if replay {
+                    queue.set_spill_mark();
+                }
+                if cut > 0 {
+                    stats::bump(&registry.spill_lost, 1);
+                }
+                Some(store)
+            }
+            _ => None,
+        };
+        let timeout = match self.policy {
+            Policy::Block { timeout } => timeout,
+            _ => None,
+        };
+        let shared = Arc::new(Shared {
+            queue,
+            data: CachePadded::new(Event::new()),
+            space: CachePadded::new(Event::new()),
+            recv_wakers: WakerSet::new(),
+            send_wakers: WakerSet::new(),
+            producers: AtomicUsize::new(1),
+            consumer_closed: AtomicBool::new(false),
+            policy: kind,
+            timeout,
+            spill,
+            stats: registry,
+        });
+        let mut tx = Producer::new(shared.clone());
+        let mut rx = Consumer::new(shared);
+        tx.set_wait_strategy(self.strategy);
+        rx.set_wait_strategy(self.strategy);
+        Ok((tx, rx))
+    }
+}
+
+/// Everything the handles share.
+pub(crate) struct Shared<T> {
+    pub(crate) queue: Queue<T>,
+    /// The consumer sleeps here; producers notify after publishing.
+    pub(crate) data: CachePadded<Event>,
+    /// Blocked producers sleep here; the consumer notifies after freeing
+    /// slots (only under `Block`, the one policy whose producers wait).
+    pub(crate) space: CachePadded<Event>,
+    /// The pending `recv`/`take_batch_async` future.
+    pub(crate) recv_wakers: WakerSet,
+    /// Pending `send` futures.
+    pub(crate) send_wakers: WakerSet,
+    /// Live producer handles.
+    pub(crate) producers: AtomicUsize,
+    /// Set once when the consumer is dropped.
+    pub(crate) consumer_closed: AtomicBool,
+    pub(crate) policy: PolicyKind,
+    /// `Block`'s timeout per push.
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) spill: Option<SpillStore<T>>,
+    pub(crate) stats: Registry,
+}
+
+impl<T> Shared<T> {
+    /// Wakes the consumer after a publication.
+    #[inline]
+    pub(crate) fn notify_data(&self) {
+        self.data.notify();
+        self.recv_wakers.wake_all();
+    }
+
+    /// Wakes blocked producers after slots were freed.
+    #[inline]
+    pub(crate) fn notify_space(&self) {
+        self.space.notify();
+        self.send_wakers.wake_all();
+    }
+
+    /// Whether the consumer is gone.
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        // Relaxed: a hint checked on every push; items pushed after the
+        // consumer left are dropped with the ring, never leaked.
+        self.consumer_closed.load(Ordering::Relaxed)
+    }
+
+    /// Whether a blocked producer should retry: room, or the consumer gone.
+    #[inline]
+    pub(crate) fn space_or_closed(&self) -> bool {
+        self.queue.len() < self.queue.capacity() || self.is_closed()
+    }
+
+    pub(crate) fn stats(&self) -> MpscStats {
+        self.stats.snapshot(
+            // Relaxed: a snapshot figure.
+            self.producers.load(Ordering::Relaxed),
+            self.queue.capacity(),
+            self.queue.len(),
+        )
+    }
+}
+
+impl<T> std::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("queue", &self.queue)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;

@@ -1,0 +1,422 @@
+//! The slot array and its two indices: the lock-free core.
+//!
+//! Positions are monotonic `usize` counters; a position's slot is
+//! `pos & mask`. Each slot carries a *stamp* saying which position it is
+//! ready for (Vyukov's bounded queue):
+//!
+//! | stamp of slot `pos & mask` | meaning |
+//! |---|---|
+//! | `pos` | empty, ready for the producer that reserves `pos` |
+//! | `pos + 1` | holds the item of `pos`, published |
+//! | `pos + capacity` | emptied again: ready for position `pos + capacity` |
+//!
+//! A producer reserves `pos` by CAS on `tail` (one CAS for a whole batch),
+//! writes the slot, and publishes it by storing `pos + 1` with Release. The
+//! reader of `pos` (the consumer, or under `DropOldest` an evicting producer)
+//! claims it by moving `head` past it, moves the item out, and frees the slot
+//! by storing `pos + capacity` with Release. Invariant: `head <= tail <=
+//! head + capacity`; every position in `head..tail` is reserved, and every
+//! position below `head` has been claimed by exactly one reader.
+//!
+//! Under `DropOldest` the consumer and evicting producers race for the
+//! oldest item, so `head` only moves by CAS and a claim needs the slot to be
+//! published first; otherwise only the consumer writes `head`, with a plain
+//! store.
+//!
+//! The top bit of `tail` is the spill mark (see `spill.rs`): while it is set
+//! no CAS on `tail` can succeed, so every reservation is either below the
+//! marked position or sees the mark.
+
+use crate::sync::{AtomicUsize, Ordering, UnsafeCell};
+use crossbeam_utils::CachePadded;
+use std::mem::MaybeUninit;
+
+/// The spill mark in `tail`.
+pub(crate) const SPILL_BIT: usize = 1 << (usize::BITS - 1);
+
+/// Largest capacity in slots.
+pub const MAX_CAPACITY: usize = 1 << 40;
+
+/// Spins of the bounded waits before a waiter yields.
+const SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
+
+/// One slot: its stamp and the item storage.
+pub(crate) struct Slot<T> {
+    /// The position this slot is ready for (see the module table).
+    stamp: AtomicUsize,
+    /// Initialised exactly when `stamp == pos + 1` for some position `pos`
+    /// (or when the slot has been claimed and not yet freed).
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+/// What a single reservation found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reserve {
+    /// Position reserved; the caller must write and publish it.
+    Ok(usize),
+    /// `tail - head >= capacity`.
+    Full,
+    /// Not full by the indices, but the slot is still being emptied by its
+    /// reader: retry after a moment.
+    Busy,
+    /// The spill mark is set.
+    Spilling,
+}
+
+/// What an eviction attempt found.
+pub(crate) enum Evict<T> {
+    /// The oldest item, now owned by the caller.
+    Evicted(T),
+    /// The ring has room: just push.
+    NotFull,
+    /// The oldest position is reserved but not yet published, or another
+    /// reader moved `head` first: retry.
+    Retry,
+}
+
+/// What the consumer found at `head`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Peek {
+    /// `n >= 1` published items from `head` on.
+    Ready,
+    /// `head == tail`: nothing reserved.
+    Empty,
+    /// `head` is reserved but not published yet.
+    Pending,
+}
+
+/// The ring: slots plus head and tail on their own cache lines.
+pub(crate) struct Queue<T> {
+    /// Next position to read. The consumer's line; evicting producers CAS it.
+    head: CachePadded<AtomicUsize>,
+    /// Next position to reserve, with [`SPILL_BIT`]. The producers' line.
+    tail: CachePadded<AtomicUsize>,
+    slots: Box<[Slot<T>]>,
+    /// `capacity - 1`; capacity is a power of two.
+    mask: usize,
+    /// Whether `head` moves only by CAS (`DropOldest`).
+    contended_head: bool,
+}
+
+// SAFETY: items move between threads (so `T: Send`), and every access to a
+// slot's value is made exclusive by the stamp protocol (module docs); no `&T`
+// is ever shared, so `T: Sync` is not needed.
+unsafe impl<T: Send> Sync for Queue<T> {}
+// SAFETY: as above; the queue owns its items.
+unsafe impl<T: Send> Send for Queue<T> {}
+
+impl<T> Queue<T> {
+    /// A ring of `capacity` slots (a power of two, checked by the caller).
+    pub(crate) fn new(capacity: usize, contended_head: bool) -> Self {
+        debug_assert!(capacity.is_power_of_two());
+        let slots = (0..capacity)
+            .map(|i| Slot {
+                stamp: AtomicUsize::new(i),
+                value: UnsafeCell::new(MaybeUninit::uninit()),
+            })
+            .collect();
+        Self {
+            head: CachePadded::new(AtomicUsize::new(0)),
+            tail: CachePadded::new(AtomicUsize::new(0)),
+            slots,
+            mask: capacity - 1,
+            contended_head,
+        }
+    }
+
+    /// Bytes of the slot array.
+    pub(crate) fn slots_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.slots)
+    }
+
+    #[inline]
+    pub(crate) fn capacity(&self) -> usize {
+        self.mask + 1
+    }
+
+    #[inline]
+    fn slot(&self, pos: usize) -> &Slot<T> {
+        // `pos & mask` is always in bounds; the compiler drops the check.
+        &self.slots[pos & self.mask]
+    }
+
+    /// Items reserved and not yet claimed, as seen now (a hint).
+    pub(crate) fn len(&self) -> usize {
+        let tail = self.tail.load(Ordering::Relaxed) & !SPILL_BIT;
+        let head = self.head.load(Ordering::Relaxed);
+        (tail.wrapping_sub(head) as isize).clamp(0, self.capacity() as isize) as usize
+    }
+
+    /// The tail word, spill mark included.
+    #[inline]
+    pub(crate) fn tail_word(&self) -> usize {
+        self.tail.load(Ordering::Relaxed)
+    }
+
+    /// Sets the spill mark; returns the tail position it froze.
+    pub(crate) fn set_spill_mark(&self) -> usize {
+        // Relaxed: the RMW's place in `tail`'s modification order is what
+        // splits reservations into "below the mark" and "saw the mark"; the
+        // spill contents are published through the spill mutex.
+        self.tail.fetch_or(SPILL_BIT, Ordering::Relaxed) & !SPILL_BIT
+    }
+
+    /// Clears the spill mark: the ring takes pushes again.
+    pub(crate) fn clear_spill_mark(&self) {
+        // Relaxed: as in `set_spill_mark`.
+        self.tail.fetch_and(!SPILL_BIT, Ordering::Relaxed);
+    }
+
+    /// Reserves one position if its slot is free (Vyukov's push).
+    #[inline]
+    pub(crate) fn try_reserve(&self) -> Reserve {
+        let mut tail = self.tail.load(Ordering::Relaxed);
+        loop {
+            if tail & SPILL_BIT != 0 {
+                return Reserve::Spilling;
+            }
+            // Acquire: pairs with the Release store in `take`/`free`, so the
+            // previous item's move-out happens before our write to the slot.
+            let stamp = self.slot(tail).stamp.load(Ordering::Acquire);
+            let diff = stamp.wrapping_sub(tail) as isize;
+            if diff == 0 {
+                // Relaxed: exclusivity comes from the RMW itself; the slot's
+                // memory is ordered by the stamp load above.
+                match self.tail.compare_exchange_weak(
+                    tail,
+                    tail + 1,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Reserve::Ok(tail),
+                    Err(now) => tail = now,
+                }
+            } else if diff < 0 {
+                // The slot still holds (or is being emptied of) the item of
+                // `tail - capacity`.
+                let head = self.head.load(Ordering::Relaxed);
+                return if tail.wrapping_sub(head) >= self.capacity() {
+                    Reserve::Full
+                } else {
+                    Reserve::Busy
+                };
+            } else {
+                // Another producer reserved `tail` already.
+                crate::sync::spin_hint();
+                tail = self.tail.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Reserves up to `want` consecutive positions with one CAS on `tail`;
+    /// returns the first position and the count (`Ok((_, 0))` never happens:
+    /// a full ring is `Err(Reserve::Full)`).
+    pub(crate) fn try_reserve_many(&self, want: usize) -> Result<(usize, usize), Reserve> {
+        debug_assert!(want > 0);
+        let cap = self.capacity();
+        let mut tail = self.tail.load(Ordering::Relaxed);
+        loop {
+            if tail & SPILL_BIT != 0 {
+                return Err(Reserve::Spilling);
+            }
+            // Relaxed: only sizes the request; a stale (smaller) head makes it
+            // smaller, and each slot is still awaited by stamp in `write`.
+            let head = self.head.load(Ordering::Relaxed);
+            let used = tail.wrapping_sub(head) as isize;
+            if used < 0 {
+                // `tail` was read before a reservation that `head` has since
+                // passed: our view is stale.
+                crate::sync::spin_hint();
+                tail = self.tail.load(Ordering::Relaxed);
+                continue;
+            }
+            let free = cap.saturating_sub(used as usize);
+            let n = want.min(free);
+            if n == 0 {
+                return Err(Reserve::Full);
+            }
+            // Relaxed: as in `try_reserve`.
+            match self.tail.compare_exchange_weak(
+                tail,
+                tail + n,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok((tail, n)),
+                Err(now) => tail = now,
+            }
+        }
+    }
+
+    /// Writes `item` into reserved position `pos` and publishes it.
+    ///
+    /// # Safety
+    ///
+    /// The caller reserved `pos` (by `try_reserve` or `try_reserve_many`) and
+    /// has not written it yet.
+    #[inline]
+    pub(crate) unsafe fn write(&self, pos: usize, item: T) {
+        let slot = self.slot(pos);
+        // A batch reservation does not look at stamps: wait until the reader
+        // of `pos - capacity` (already past `head`) has moved its item out.
+        // Acquire: pairs with the Release store in `take`.
+        let mut spins = 0u32;
+        while slot.stamp.load(Ordering::Acquire) != pos {
+            backoff(&mut spins);
+        }
+        // SAFETY: we reserved `pos` and its slot is free (stamp == pos), so
+        // no other thread touches the slot until we publish it.
+        slot.value.with_mut(|p| unsafe { (*p).write(item) });
+        // Release: publishes the item; pairs with the Acquire stamp loads in
+        // `peek`, `count_ready` and `evict_oldest`.
+        slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
+    }
+
+    /// Whether position `pos` is published.
+    #[inline]
+    fn is_published(&self, pos: usize) -> bool {
+        // Acquire: pairs with the Release publication in `write`, so the
+        // item's bytes are visible to whoever then reads them.
+        self.slot(pos).stamp.load(Ordering::Acquire) == pos.wrapping_add(1)
+    }
+
+    /// The consumer's current `head`.
+    #[inline]
+    pub(crate) fn head(&self) -> usize {
+        // Relaxed: the consumer reads its own index; evictors' moves are
+        // re-validated by CAS in `claim`.
+        self.head.load(Ordering::Relaxed)
+    }
+
+    /// What the consumer finds at `head`.
+    #[inline]
+    pub(crate) fn peek(&self, head: usize) -> Peek {
+        if self.is_published(head) {
+            return Peek::Ready;
+        }
+        let tail = self.tail.load(Ordering::Relaxed) & !SPILL_BIT;
+        if tail.wrapping_sub(head) as isize <= 0 {
+            Peek::Empty
+        } else {
+            Peek::Pending
+        }
+    }
+
+    /// How many published positions follow `head` contiguously, up to `max`.
+    #[inline]
+    pub(crate) fn count_ready(&self, head: usize, max: usize) -> usize {
+        let mut n = 0;
+        while n < max && n < self.capacity() && self.is_published(head.wrapping_add(n)) {
+            n += 1;
+        }
+        n
+    }
+
+    /// Claims `n` published positions from `head` for the consumer. Fails
+    /// only under `DropOldest`, when an evicting producer moved `head` first.
+    #[inline]
+    pub(crate) fn claim(&self, head: usize, n: usize) -> bool {
+        if self.contended_head {
+            // Relaxed: exclusivity comes from the RMW; the items were made
+            // visible by the Acquire stamp loads in `count_ready`.
+            self.head
+                .compare_exchange(
+                    head,
+                    head.wrapping_add(n),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        } else {
+            // Relaxed: producers read `head` only to size requests; slot
+            // reuse is ordered by the stamp store in `take`.
+            self.head.store(head.wrapping_add(n), Ordering::Relaxed);
+            true
+        }
+    }
+
+    /// Moves the item of `pos` out and frees its slot for `pos + capacity`.
+    ///
+    /// # Safety
+    ///
+    /// The caller claimed `pos` (by `claim` or `evict_oldest`) after seeing
+    /// it published, and takes it only once.
+    #[inline]
+    pub(crate) unsafe fn take(&self, pos: usize) -> T {
+        let slot = self.slot(pos);
+        // SAFETY: `pos` is published (its item initialised) and claimed by
+        // us alone, so reading it out is sound and happens once.
+        let item = slot.value.with(|p| unsafe { (*p).assume_init_read() });
+        // Release: frees the slot after the move-out; pairs with the Acquire
+        // stamp loads in `try_reserve` and `write`.
+        slot.stamp
+            .store(pos.wrapping_add(self.capacity()), Ordering::Release);
+        item
+    }
+
+    /// Under `DropOldest`: claims the oldest item if the ring is full.
+    pub(crate) fn evict_oldest(&self) -> Evict<T> {
+        debug_assert!(self.contended_head);
+        let head = self.head.load(Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Relaxed) & !SPILL_BIT;
+        if (tail.wrapping_sub(head) as isize) < self.capacity() as isize {
+            return Evict::NotFull;
+        }
+        if !self.is_published(head) {
+            return Evict::Retry;
+        }
+        // Relaxed: as in `claim`; the one CAS decides between us, the
+        // consumer and other evictors.
+        if self
+            .head
+            .compare_exchange(
+                head,
+                head.wrapping_add(1),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return Evict::Retry;
+        }
+        // SAFETY: we saw `head` published and moved `head` past it by CAS.
+        Evict::Evicted(unsafe { self.take(head) })
+    }
+}
+
+/// Bounded spin, then yield.
+#[inline]
+pub(crate) fn backoff(spins: &mut u32) {
+    if *spins < SPINS {
+        *spins += 1;
+        crate::sync::spin_hint();
+    } else {
+        crate::sync::yield_now();
+    }
+}
+
+impl<T> Drop for Queue<T> {
+    fn drop(&mut self) {
+        // Every handle is gone, so nothing is in flight: every position in
+        // head..tail is published (reservations are written in the same call).
+        let tail = self.tail.load(Ordering::Relaxed) & !SPILL_BIT;
+        let mut pos = self.head.load(Ordering::Relaxed);
+        while pos != tail {
+            if self.is_published(pos) {
+                // SAFETY: published, unclaimed, and we are the last owner.
+                drop(unsafe { self.take(pos) });
+            }
+            pos = pos.wrapping_add(1);
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("capacity", &self.capacity())
+            .field("head", &self.head.load(Ordering::Relaxed))
+            .field("tail", &self.tail.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}

@@ -134,9 +134,8 @@ pub(crate) fn cat(args: CatArgs) -> Result<i32, String> {
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut n = 0u64;
-    for rec in reader {
-        if args.limit.is_some_and(|l| n >= l) {
+    for (n, rec) in reader.enumerate() {
+        if args.limit.is_some_and(|l| n as u64 >= l) {
             break;
         }
         let rec = rec.map_err(|e| e.to_string())?;
@@ -162,7 +161,6 @@ pub(crate) fn cat(args: CatArgs) -> Result<i32, String> {
         if writeln!(out, "{line}").is_err() {
             return Ok(0); // stdout closed (e.g. piped into `head`)
         }
-        n += 1;
     }
     let _ = out.flush();
     Ok(0)

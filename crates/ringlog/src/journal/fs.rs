@@ -33,6 +33,7 @@ pub trait JournalFs: fmt::Debug {
 }
 
 /// Operations on one open segment file.
+#[allow(clippy::len_without_is_empty)] // a file length, not a collection
 pub trait JournalFile: fmt::Debug + Send {
     /// Writes from `bufs` at the cursor and advances it (one `writev`); may
     /// write fewer bytes than offered.

@@ -82,3 +82,20 @@ fn enospc_is_reported_and_nothing_acknowledged_is_lost() {
         assert_eq!(seqs, (0..per_writer).collect::<Vec<_>>());
     }
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "files and threads")]
+fn durable_wait_returns_after_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = PipelineConfig::new(dir.path(), Design::FanIn, 64 << 10, 1);
+    let (mut writers, pipe) = pipeline::start(config).unwrap();
+    let mut w = writers.pop().unwrap();
+    let seq = w.append(b"before", None).unwrap();
+    assert!(w.wait_durable(seq, None));
+    pipe.shutdown().unwrap();
+    // The reader is gone: a record queued now is never persisted, and the
+    // wait says so instead of hanging.
+    if let Ok(seq) = w.append(b"after", deadline_after(Some(Duration::from_millis(100)))) {
+        assert!(!w.wait_durable(seq, None));
+    }
+}

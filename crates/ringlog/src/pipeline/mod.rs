@@ -138,7 +138,8 @@ pub(crate) struct Shared {
     durable: Box<[CachePadded<AtomicU64>]>,
     /// Notified by the reader after it advances `durable` or fails.
     durable_event: Event,
-    /// Set when the sink fails; writers' durable waits give up.
+    /// Set when the reader stops (sink failure or shutdown); durable waits
+    /// still pending then give up.
     failed: AtomicBool,
     /// The sink's last error, for reporting while the pipeline runs.
     last_error: Mutex<Option<String>>,

@@ -116,14 +116,15 @@ pub(super) fn run<Fs: JournalFs>(
         },
         published: 0,
     };
-    let result = drain(&mut *queue, &mut l, aux);
+    let result = drain(&mut *queue, &mut l, aux).and_then(|()| l.sync(true));
     if let Err(e) = &result {
         l.fail(e);
-        shared.failed.store(true, Ordering::Release);
-        shared.durable_event.notify();
     }
+    // The reader is gone: durable waits still pending can never succeed
+    // (Release: after the last publish; pairs with `wait_durable`).
+    shared.failed.store(true, Ordering::Release);
+    shared.durable_event.notify();
     result?;
-    l.sync(true)?;
     l.report.write_latency = l.write_latency.summary();
     l.report.sync_latency = l.sync_latency.summary();
     l.report.queue = Some(queue.stats());

@@ -106,7 +106,7 @@ impl PipelineWriter {
 
     /// Waits until the record with sequence number `seq` (and every earlier
     /// one of this writer) is synced to disk. Returns `false` if the
-    /// deadline passed or the sink failed first.
+    /// deadline passed, the sink failed, or the pipeline shut down first.
     pub fn wait_durable(&self, seq: u64, deadline: Deadline) -> bool {
         let sh = &*self.shared;
         let word = &sh.durable[self.id as usize];

@@ -92,7 +92,7 @@ pub(crate) fn scan_last<F: JournalFile>(
     mode: RecoveryMode,
 ) -> Result<Recovered, JournalError> {
     let read_err = |e| JournalError::io("read", path, e);
-    let file_len = file.len().map_err(read_err)?;
+    let file_len = file.file_len().map_err(read_err)?;
     let mut w = Window::new(ViaJournalFile(file), file_len);
     let header = w
         .header()

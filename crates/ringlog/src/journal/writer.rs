@@ -186,7 +186,7 @@ fn write_all_pieces<F: JournalFile>(file: &mut F, pieces: &[&[u8]]) -> std::io::
                 .take(MAX_IOVECS)
                 .map(|p| IoSlice::new(p)),
         );
-        match file.write_vectored(&iov) {
+        match file.writev(&iov) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(mut n) => {
                 while first < rest.len() && n >= rest[first].len() {
@@ -247,8 +247,10 @@ impl<Fs: JournalFs> Journal<Fs> {
                 let mut f = fs
                     .open_rw(&path)
                     .map_err(|e| JournalError::io("open", &path, e))?;
-                let len = f.len().map_err(|e| JournalError::io("stat", &path, e))?;
-                f.sync_data()
+                let len = f
+                    .file_len()
+                    .map_err(|e| JournalError::io("stat", &path, e))?;
+                f.fdatasync()
                     .map_err(|e| JournalError::io("fdatasync", &path, e))?;
                 older.push_back((n, len));
             }
@@ -274,9 +276,9 @@ impl<Fs: JournalFs> Journal<Fs> {
                 });
             }
             // Cut the torn tail (or nothing) and put the cursor at the end.
-            file.truncate(found.valid_len)
+            file.truncate_to(found.valid_len)
                 .map_err(|e| JournalError::io("truncate", &path, e))?;
-            file.sync_data()
+            file.fdatasync()
                 .map_err(|e| JournalError::io("fdatasync", &path, e))?;
             if found.valid_len < found.file_len {
                 report.truncated_at = Some(found.valid_len);
@@ -412,7 +414,7 @@ impl<Fs: JournalFs> Journal<Fs> {
         if self.dirty_tail {
             let seg = &mut self.current;
             seg.file
-                .truncate(seg.len)
+                .truncate_to(seg.len)
                 .map_err(|e| JournalError::io("truncate", &seg.path, e))?;
             self.dirty_tail = false;
         }
@@ -493,7 +495,7 @@ impl<Fs: JournalFs> Journal<Fs> {
         if let Some(err) = failure {
             // Roll back to the last good frame boundary.
             let seg = &mut self.current;
-            if seg.file.truncate(seg.len).is_err() {
+            if seg.file.truncate_to(seg.len).is_err() {
                 self.dirty_tail = true;
             }
             self.discard_fresh(fresh);
@@ -565,7 +567,7 @@ impl<Fs: JournalFs> Journal<Fs> {
 
     fn sync_oldest_unsynced(&mut self) -> Result<(), JournalError> {
         if let Some(seg) = self.unsynced.front_mut() {
-            if let Err(e) = seg.file.sync_data() {
+            if let Err(e) = seg.file.fdatasync() {
                 self.poisoned = true;
                 return Err(JournalError::io("fdatasync", &seg.path, e));
             }
@@ -595,7 +597,7 @@ impl<Fs: JournalFs> Journal<Fs> {
             self.sync_oldest_unsynced()?;
         }
         let seg = &mut self.current;
-        if let Err(e) = seg.file.sync_data() {
+        if let Err(e) = seg.file.fdatasync() {
             self.poisoned = true;
             return Err(JournalError::io("fdatasync", &seg.path, e));
         }
@@ -645,7 +647,7 @@ fn create_segment<Fs: JournalFs>(
     let result = write_all_pieces(&mut file, &[&header])
         .map_err(|e| JournalError::io("write", &tmp, e))
         .and_then(|()| {
-            file.sync_data()
+            file.fdatasync()
                 .map_err(|e| JournalError::io("fdatasync", &tmp, e))
         })
         .and_then(|()| {

@@ -8,6 +8,9 @@
 //!   (`RINGLOG_BENCH_SYNC_MIB`, default 64 MiB) in 256 KiB batches; every
 //!   policy but `never` ends its pass with a final `sync`.
 //!
+//! Before each pass the system's dirty pages are flushed (untimed, `sync`),
+//! so each pass starts from the same page-cache state.
+//!
 //! Files go under `target/bench-journal/` and are deleted after each pass.
 //! Throughput is in bytes.
 
@@ -76,6 +79,13 @@ fn bench_dir(name: &str) -> PathBuf {
     root
 }
 
+/// Flushes the whole system's dirty pages (untimed), so every pass starts
+/// from the same page-cache state instead of paying for its predecessor's
+/// writeback.
+fn settle() {
+    let _ = std::process::Command::new("sync").status();
+}
+
 /// Appends batches until `pass_bytes` are written; returns the time taken.
 fn journal_pass(dir: &Path, batches: &[Vec<u8>], pass_bytes: usize, sync: SyncPolicy) -> Duration {
     let opts = JournalOptions {
@@ -83,6 +93,7 @@ fn journal_pass(dir: &Path, batches: &[Vec<u8>], pass_bytes: usize, sync: SyncPo
         ..Default::default()
     };
     let mut journal = Journal::open(dir, opts).unwrap();
+    settle();
     let start = Instant::now();
     let mut written = 0;
     for batch in batches.iter().cycle() {
@@ -106,6 +117,7 @@ fn journal_pass(dir: &Path, batches: &[Vec<u8>], pass_bytes: usize, sync: SyncPo
 fn plain_pass(dir: &Path, batches: &[Vec<u8>], pass_bytes: usize) -> Duration {
     std::fs::create_dir_all(dir).unwrap();
     let mut file = std::fs::File::create(dir.join("plain.bin")).unwrap();
+    settle();
     let start = Instant::now();
     let mut written = 0;
     for batch in batches.iter().cycle() {

@@ -37,15 +37,15 @@ pub trait JournalFs: fmt::Debug {
 pub trait JournalFile: fmt::Debug + Send {
     /// Writes from `bufs` at the cursor and advances it (one `writev`); may
     /// write fewer bytes than offered.
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    fn writev(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
     /// Reads at `offset` without moving the cursor (`pread`).
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    fn pread(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
     /// The file's length in bytes.
-    fn len(&self) -> io::Result<u64>;
+    fn file_len(&self) -> io::Result<u64>;
     /// Cuts (or extends) the file to `len` bytes and moves the cursor there.
-    fn truncate(&mut self, len: u64) -> io::Result<()>;
+    fn truncate_to(&mut self, len: u64) -> io::Result<()>;
     /// Makes the file's data durable (`fdatasync`).
-    fn sync_data(&mut self) -> io::Result<()>;
+    fn fdatasync(&mut self) -> io::Result<()>;
 }
 
 /// The real file system through `std::fs`.
@@ -91,24 +91,24 @@ impl JournalFs for StdFs {
 }
 
 impl JournalFile for File {
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    fn writev(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         Write::write_vectored(self, bufs)
     }
 
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    fn pread(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         FileExt::read_at(self, buf, offset)
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn file_len(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
     }
 
-    fn truncate(&mut self, len: u64) -> io::Result<()> {
+    fn truncate_to(&mut self, len: u64) -> io::Result<()> {
         self.set_len(len)?;
         self.seek(SeekFrom::Start(len)).map(drop)
     }
 
-    fn sync_data(&mut self) -> io::Result<()> {
+    fn fdatasync(&mut self) -> io::Result<()> {
         File::sync_data(self)
     }
 }
@@ -268,7 +268,7 @@ pub struct FaultyFile {
 }
 
 impl JournalFile for FaultyFile {
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    fn writev(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.fs.op()?;
         let offered: u64 = bufs.iter().map(|b| b.len() as u64).sum();
         let allowed = match self.fs.faults().space_left {
@@ -277,7 +277,7 @@ impl JournalFile for FaultyFile {
             None => offered,
         };
         let n = if allowed == offered {
-            JournalFile::write_vectored(&mut self.file, bufs)?
+            JournalFile::writev(&mut self.file, bufs)?
         } else {
             // A short write: only the first `allowed` bytes land.
             let mut buf = Vec::with_capacity(allowed as usize);
@@ -295,20 +295,20 @@ impl JournalFile for FaultyFile {
         Ok(n)
     }
 
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        JournalFile::read_at(&self.file, buf, offset)
+    fn pread(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        JournalFile::pread(&self.file, buf, offset)
     }
 
-    fn len(&self) -> io::Result<u64> {
-        JournalFile::len(&self.file)
+    fn file_len(&self) -> io::Result<u64> {
+        JournalFile::file_len(&self.file)
     }
 
-    fn truncate(&mut self, len: u64) -> io::Result<()> {
+    fn truncate_to(&mut self, len: u64) -> io::Result<()> {
         self.fs.op()?;
-        JournalFile::truncate(&mut self.file, len)
+        JournalFile::truncate_to(&mut self.file, len)
     }
 
-    fn sync_data(&mut self) -> io::Result<()> {
+    fn fdatasync(&mut self) -> io::Result<()> {
         self.fs.op()?;
         {
             let mut f = self.fs.faults();
@@ -317,6 +317,6 @@ impl JournalFile for FaultyFile {
                 return Err(eio());
             }
         }
-        JournalFile::sync_data(&mut self.file)
+        JournalFile::fdatasync(&mut self.file)
     }
 }

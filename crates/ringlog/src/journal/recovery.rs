@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use super::error::{FrameError, JournalError};
-use super::format::SegmentHeader;
+use super::format::{SegmentHeader, SEGMENT_HEADER_LEN};
 use super::fs::JournalFile;
 use super::segment::{scan, ViaJournalFile, Window};
 
@@ -63,6 +63,10 @@ pub struct RecoveryReport {
     /// Leftover temporary files of an interrupted segment creation that
     /// were removed.
     pub removed_temp_files: usize,
+    /// The newest segment, removed because its creation was interrupted
+    /// before it became durable (shorter than a header, or a zeroed header
+    /// and no valid frame).
+    pub removed_torn_segment: Option<PathBuf>,
     /// Journal-global byte position where appending resumes.
     pub position: u64,
 }
@@ -70,7 +74,7 @@ pub struct RecoveryReport {
 impl RecoveryReport {
     /// Whether recovery found nothing to cut or skip.
     pub fn is_clean(&self) -> bool {
-        self.truncated_bytes == 0 && self.skipped.is_empty()
+        self.truncated_bytes == 0 && self.skipped.is_empty() && self.removed_torn_segment.is_none()
     }
 }
 
@@ -85,6 +89,26 @@ pub(crate) struct Recovered {
     pub(crate) skipped: Vec<SkippedRange>,
 }
 
+/// Whether `file` is a segment whose creation never became durable: shorter
+/// than a header, or a header of zeros with no valid frame after it. Such a
+/// file never held acknowledged data (a sync makes header and directory
+/// entry durable before it reports anything durable).
+pub(crate) fn is_torn_creation<F: JournalFile>(file: &F) -> std::io::Result<bool> {
+    let len = file.file_len()?;
+    if len < SEGMENT_HEADER_LEN as u64 {
+        return Ok(true);
+    }
+    let mut w = Window::new(ViaJournalFile(file), len);
+    if w.get(0, SEGMENT_HEADER_LEN)?.iter().any(|&b| b != 0) {
+        return Ok(false);
+    }
+    let mut frames = 0u64;
+    scan(&mut w, SEGMENT_HEADER_LEN as u64, false, |_, _, _| {
+        frames += 1
+    })?;
+    Ok(frames == 0)
+}
+
 /// Scans the last segment `file` (at `path`) per `mode`. Changes nothing.
 pub(crate) fn scan_last<F: JournalFile>(
     file: &F,
@@ -92,7 +116,7 @@ pub(crate) fn scan_last<F: JournalFile>(
     mode: RecoveryMode,
 ) -> Result<Recovered, JournalError> {
     let read_err = |e| JournalError::io("read", path, e);
-    let file_len = file.len().map_err(read_err)?;
+    let file_len = file.file_len().map_err(read_err)?;
     let mut w = Window::new(ViaJournalFile(file), file_len);
     let header = w
         .header()

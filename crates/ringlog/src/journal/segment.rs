@@ -49,7 +49,7 @@ pub(crate) struct ViaJournalFile<'a, F>(pub(crate) &'a F);
 
 impl<F: JournalFile> ReadAt for ViaJournalFile<'_, F> {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.0.read_at(buf, offset)
+        self.0.pread(buf, offset)
     }
 }
 

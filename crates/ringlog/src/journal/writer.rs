@@ -18,7 +18,7 @@ use super::format::{
     SEGMENT_HEADER_LEN,
 };
 use super::fs::{JournalFile, JournalFs, StdFs};
-use super::recovery::{scan_last, RecoveryMode, RecoveryReport};
+use super::recovery::{is_torn_creation, scan_last, RecoveryMode, RecoveryReport};
 use super::segment::list_segments;
 
 /// When the journal calls `fdatasync` by itself.
@@ -142,6 +142,9 @@ pub struct Journal<Fs: JournalFs = StdFs> {
     /// The current file may hold bytes past `current.len` from a failed
     /// append whose rollback failed; cut them before the next write.
     dirty_tail: bool,
+    /// A segment was created since the directory was last synced: its
+    /// directory entry (and header) become durable with the next sync.
+    dir_dirty: bool,
     poisoned: bool,
     scratch: Vec<u8>,
     report: RecoveryReport,
@@ -186,7 +189,7 @@ fn write_all_pieces<F: JournalFile>(file: &mut F, pieces: &[&[u8]]) -> std::io::
                 .take(MAX_IOVECS)
                 .map(|p| IoSlice::new(p)),
         );
-        match file.write_vectored(&iov) {
+        match file.writev(&iov) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(mut n) => {
                 while first < rest.len() && n >= rest[first].len() {
@@ -240,6 +243,26 @@ impl<Fs: JournalFs> Journal<Fs> {
                 .map_err(|e| JournalError::io("remove", &path, e))?;
             report.removed_temp_files += 1;
         }
+        let mut numbers = numbers;
+        let mut first_number = 1;
+        if let Some(&last) = numbers.last() {
+            // A rotation whose creation never became durable (no sync
+            // after it) can leave the newest segment empty or zeroed.
+            let path = dir.join(segment_file_name(last));
+            let file = fs
+                .open_rw(&path)
+                .map_err(|e| JournalError::io("open", &path, e))?;
+            if is_torn_creation(&file).map_err(|e| JournalError::io("read", &path, e))? {
+                drop(file);
+                fs.remove_file(&path)
+                    .map_err(|e| JournalError::io("remove", &path, e))?;
+                fs.sync_dir(&dir)
+                    .map_err(|e| JournalError::io("sync directory", &dir, e))?;
+                report.removed_torn_segment = Some(path);
+                numbers.pop();
+                first_number = last;
+            }
+        }
         let mut older = VecDeque::new();
         let current = if let Some((&last, rest)) = numbers.split_last() {
             for &n in rest {
@@ -247,8 +270,10 @@ impl<Fs: JournalFs> Journal<Fs> {
                 let mut f = fs
                     .open_rw(&path)
                     .map_err(|e| JournalError::io("open", &path, e))?;
-                let len = f.len().map_err(|e| JournalError::io("stat", &path, e))?;
-                f.sync_data()
+                let len = f
+                    .file_len()
+                    .map_err(|e| JournalError::io("stat", &path, e))?;
+                f.fdatasync()
                     .map_err(|e| JournalError::io("fdatasync", &path, e))?;
                 older.push_back((n, len));
             }
@@ -274,9 +299,9 @@ impl<Fs: JournalFs> Journal<Fs> {
                 });
             }
             // Cut the torn tail (or nothing) and put the cursor at the end.
-            file.truncate(found.valid_len)
+            file.truncate_to(found.valid_len)
                 .map_err(|e| JournalError::io("truncate", &path, e))?;
-            file.sync_data()
+            file.fdatasync()
                 .map_err(|e| JournalError::io("fdatasync", &path, e))?;
             if found.valid_len < found.file_len {
                 report.truncated_at = Some(found.valid_len);
@@ -293,7 +318,7 @@ impl<Fs: JournalFs> Journal<Fs> {
                 base: found.header.base_position,
             }
         } else {
-            create_segment(&fs, &dir, 1, 0)?
+            create_segment(&fs, &dir, first_number, 0, true)?
         };
         let position = current.end_position();
         report.position = position;
@@ -308,6 +333,7 @@ impl<Fs: JournalFs> Journal<Fs> {
             durable: position,
             last_sync: Instant::now(),
             dirty_tail: false,
+            dir_dirty: false,
             poisoned: false,
             scratch: Vec::new(),
             report,
@@ -412,7 +438,7 @@ impl<Fs: JournalFs> Journal<Fs> {
         if self.dirty_tail {
             let seg = &mut self.current;
             seg.file
-                .truncate(seg.len)
+                .truncate_to(seg.len)
                 .map_err(|e| JournalError::io("truncate", &seg.path, e))?;
             self.dirty_tail = false;
         }
@@ -468,7 +494,8 @@ impl<Fs: JournalFs> Journal<Fs> {
         let mut fresh: Vec<OpenSegment<Fs::File>> = Vec::new();
         let mut base = self.position + chunks[0].bytes;
         for (i, chunk) in chunks.iter().enumerate().skip(1) {
-            match create_segment(&self.fs, &self.dir, self.current.number + i as u64, base) {
+            let number = self.current.number + i as u64;
+            match create_segment(&self.fs, &self.dir, number, base, false) {
                 Ok(seg) => fresh.push(seg),
                 Err(e) => {
                     self.discard_fresh(fresh);
@@ -493,7 +520,7 @@ impl<Fs: JournalFs> Journal<Fs> {
         if let Some(err) = failure {
             // Roll back to the last good frame boundary.
             let seg = &mut self.current;
-            if seg.file.truncate(seg.len).is_err() {
+            if seg.file.truncate_to(seg.len).is_err() {
                 self.dirty_tail = true;
             }
             self.discard_fresh(fresh);
@@ -501,6 +528,7 @@ impl<Fs: JournalFs> Journal<Fs> {
         }
         // Commit.
         self.current.len += chunks[0].bytes;
+        self.dir_dirty |= chunks.len() > 1;
         for (seg, chunk) in fresh.into_iter().zip(&chunks[1..]) {
             let mut seg = seg;
             seg.len += chunk.bytes;
@@ -565,11 +593,13 @@ impl<Fs: JournalFs> Journal<Fs> {
 
     fn sync_oldest_unsynced(&mut self) -> Result<(), JournalError> {
         if let Some(seg) = self.unsynced.front_mut() {
-            if let Err(e) = seg.file.sync_data() {
+            if let Err(e) = seg.file.fdatasync() {
                 self.poisoned = true;
                 return Err(JournalError::io("fdatasync", &seg.path, e));
             }
-            self.durable = self.durable.max(seg.end_position());
+            let seg_end = seg.end_position();
+            self.sync_dir_if_dirty()?;
+            self.durable = self.durable.max(seg_end);
             self.unsynced.pop_front();
         }
         Ok(())
@@ -595,13 +625,27 @@ impl<Fs: JournalFs> Journal<Fs> {
             self.sync_oldest_unsynced()?;
         }
         let seg = &mut self.current;
-        if let Err(e) = seg.file.sync_data() {
+        if let Err(e) = seg.file.fdatasync() {
             self.poisoned = true;
             return Err(JournalError::io("fdatasync", &seg.path, e));
         }
+        self.sync_dir_if_dirty()?;
         self.durable = self.position;
         self.last_sync = Instant::now();
         Ok(self.durable)
+    }
+
+    /// Makes the directory entries of segments created since the last
+    /// sync durable.
+    fn sync_dir_if_dirty(&mut self) -> Result<(), JournalError> {
+        if self.dir_dirty {
+            if let Err(e) = self.fs.sync_dir(&self.dir) {
+                self.poisoned = true;
+                return Err(JournalError::io("sync directory", &self.dir, e));
+            }
+            self.dir_dirty = false;
+        }
+        Ok(())
     }
 
     /// Syncs if the policy is [`SyncPolicy::EveryMillis`] and the interval
@@ -620,13 +664,18 @@ impl<Fs: JournalFs> Journal<Fs> {
     }
 }
 
-/// Creates segment `number` durably: header written and synced under a
-/// temporary name, renamed into place, directory synced. Cleans up on error.
+/// Creates segment `number`: header written under a temporary name, then
+/// renamed into place. With `sync_now` the header is synced before the
+/// rename and the directory after it; otherwise both wait for the next
+/// [`Journal::sync`] (so rotation costs no `fsync` on the write path), and
+/// a crash before it can leave an empty or zeroed newest segment, which
+/// recovery removes. Cleans up on error.
 fn create_segment<Fs: JournalFs>(
     fs: &Fs,
     dir: &Path,
     number: u64,
     base_position: u64,
+    sync_now: bool,
 ) -> Result<OpenSegment<Fs::File>, JournalError> {
     let path = dir.join(segment_file_name(number));
     let tmp = dir.join(format!("{}.tmp", segment_file_name(number)));
@@ -645,8 +694,12 @@ fn create_segment<Fs: JournalFs>(
     let result = write_all_pieces(&mut file, &[&header])
         .map_err(|e| JournalError::io("write", &tmp, e))
         .and_then(|()| {
-            file.sync_data()
-                .map_err(|e| JournalError::io("fdatasync", &tmp, e))
+            if sync_now {
+                file.fdatasync()
+                    .map_err(|e| JournalError::io("fdatasync", &tmp, e))
+            } else {
+                Ok(())
+            }
         })
         .and_then(|()| {
             fs.rename(&tmp, &path)
@@ -657,10 +710,12 @@ fn create_segment<Fs: JournalFs>(
         let _ = fs.remove_file(&tmp);
         return Err(e);
     }
-    if let Err(e) = fs.sync_dir(dir) {
-        drop(file);
-        let _ = fs.remove_file(&path);
-        return Err(JournalError::io("sync directory", dir, e));
+    if sync_now {
+        if let Err(e) = fs.sync_dir(dir) {
+            drop(file);
+            let _ = fs.remove_file(&path);
+            return Err(JournalError::io("sync directory", dir, e));
+        }
     }
     Ok(OpenSegment {
         number,

@@ -14,7 +14,8 @@
 //!
 //! The capacity is a power of two, so the mask stays correct when the
 //! indices wrap around `usize::MAX`, and a slot index costs an `and`, not a
-//! division: with an exact capacity and `%`, the `u64` benchmark
+//! division: indexing with `%` by the run-time capacity (what an exact
+//! capacity needs), the `u64` benchmark
 //! (`benches/spsc.rs`) ran at about 15 instead of 37 Melem/s single and 91
 //! instead of 150 Melem/s batched (one noisy 2-core run).
 //!
@@ -35,7 +36,8 @@
 //! (`wake.rs`): a side starts notifying only once the other side has first
 //! asked to sleep, and until it has, the asking side sleeps only briefly and
 //! re-checks. A ring whose consumer only polls (`try_pop`, `take_batch`)
-//! never pays for the fence.
+//! never pays for the fence; once a side has slept, its direction stays
+//! armed for the life of the ring.
 //!
 //! Dropping a handle sets its close flag (Release) and notifies the other
 //! side. The consumer reports `Disconnected` only after it has drained every

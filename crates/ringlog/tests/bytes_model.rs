@@ -115,8 +115,8 @@ fn run(design: Design, policy: Policy, ops: &[Op]) -> Result<(), TestCaseError> 
         }
     }
     let stats = reader.stats();
-    for w in 0..2 {
-        prop_assert_eq!(stats.writers[w].dropped, dropped[w]);
+    for (w, d) in dropped.iter().enumerate() {
+        prop_assert_eq!(stats.writers[w].dropped, *d);
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ fn records_per_writer() -> u32 {
     if cfg!(debug_assertions) {
         300
     } else {
-        5_000
+        3_000
     }
 }
 

@@ -1,4 +1,4 @@
-//! Fan-in (seed 004): one SPSC byte [`ring`] per writer, plus a
+//! Fan-in (seed 004): one SPSC byte [`ring`](crate::ring::channel) per writer, plus a
 //! doorbell [`Event`] the reader sleeps on.
 //!
 //! Writers never contend: each owns its ring. After each commit a writer

@@ -6,9 +6,9 @@
 //!
 //! | file | design | writers contend on | max record (payload bytes) |
 //! |---|---|---|---|
-//! | `double_buffer.rs` | [`double_buffer`]: K buffers; one `fetch_add` reserves, the reader swaps buffers and hands one out whole | one reservation word and the buffer's commit counter | buffer capacity − 8 |
+//! | `double_buffer.rs`, `double_buffer/{writer,reader}.rs` | [`double_buffer`]: K buffers; one `fetch_add` reserves, the reader swaps buffers and hands one out whole | one reservation word and the buffer's commit counter | buffer capacity − 8 |
 //! | `fan_in.rs` | [`fan_in`]: one SPSC [`ring`](crate::ring) per writer plus a doorbell | nothing (the doorbell is read-mostly) | ring capacity / 2 − 8 |
-//! | `shared_ring.rs` | [`shared_ring`]: one ring; reserve by CAS, commit by publishing the header last | the reserve index | ring capacity / 2 − 8 |
+//! | `shared_ring.rs`, `shared_ring/{writer,reader}.rs` | [`shared_ring`]: one ring; reserve by CAS, commit by publishing the header last | the reserve index | ring capacity / 2 − 8 |
 //!
 //! [`Design`] and [`channel`] (`any.rs`) pick a design at run time.
 //!

@@ -15,7 +15,7 @@ use std::time::Duration;
 ///
 /// Returns on a wake, on a value mismatch, on a signal, on the timeout or
 /// spuriously: callers always re-check their condition.
-#[cfg(not(loom))]
+#[cfg(not(any(loom, miri)))]
 pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     use rustix::thread::futex;
     let ts = timeout.map(|d| rustix::time::Timespec {
@@ -27,13 +27,45 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     let _ = futex::wait(word, futex::Flags::empty(), expected, ts.as_ref());
 }
 
+/// Under Miri the syscall is made through `libc` with the word as the
+/// `*mut u32` Miri's futex emulation checks for (rustix passes a pointer to
+/// the atomic type, which Miri rejects as a variadic type mismatch).
+#[cfg(all(miri, not(loom)))]
+pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: libc::c_long::from(d.subsec_nanos() as i32),
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `word` is a live, aligned u32 for the whole call; `ts_ptr` is
+    // null or points to a timespec that outlives the call.
+    let _ = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            ts_ptr,
+        )
+    };
+}
+
 /// Wakes every sleeper on `word`.
-#[cfg(not(loom))]
+#[cfg(not(any(loom, miri)))]
 pub(crate) fn wake_all(word: &AtomicU32) {
     use rustix::thread::futex;
     // A failed wake can only be EFAULT/EINVAL for a bad address, impossible
     // for a reference; nothing useful to do with it.
     let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
+}
+
+/// Wakes every sleeper on `word` (Miri: through `libc`, as `wait`).
+#[cfg(all(miri, not(loom)))]
+pub(crate) fn wake_all(word: &AtomicU32) {
+    // SAFETY: `word` is a live, aligned u32 for the whole call.
+    let _ = unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX) };
 }
 
 #[cfg(loom)]

@@ -3,15 +3,20 @@
 
 use std::time::Duration;
 
-/// Parses a byte size: a number with an optional unit `B`, `k`/`KB`/`KiB`,
-/// `M`/`MB`/`MiB`, `G`/`GB`/`GiB`, `T`/`TB`/`TiB` (case-insensitive).
-/// `KB`, `MB`… are decimal; `k`, `KiB`, `MiB`… binary.
-pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+/// Splits `" 64 MiB "` into the leading number (`"64"`) and the rest.
+fn split_number(s: &str) -> (&str, &str) {
     let t = s.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
+    t.split_at(split)
+}
+
+/// Parses a byte size: a number with an optional unit `B`, `k`/`KB`/`KiB`,
+/// `M`/`MB`/`MiB`, `G`/`GB`/`GiB`, `T`/`TB`/`TiB` (case-insensitive).
+/// `KB`, `MB`… are decimal; `k`, `KiB`, `MiB`… binary.
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+    let (num, unit) = split_number(s);
     let num: f64 = num
         .parse()
         .map_err(|_| format!("`{s}` is not a size (try 64MiB, 1GB, 4096)"))?;
@@ -41,11 +46,7 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
 /// Parses a duration: a number with a unit `ns`, `us`, `ms`, `s`, `m`, `h`
 /// (a bare number is seconds).
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
+    let (num, unit) = split_number(s);
     let num: f64 = num
         .parse()
         .map_err(|_| format!("`{s}` is not a duration (try 10s, 500ms, 2m)"))?;

@@ -229,3 +229,32 @@ proptest! {
         prop_assert_eq!(report.records, expected.len() as u64);
     }
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "touches files")]
+fn sync_covers_many_rotated_segments_without_syncing_on_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = ringlog::journal::FaultyFs::new();
+    let opts = JournalOptions {
+        segment_bytes: 200,
+        ..Default::default()
+    };
+    let mut j = Journal::open_with(fs.clone(), dir.path(), opts).unwrap();
+    for seq in 0..60u64 {
+        j.append(1, seq, 0, &[5; 100]).unwrap();
+    }
+    assert!(j.current_segment() > 20);
+    assert_eq!(
+        j.durable_position(),
+        0,
+        "rotation under SyncPolicy::Never does not sync"
+    );
+    // Every rotated-out segment is synced, including those whose files
+    // were closed: a failure on any of them surfaces.
+    fs.fail_syncs(1);
+    assert!(matches!(j.sync(), Err(JournalError::DeviceIo { .. })));
+    drop(j);
+    let mut j = Journal::open(dir.path(), opts).unwrap();
+    assert_eq!(j.sync().unwrap(), j.position());
+    assert_eq!(read_all(dir.path()).len(), 60);
+}

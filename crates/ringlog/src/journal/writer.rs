@@ -71,9 +71,22 @@ impl Default for JournalOptions {
     }
 }
 
-/// Pending unsynced rotated-out segments kept open at most; past this the
-/// oldest is synced on rotation.
+/// Rotated-out segments with unsynced data whose files are kept open at
+/// most; older ones are closed without syncing (syncing here would put a
+/// whole segment's writeback on the write path) and reopened by the next
+/// [`Journal::sync`] to `fdatasync` them.
 const MAX_UNSYNCED_SEGMENTS: usize = 8;
+
+/// A rotated-out segment whose data is not yet durable.
+#[derive(Debug)]
+struct Unsynced<F> {
+    number: u64,
+    path: PathBuf,
+    /// Journal-global position of its end.
+    end: u64,
+    /// `None` once closed to bound open files.
+    file: Option<F>,
+}
 
 /// An open segment file.
 #[derive(Debug)]
@@ -131,7 +144,7 @@ pub struct Journal<Fs: JournalFs = StdFs> {
     options: JournalOptions,
     current: OpenSegment<Fs::File>,
     /// Rotated-out segments whose data is not yet durable, oldest first.
-    unsynced: VecDeque<OpenSegment<Fs::File>>,
+    unsynced: VecDeque<Unsynced<Fs::File>>,
     /// Every segment before `current`: `(number, file bytes)`, oldest first.
     older: VecDeque<(u64, u64)>,
     /// Journal-global position after the last appended frame.
@@ -405,7 +418,10 @@ impl<Fs: JournalFs> Journal<Fs> {
     /// All or nothing: on error nothing of the batch is in the journal
     /// (the files are cut back to the last good frame boundary) and the
     /// same batch can be appended again, e.g. after
-    /// [`JournalError::NoSpace`] once space is freed.
+    /// [`JournalError::NoSpace`] once space is freed. The one exception is
+    /// a sync the policy runs after a successful write: its failure is
+    /// returned although the batch was written (and poisons the journal);
+    /// [`durable_position`](Self::durable_position) tells what is safe.
     ///
     /// # Errors
     ///
@@ -535,7 +551,12 @@ impl<Fs: JournalFs> Journal<Fs> {
             let old = std::mem::replace(&mut self.current, seg);
             self.older.push_back((old.number, old.len));
             if old.end_position() > self.durable {
-                self.unsynced.push_back(old);
+                self.unsynced.push_back(Unsynced {
+                    number: old.number,
+                    end: old.end_position(),
+                    path: old.path,
+                    file: Some(old.file),
+                });
             }
         }
         self.position += total;
@@ -568,8 +589,13 @@ impl<Fs: JournalFs> Journal<Fs> {
 
     /// Bounds the open unsynced segments and applies retention.
     fn after_rotation(&mut self) -> Result<(), JournalError> {
-        while self.unsynced.len() > MAX_UNSYNCED_SEGMENTS {
-            self.sync_oldest_unsynced()?;
+        let open = self.unsynced.iter().filter(|u| u.file.is_some()).count();
+        for u in self
+            .unsynced
+            .iter_mut()
+            .take(open.saturating_sub(MAX_UNSYNCED_SEGMENTS))
+        {
+            u.file = None;
         }
         let keep = self.options.retention;
         let mut bytes: u64 = self.older.iter().map(|s| s.1).sum::<u64>() + self.current.len;
@@ -593,11 +619,16 @@ impl<Fs: JournalFs> Journal<Fs> {
 
     fn sync_oldest_unsynced(&mut self) -> Result<(), JournalError> {
         if let Some(seg) = self.unsynced.front_mut() {
-            if let Err(e) = seg.file.fdatasync() {
+            let synced = match seg.file.as_mut() {
+                Some(file) => file.fdatasync(),
+                // Closed earlier: fsync works on the file, not the handle.
+                None => self.fs.open_rw(&seg.path).and_then(|mut f| f.fdatasync()),
+            };
+            if let Err(e) = synced {
                 self.poisoned = true;
                 return Err(JournalError::io("fdatasync", &seg.path, e));
             }
-            let seg_end = seg.end_position();
+            let seg_end = seg.end;
             self.sync_dir_if_dirty()?;
             self.durable = self.durable.max(seg_end);
             self.unsynced.pop_front();

@@ -165,3 +165,19 @@ fn shared_ring_full_and_wrap() {
         assert_eq!(got, [(0, 0), (1, 0), (1, 1)]);
     });
 }
+
+/// Proves loom sees the orderings: with the shared ring's header publish
+/// weakened to Relaxed, the reader's read of the payload races the writer's
+/// write and loom must report it. (Weakening the double buffer's commit is
+/// not caught: the reader's buffer switch notifies an `Event`, whose
+/// `SeqCst` fence loom models more strongly than C++ does.)
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn shared_ring_weakened_publish_is_caught() {
+    loom::model(|| {
+        let mut config = cfg(64, 1);
+        config.weaken_commit_for_loom = true;
+        let (ws, mut r) = ringlog::bytes::shared_ring::channel(config).unwrap();
+        writers_then_drain(ws, &mut r, 1, 16);
+    });
+}

@@ -97,6 +97,12 @@ pub struct Config {
     /// Number of buffers of the double buffer (a power of two, 2..=16);
     /// ignored by the other designs.
     pub buffers: usize,
+    /// loom only: the shared ring publishes record headers with Relaxed
+    /// instead of Release, so that a loom model can show the checker catches
+    /// a weakened ordering.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub weaken_commit_for_loom: bool,
 }
 
 impl Config {
@@ -109,6 +115,8 @@ impl Config {
             policy: Policy::Block,
             wait: WaitStrategy::DEFAULT,
             buffers: 2,
+            #[cfg(loom)]
+            weaken_commit_for_loom: false,
         }
     }
 

@@ -150,6 +150,8 @@ struct Shared {
     data: Data,
     capacity: u64,
     policy: Policy,
+    #[cfg(loom)]
+    weaken_publish: bool,
     /// The reader sleeps here; writers notify after each publish.
     reader_ev: CachePadded<Event>,
     /// Writers sleep here for room; the reader notifies after each release.
@@ -193,6 +195,8 @@ pub fn channel(config: Config) -> Result<(Vec<Writer>, Reader), NewQueueError> {
         data: Data::new(capacity),
         capacity: capacity as u64,
         policy: config.policy,
+        #[cfg(loom)]
+        weaken_publish: config.weaken_commit_for_loom,
         reader_ev: CachePadded::new(Event::new()),
         space_ev: CachePadded::new(Event::new()),
         live_writers: CachePadded::new(AtomicUsize::new(config.writers)),

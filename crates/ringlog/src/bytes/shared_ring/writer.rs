@@ -220,10 +220,18 @@ impl Grant<'_> {
             sh.data.publish(off + used, word, order);
         }
         if let Some(n) = n {
+            #[cfg(not(loom))]
+            let order = Ordering::Release;
+            #[cfg(loom)]
+            let order = if sh.weaken_publish {
+                Ordering::Relaxed
+            } else {
+                Ordering::Release
+            };
             // Release: publishes the payload (and the slack padding); pairs
             // with the Acquire header load in `Reader::walk`.
             sh.data
-                .publish(off, encode_header(n as u32, KIND_DATA), Ordering::Release);
+                .publish(off, encode_header(n as u32, KIND_DATA), order);
             let c = &sh.writer_stats[self.writer.id];
             c.records.add(1);
             c.bytes.add(n as u64);

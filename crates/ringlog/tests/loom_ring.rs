@@ -104,6 +104,32 @@ fn event_wakes_every_sleeper() {
     });
 }
 
+/// One waiter needs two publications by two concurrent notifiers: the
+/// second notifier may find the sleeper bit already cleared by the first and
+/// skip its syscall, yet the waiter still sees both flags.
+#[test]
+fn event_concurrent_notifiers_share_one_wake() {
+    loom::model(|| {
+        let ev = Arc::new(Event::new());
+        let flags = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+        let handles: Vec<_> = (0..2)
+            .map(|i| {
+                let (ev, flags) = (ev.clone(), flags.clone());
+                thread::spawn(move || {
+                    flags[i].store(true, Ordering::Release);
+                    ev.notify();
+                })
+            })
+            .collect();
+        assert!(ev.wait_until(&WaitStrategy::SLEEP, None, || {
+            flags[0].load(Ordering::Acquire) && flags[1].load(Ordering::Acquire)
+        }));
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+}
+
 /// The same model with the notifier's fence removed must lose a wake-up:
 /// proof that loom sees the ordering the protocol depends on.
 #[test]

@@ -1,24 +1,31 @@
 //! `Event`: an event count on a futex word, for one kind of "something changed".
 //!
-//! The protocol is Dekker's, closed by two `SeqCst` fences:
+//! The protocol is Dekker's, closed by two `SeqCst` fences, with a "sleeper
+//! announced" bit (bit 0) in the futex word so that only the first notifier
+//! after a waiter went to sleep pays for the syscall:
 //!
 //! ```text
 //! waiter                                   notifier
 //! waiters += 1                             publish (e.g. head.store, Release)
-//! fence(SeqCst)            <-- S -->       fence(SeqCst)
-//! key = seq.load(Acquire)                  if waiters.load() != 0:
-//! if cond() { waiters -= 1; done }             seq += 1 (Release)
-//! futex_wait(seq, key)                         futex_wake(seq)
-//! waiters -= 1
+//! key = seq.fetch_or(1) | 1                fence(SeqCst)
+//! fence(SeqCst)            <-- S -->       if waiters.load() != 0:
+//! if cond() { waiters -= 1; done }             s = seq.load()
+//! futex_wait(seq, key)                         if s & 1 and CAS(seq, s, (s & !1) + 2):
+//! waiters -= 1                                     futex_wake(seq)
 //! ```
 //!
 //! In the single total order of the two fences, either the notifier's fence
 //! comes first, and then the waiter's `cond()` sees what was published, or the
-//! waiter's comes first, and then the notifier sees `waiters != 0` and bumps
-//! `seq`; the bump is either seen in `key` (and then, by Acquire/Release, the
-//! publication too), or it makes `futex_wait` return at once, or it comes after
-//! the waiter sleeps and the wake reaches it. No wake-up is lost, and the
-//! notifier makes a syscall only when somebody announced it is sleeping.
+//! waiter's comes first, and then the notifier sees `waiters != 0` and a `seq`
+//! no older than the waiter's `fetch_or`. If that `seq` still has the bit, the
+//! notifier's CAS changes the word and wakes: the waiter's `futex_wait` then
+//! returns at once or is woken. If the bit is already clear, another notifier
+//! cleared it after the waiter set it, so that notifier changed the word and
+//! woke everyone. No wake-up is lost.
+//!
+//! While a waiter sleeps, only one notifier makes the syscall: the others find
+//! the bit clear. A notifier makes no syscall at all unless somebody announced
+//! it may sleep.
 //!
 //! The struct is `repr(C)` with only atomics in it, so it can live in shared
 //! memory and work across processes.
@@ -27,12 +34,16 @@ use super::{futex, Deadline, WaitStrategy};
 use crate::sync::{fence, AtomicU32, Ordering};
 use std::time::Instant;
 
+/// Bit 0 of `Event::seq`: a waiter announced it may sleep on the word.
+const SLEEPER: u32 = 1;
+
 /// A futex-backed event count: one side waits for a condition, the other side
 /// calls [`Event::notify`] after every change that could make it true.
 #[derive(Debug)]
 #[repr(C)]
 pub struct Event {
-    /// Bumped by a notifier that saw a sleeper; the futex word.
+    /// The futex word: bit 0 (`SLEEPER`) is set by a waiter about to
+    /// sleep; a notifier that finds it set clears it and adds 2, then wakes.
     seq: AtomicU32,
     /// How many waiters announced they may sleep.
     waiters: AtomicU32,
@@ -56,11 +67,12 @@ impl Event {
     /// Wakes every waiter, if any announced it is sleeping.
     ///
     /// Call it after publishing the change the waiters wait for. The cost when
-    /// nobody waits is one fence and one load; no syscall.
+    /// nobody waits is one fence and one load; no syscall. While waiters
+    /// sleep, only the first notifier makes the syscall.
     #[inline]
     pub fn notify(&self) {
-        // SeqCst fence: orders the caller's publication before the load of
-        // `waiters`; pairs with the fence in `wait_until` (see module docs).
+        // SeqCst fence: orders the caller's publication before the loads of
+        // `waiters` and `seq`; pairs with the fence in `wait_until`.
         fence(Ordering::SeqCst);
         if self.waiters.load(Ordering::Relaxed) != 0 {
             self.wake_slow();
@@ -79,10 +91,25 @@ impl Event {
 
     #[cold]
     fn wake_slow(&self) {
-        // Release: a waiter that reads the new `seq` with Acquire also sees the
-        // publication made before `notify`.
-        self.seq.fetch_add(1, Ordering::Release);
-        futex::wake_all(&self.seq);
+        // Relaxed: the fence in `notify` orders this load after the waiter's
+        // `fetch_or` (module docs); the CAS below re-checks the value.
+        let mut s = self.seq.load(Ordering::Relaxed);
+        while s & SLEEPER != 0 {
+            // Release: a waiter whose `fetch_or` (Acquire) reads the new value
+            // also sees the publication made before `notify`.
+            match self.seq.compare_exchange_weak(
+                s,
+                (s & !SLEEPER).wrapping_add(2),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    futex::wake_all(&self.seq);
+                    return;
+                }
+                Err(now) => s = now,
+            }
+        }
     }
 
     /// Waits until `cond()` returns true or the deadline passes: spins, then
@@ -110,11 +137,12 @@ impl Event {
         }
         loop {
             self.waiters.fetch_add(1, Ordering::Relaxed);
-            // SeqCst fence: orders the `waiters` increment before the reads in
-            // `cond`; pairs with the fence in `notify`.
+            // Acquire: pairs with the Release CAS in `wake_slow`, so after a
+            // wake-up `cond` sees what the notifier published.
+            let key = self.seq.fetch_or(SLEEPER, Ordering::Acquire) | SLEEPER;
+            // SeqCst fence: orders the `waiters` increment and the bit before
+            // the reads in `cond`; pairs with the fence in `notify`.
             fence(Ordering::SeqCst);
-            // Acquire: pairs with the Release bump in `wake_slow`.
-            let key = self.seq.load(Ordering::Acquire);
             if cond() {
                 self.waiters.fetch_sub(1, Ordering::Relaxed);
                 return true;

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | [`check`] | the correctness checks every scenario runs: per-producer sequence numbers, counts, byte totals |
 //! | [`records`] | the random 10..=10,000-byte records, stamped so a reader can check them |
-//! | [`bench`] | running a case `--runs` times, median/min/max, ratios to the best peer and the limit |
+//! | [`mod@bench`] | running a case `--runs` times, median/min/max, ratios to the best peer and the limit |
 //! | [`machine`] | CPU model, core count, the filesystem a temp dir lands on |
 //! | [`output`] | the terminal table, JSON and the self-contained HTML report |
 //! | [`scenarios`] | one file per scenario: `limits`, `spsc`, `mpsc`, `bytes`, `persist`, `latency` |

@@ -110,15 +110,8 @@ pub fn table(r: &Report) -> String {
             };
             let _ = write!(
                 s,
-                "\n[{}] {} ({better})\n  {:<52} {:>12}  {:<23} {:>8} {:>8}  {}\n",
-                row.scenario,
-                row.group,
-                "case",
-                "median",
-                "min..max",
-                "x peer",
-                "of limit",
-                "notes"
+                "\n[{}] {} ({better})\n  {:<52} {:>12}  {:<23} {:>8} {:>8}  notes\n",
+                row.scenario, row.group, "case", "median", "min..max", "x peer", "of limit"
             );
             last = Some((&row.scenario, &row.group));
         }
@@ -134,8 +127,7 @@ pub fn table(r: &Report) -> String {
                 let limit = row
                     .vs_limit
                     .map_or("-".into(), |v| format!("{:.0}%", v * 100.0));
-                let _ = writeln!(
-                    s,
+                let line = format!(
                     "  {:<52} {:>12}  {:<23} {:>8} {:>8}  {}",
                     name,
                     format_value(row.unit, med),
@@ -148,6 +140,7 @@ pub fn table(r: &Report) -> String {
                     limit,
                     notes(row)
                 );
+                let _ = writeln!(s, "{}", line.trim_end());
             }
             _ => {
                 let _ = writeln!(

@@ -23,42 +23,41 @@ pub struct Report {
     pub failures: usize,
 }
 
-/// A figure with its unit, scaled for reading.
-pub fn format_value(unit: Unit, v: f64) -> String {
+/// How a figure is scaled for reading: divisor and suffix, chosen from a
+/// reference value so a median and its min and max share one scale.
+fn scale(unit: Unit, reference: f64) -> (f64, &'static str) {
     match unit {
-        Unit::BytesPerSec => {
-            let gib = v / (1u64 << 30) as f64;
-            if gib >= 1.0 {
-                format!("{gib:.2} GiB/s")
-            } else {
-                format!("{:.1} MiB/s", v / (1u64 << 20) as f64)
-            }
-        }
-        Unit::ItemsPerSec => {
-            if v >= 1e6 {
-                format!("{:.1} M/s", v / 1e6)
-            } else {
-                format!("{:.1} k/s", v / 1e3)
-            }
-        }
-        Unit::Nanos => {
-            if v >= 10_000.0 {
-                format!("{:.1} µs", v / 1e3)
-            } else {
-                format!("{v:.0} ns")
-            }
-        }
+        Unit::BytesPerSec if reference >= (1u64 << 30) as f64 => ((1u64 << 30) as f64, "GiB/s"),
+        Unit::BytesPerSec => ((1u64 << 20) as f64, "MiB/s"),
+        Unit::ItemsPerSec if reference >= 1e6 => (1e6, "M/s"),
+        Unit::ItemsPerSec => (1e3, "k/s"),
+        Unit::Nanos if reference >= 10_000.0 => (1e3, "µs"),
+        Unit::Nanos => (1.0, "ns"),
     }
 }
 
-fn format_short(unit: Unit, v: f64) -> String {
-    format_value(unit, v)
-        .trim_end_matches("/s")
-        .trim_end_matches(" GiB")
-        .trim_end_matches(" MiB")
-        .trim_end_matches(" M")
-        .trim_end_matches(" k")
-        .to_string()
+fn digits(v: f64) -> usize {
+    if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    }
+}
+
+/// A figure with its unit, scaled for reading.
+pub fn format_value(unit: Unit, v: f64) -> String {
+    let (div, suffix) = scale(unit, v);
+    let x = v / div;
+    format!("{x:.*} {suffix}", digits(x))
+}
+
+/// `[min..max]` in the scale of `median`, unit omitted.
+fn format_range(unit: Unit, median: f64, min: f64, max: f64) -> String {
+    let (div, _) = scale(unit, median);
+    let d = digits(median / div);
+    format!("[{:.*}..{:.*}]", d, min / div, d, max / div)
 }
 
 /// The header lines: machine, filesystem, settings.
@@ -131,11 +130,7 @@ pub fn table(r: &Report) -> String {
                     "  {:<52} {:>12}  {:<23} {:>8} {:>8}  {}",
                     name,
                     format_value(row.unit, med),
-                    format!(
-                        "[{}..{}]",
-                        format_short(row.unit, min),
-                        format_short(row.unit, max)
-                    ),
+                    format_range(row.unit, med, min, max),
                     ratio(row.vs_best_peer),
                     limit,
                     notes(row)

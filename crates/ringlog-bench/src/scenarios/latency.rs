@@ -1,0 +1,312 @@
+//! Latency: the time of single pushes (p50/p99/p99.9, `Instant` around each
+//! push, recorded in an HDR histogram) with the consumer draining
+//! concurrently, and the round trip of an SPSC ping-pong over two rings.
+//! A cache-line ping-pong (two threads and one `AtomicU64`) is the limit of
+//! the round trip.
+//!
+//! The producer pushes as fast as it can, so the ring is often full: the
+//! tail percentiles include waiting for room (or, under `DropNewest`, the
+//! cost of refusing).
+
+use crate::bench::{Bench, Case, Measured, Role, Unit};
+use crate::check::{item, CheckError, SeqCheck};
+use crate::wait::Backoff;
+use hdrhistogram::Histogram;
+use ringlog::mpsc::{self, Policy, PushError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Instant;
+
+const CAP: usize = 4096;
+const METRICS: [&str; 3] = ["p50", "p99", "p99.9"];
+
+/// Runs the scenario.
+pub fn run(b: &mut Bench) {
+    b.scenario("latency");
+    let n = b.settings.size(1_000_000, 200_000, 2_000);
+    let group = "push, 1 producer, capacity 4096, ns";
+    let case = |name: &str, role| Case::new(group, name, role, Unit::Nanos, 2);
+    b.case_metrics(case("ringlog spsc push", Role::Ringlog), &METRICS, |_| {
+        push_latency(n, false, |sink| {
+            let (mut tx, mut rx) = ringlog::spsc::channel::<u64>(CAP);
+            let consumer = thread::spawn(move || {
+                let mut c = SeqCheck::exact(1);
+                let mut out = Vec::with_capacity(1024);
+                while rx.take_batch_wait(1024, &mut out, None).is_ok() {
+                    out.drain(..).for_each(|v| c.see(v));
+                }
+                c
+            });
+            sink(&mut |v| tx.push(v, None).is_ok());
+            drop(tx);
+            consumer
+        })
+    });
+    for (label, policy, lossy) in [
+        ("ringlog mpsc Block push", Policy::BLOCK, false),
+        ("ringlog mpsc DropNewest push", Policy::DropNewest, true),
+    ] {
+        b.case_metrics(case(label, Role::Ringlog), &METRICS, |_| {
+            push_latency(n, lossy, |sink| {
+                let (mut tx, mut rx) = mpsc::channel::<u64>(CAP, policy.clone()).expect("valid");
+                let consumer = thread::spawn(move || {
+                    let mut c = if lossy {
+                        SeqCheck::lossy(1)
+                    } else {
+                        SeqCheck::exact(1)
+                    };
+                    let mut out = Vec::with_capacity(1024);
+                    while rx.take_batch_until(1024, &mut out, None).is_ok() {
+                        out.drain(..).for_each(|v| c.see(v));
+                    }
+                    c
+                });
+                sink(&mut |v| match tx.push(v) {
+                    Ok(()) => true,
+                    Err(PushError::Full(_)) => false,
+                    Err(_) => panic!("consumer gone during the run"),
+                });
+                drop(tx);
+                consumer
+            })
+        });
+    }
+    b.case_metrics(
+        case("crossbeam-channel bounded send", Role::Peer),
+        &METRICS,
+        |_| {
+            push_latency(n, false, |sink| {
+                let (tx, rx) = crossbeam_channel::bounded::<u64>(CAP);
+                let consumer = thread::spawn(move || {
+                    let mut c = SeqCheck::exact(1);
+                    rx.iter().for_each(|v| c.see(v));
+                    c
+                });
+                sink(&mut |v| tx.send(v).is_ok());
+                drop(tx);
+                consumer
+            })
+        },
+    );
+    b.case_metrics(case("rtrb push", Role::Peer), &METRICS, |_| {
+        push_latency(n, false, |sink| {
+            let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAP);
+            let consumer = thread::spawn(move || {
+                let mut c = SeqCheck::exact(1);
+                let mut backoff = Backoff::new();
+                loop {
+                    match rx.pop() {
+                        Ok(v) => {
+                            c.see(v);
+                            backoff.reset();
+                        }
+                        Err(_) if rx.is_abandoned() => {
+                            while let Ok(v) = rx.pop() {
+                                c.see(v);
+                            }
+                            return c;
+                        }
+                        Err(_) => backoff.snooze(),
+                    }
+                }
+            });
+            sink(&mut |mut v| {
+                let mut backoff = Backoff::new();
+                while let Err(rtrb::PushError::Full(back)) = tx.push(v) {
+                    v = back;
+                    backoff.snooze();
+                }
+                true
+            });
+            drop(tx);
+            consumer
+        })
+    });
+
+    let trips = b.settings.size(500_000, 100_000, 1_000);
+    let group = "SPSC ping-pong round trip, ns";
+    let case = |name: &str, role| Case::new(group, name, role, Unit::Nanos, 2);
+    b.case_metrics(
+        case("ringlog spsc, two rings", Role::Ringlog),
+        &METRICS,
+        |_| {
+            let (mut a_tx, mut b_rx) = ringlog::spsc::channel::<u64>(CAP);
+            let (mut b_tx, mut a_rx) = ringlog::spsc::channel::<u64>(CAP);
+            let echo = thread::spawn(move || {
+                while let Ok(v) = b_rx.pop(None) {
+                    if b_tx.push(v + 1, None).is_err() {
+                        return;
+                    }
+                }
+            });
+            let r = round_trips(trips, |v| {
+                a_tx.push(v, None).ok()?;
+                a_rx.pop(None).ok()
+            });
+            drop(a_tx);
+            echo.join()
+                .map_err(|_| CheckError::new("echo thread panicked"))?;
+            r
+        },
+    );
+    b.case_metrics(case("rtrb, two rings", Role::Peer), &METRICS, |_| {
+        let (mut a_tx, mut b_rx) = rtrb::RingBuffer::<u64>::new(CAP);
+        let (mut b_tx, mut a_rx) = rtrb::RingBuffer::<u64>::new(CAP);
+        let echo = thread::spawn(move || {
+            let mut backoff = Backoff::new();
+            loop {
+                match b_rx.pop() {
+                    Ok(v) => {
+                        backoff.reset();
+                        if b_tx.push(v + 1).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) if b_rx.is_abandoned() => return,
+                    Err(_) => backoff.snooze(),
+                }
+            }
+        });
+        let mut backoff = Backoff::new();
+        let r = round_trips(trips, |v| {
+            a_tx.push(v).ok()?;
+            loop {
+                if let Ok(v) = a_rx.pop() {
+                    backoff.reset();
+                    return Some(v);
+                }
+                if a_rx.is_abandoned() {
+                    return None;
+                }
+                backoff.snooze();
+            }
+        });
+        drop(a_tx);
+        echo.join()
+            .map_err(|_| CheckError::new("echo thread panicked"))?;
+        r
+    });
+    b.case_metrics(
+        case("crossbeam-channel, two channels", Role::Peer),
+        &METRICS,
+        |_| {
+            let (a_tx, b_rx) = crossbeam_channel::bounded::<u64>(CAP);
+            let (b_tx, a_rx) = crossbeam_channel::bounded::<u64>(CAP);
+            let echo = thread::spawn(move || {
+                for v in b_rx {
+                    if b_tx.send(v + 1).is_err() {
+                        return;
+                    }
+                }
+            });
+            let r = round_trips(trips, |v| {
+                a_tx.send(v).ok()?;
+                a_rx.recv().ok()
+            });
+            drop(a_tx);
+            echo.join()
+                .map_err(|_| CheckError::new("echo thread panicked"))?;
+            r
+        },
+    );
+    b.case_metrics(
+        case("cache line (AtomicU64 ping-pong)", Role::Limit),
+        &METRICS,
+        |_| {
+            let line = Arc::new(AtomicU64::new(0));
+            let other = line.clone();
+            let echo = thread::spawn(move || {
+                let mut backoff = Backoff::new();
+                for i in 0..trips {
+                    // Acquire/Release: each store hands the turn to the
+                    // other side's load.
+                    while other.load(Ordering::Acquire) != 2 * i + 1 {
+                        backoff.snooze();
+                    }
+                    backoff.reset();
+                    other.store(2 * i + 2, Ordering::Release);
+                }
+            });
+            let mut backoff = Backoff::new();
+            let r = round_trips(trips, |v| {
+                line.store(2 * v + 1, Ordering::Release);
+                while line.load(Ordering::Acquire) != 2 * v + 2 {
+                    backoff.snooze();
+                }
+                backoff.reset();
+                Some(v + 1)
+            });
+            echo.join()
+                .map_err(|_| CheckError::new("echo thread panicked"))?;
+            r
+        },
+    );
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static bounds")
+}
+
+fn percentiles(h: &Histogram<u64>) -> Vec<Measured> {
+    [50.0, 99.0, 99.9]
+        .iter()
+        .map(|&q| Measured::nanos(h.value_at_percentile(q) as f64))
+        .collect()
+}
+
+/// Pushes `n` items through the channel `setup` builds, timing each push.
+/// `setup` gets a function to call with its push closure (true: accepted,
+/// false: refused by policy) and returns the consumer thread, whose check
+/// is then finished against what was sent and refused.
+fn push_latency(
+    n: u64,
+    lossy: bool,
+    setup: impl FnOnce(&mut dyn FnMut(&mut dyn FnMut(u64) -> bool)) -> thread::JoinHandle<SeqCheck>,
+) -> Result<Vec<Measured>, CheckError> {
+    let mut h = histogram();
+    let mut refused = 0u64;
+    let consumer = setup(&mut |push| {
+        for s in 0..n {
+            let v = item(0, s);
+            let t = Instant::now();
+            let ok = push(v);
+            let ns = t.elapsed().as_nanos() as u64;
+            h.saturating_record(ns.max(1));
+            refused += u64::from(!ok);
+        }
+    });
+    let check = consumer
+        .join()
+        .map_err(|_| CheckError::new("consumer panicked"))?;
+    if !lossy && refused > 0 {
+        return Err(CheckError::new(format!("{refused} pushes failed")));
+    }
+    check.finish(&[n], refused)?;
+    let mut m = percentiles(&h);
+    if lossy {
+        m[0] = m[0].with_dropped(refused);
+    }
+    Ok(m)
+}
+
+/// `trips` round trips through `trip`, which sends a value and returns the
+/// answer (`value + 1`), each timed.
+fn round_trips(
+    trips: u64,
+    mut trip: impl FnMut(u64) -> Option<u64>,
+) -> Result<Vec<Measured>, CheckError> {
+    let mut h = histogram();
+    for i in 0..trips {
+        let t = Instant::now();
+        let got = trip(i);
+        h.saturating_record((t.elapsed().as_nanos() as u64).max(1));
+        if got != Some(i + 1) {
+            return Err(CheckError::new(format!(
+                "round trip {i}: answer {got:?}, expected {}",
+                i + 1
+            )));
+        }
+    }
+    Ok(percentiles(&h))
+}

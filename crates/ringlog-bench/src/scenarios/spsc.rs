@@ -87,8 +87,9 @@ fn ringlog_batch(n: u64) -> Result<Measured, CheckError> {
         }
     });
     let mut check = SeqCheck::exact(1);
-    let mut out = Vec::with_capacity(BATCH);
-    while rx.take_batch_wait(BATCH, &mut out, None).is_ok() {
+    // Like rtrb's reader below: everything published, up to the capacity.
+    let mut out = Vec::with_capacity(CAP);
+    while rx.take_batch_wait(CAP, &mut out, None).is_ok() {
         for v in out.drain(..) {
             check.see(v);
         }

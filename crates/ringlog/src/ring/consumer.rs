@@ -125,6 +125,29 @@ impl<R: Region> Consumer<R> {
         Ok(self.cached_head)
     }
 
+    /// Whether a [`try_read`](Self::try_read) now would return a batch,
+    /// without borrowing the consumer: lets a caller that polls several rings
+    /// pick one before taking its batch.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_read`](Self::try_read).
+    pub(crate) fn poll(&mut self) -> Result<(), TryReadError> {
+        self.try_read_inner().map(|_| ())
+    }
+
+    /// The batch a successful [`poll`](Self::poll) found, without reading
+    /// `head` again (so it cannot fail). Empty if the last poll failed.
+    pub(crate) fn read_polled(&mut self) -> ReadBatch<'_, R> {
+        let end = self.cached_head;
+        ReadBatch::new(self, end)
+    }
+
+    /// The corruption found in this ring, if any; the ring is dead then.
+    pub fn corruption(&self) -> Option<Corruption> {
+        self.corrupt
+    }
+
     /// Returns every record committed so far, without waiting.
     ///
     /// # Errors

@@ -57,7 +57,7 @@ pub mod mpsc;
 pub mod pipeline;
 pub mod region;
 pub mod ring;
-#[cfg(all(target_os = "linux", not(loom)))]
+#[cfg(target_os = "linux")]
 pub mod shm;
 pub mod spsc;
 pub mod stats;

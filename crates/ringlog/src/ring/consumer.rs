@@ -132,12 +132,14 @@ impl<R: Region> Consumer<R> {
     /// # Errors
     ///
     /// As [`try_read`](Self::try_read).
+    #[cfg(not(loom))]
     pub(crate) fn poll(&mut self) -> Result<(), TryReadError> {
         self.try_read_inner().map(|_| ())
     }
 
     /// The batch a successful [`poll`](Self::poll) found, without reading
     /// `head` again (so it cannot fail). Empty if the last poll failed.
+    #[cfg(not(loom))]
     pub(crate) fn read_polled(&mut self) -> ReadBatch<'_, R> {
         let end = self.cached_head;
         ReadBatch::new(self, end)

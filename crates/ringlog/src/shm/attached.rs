@@ -1,6 +1,7 @@
 //! A segment mapped and validated: the geometry in private memory, typed
 //! access to the header, the doorbell, the slots and their rings.
 
+use super::doorbell::Doorbell;
 use super::error::{SegmentKind, ShmError};
 use super::header::{self, Geometry, SharedHeader, DOORBELL_OFFSET, HEADER_LEN, SLOT_HEADER_LEN};
 use super::identity::{Liveness, ProcessIdentity};
@@ -9,7 +10,6 @@ use super::segment::Segment;
 use super::slot::SlotHeader;
 use crate::ring::Ring;
 use crate::sync::{Arc, Ordering};
-use crate::wait::Event;
 
 /// A mapped segment whose header was validated once.
 #[derive(Debug)]
@@ -42,13 +42,13 @@ impl Attached {
             rings.push(unsafe { Ring::init(this.ring_region(i), geometry.ring_capacity) });
         }
         // SAFETY: the doorbell's bytes lie inside the fresh, unshared mapping
-        // and are aligned for an Event (offset 256 of a page).
+        // and are aligned for a Doorbell (offset 256 of a page).
         unsafe {
             this.map
                 .as_ptr()
                 .add(DOORBELL_OFFSET)
-                .cast::<Event>()
-                .write(Event::new())
+                .cast::<Doorbell>()
+                .write(Doorbell::new())
         };
         this.header().publish(&geometry.raw(), creator.pack());
         Ok((this, rings))
@@ -101,10 +101,10 @@ impl Attached {
         unsafe { &*self.map.as_ptr().cast::<SharedHeader>() }
     }
 
-    pub(crate) fn doorbell(&self) -> &Event {
-        // SAFETY: DOORBELL_OFFSET + size_of::<Event>() < SLOTS_OFFSET <=
-        // total_len <= mapping length; aligned; Event is atomics only.
-        unsafe { &*self.map.as_ptr().add(DOORBELL_OFFSET).cast::<Event>() }
+    pub(crate) fn doorbell(&self) -> &Doorbell {
+        // SAFETY: DOORBELL_OFFSET + size_of::<Doorbell>() < SLOTS_OFFSET <=
+        // total_len <= mapping length; aligned; Doorbell is atomics only.
+        unsafe { &*self.map.as_ptr().add(DOORBELL_OFFSET).cast::<Doorbell>() }
     }
 
     /// Slot `i`'s header. `i < slots`.

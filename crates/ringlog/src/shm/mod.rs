@@ -26,6 +26,8 @@
 //! | `producer.rs` | [`ShmProducer`] and [`ShmGrant`], for both kinds |
 //! | `spsc.rs` | [`spsc`]: one ring; [`spsc::ShmConsumer`] |
 //! | `mpsc.rs` | [`mpsc`]: a ring per producer slot plus a doorbell; [`mpsc::MpscConsumer`] |
+//! | `doorbell.rs` | [`Doorbell`]: the MPSC consumer's futex, rung by every producer |
+//! | `options.rs` | [`ShmOptions`]: permission bits, waiting, liveness interval |
 //! | `error.rs` | [`ShmError`], [`HeaderError`] |
 //!
 //! Seed 004's names map as: `create`/`connect`/`unlink` keep their names;
@@ -64,83 +66,52 @@
 //! spsc::unlink(&name).unwrap();
 //! ```
 
+// The doorbell is plain atomics over the byte ring, so it also builds
+// under loom (`tests/loom_shm.rs`); everything else needs the OS.
+mod doorbell;
+pub use doorbell::Doorbell;
+
+#[cfg(not(loom))]
 mod attached;
+#[cfg(not(loom))]
 mod error;
+#[cfg(not(loom))]
 mod header;
+#[cfg(not(loom))]
 mod identity;
+#[cfg(not(loom))]
 mod mapping;
+#[cfg(not(loom))]
 pub mod mpsc;
+#[cfg(not(loom))]
+mod options;
+#[cfg(not(loom))]
 mod producer;
+#[cfg(not(loom))]
 mod segment;
+#[cfg(not(loom))]
 mod slot;
+#[cfg(not(loom))]
 pub mod spsc;
 
+#[cfg(not(loom))]
 pub use error::{HeaderError, SegmentKind, ShmError};
+#[cfg(not(loom))]
 pub use header::{
     parse_header, validate, Geometry, RawHeader, HEADER_LEN, MAGIC, MAX_SLOTS, VERSION,
 };
+#[cfg(not(loom))]
 pub use identity::ProcessIdentity;
+#[cfg(not(loom))]
 pub use mapping::ShmRegion;
+#[cfg(not(loom))]
+pub use options::ShmOptions;
+#[cfg(not(loom))]
+use options::{geometry, me};
+#[cfg(not(loom))]
 pub use producer::{ShmGrant, ShmProducer};
+#[cfg(not(loom))]
 pub use segment::{Segment, DEFAULT_MODE};
 
-use crate::wait::WaitStrategy;
-use std::time::Duration;
-
-/// How segments are created and how their handles wait.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ShmOptions {
-    /// Permission bits of a new named segment (default 0600).
-    pub mode: u32,
-    /// Spin and yield budgets before a wait sleeps on the futex.
-    pub wait: WaitStrategy,
-    /// Longest a blocked call sleeps before it looks at the peer's liveness
-    /// (and the MPSC consumer sweeps for dead producers). Also caps every
-    /// single futex sleep.
-    pub liveness_interval: Duration,
-}
-
-impl Default for ShmOptions {
-    fn default() -> Self {
-        Self {
-            mode: DEFAULT_MODE,
-            wait: WaitStrategy::DEFAULT,
-            liveness_interval: Duration::from_millis(100),
-        }
-    }
-}
-
-impl ShmOptions {
-    fn wait_strategy(&self) -> WaitStrategy {
-        WaitStrategy {
-            max_sleep: Some(
-                self.wait
-                    .max_sleep
-                    .map_or(self.liveness_interval, |s| s.min(self.liveness_interval)),
-            ),
-            ..self.wait
-        }
-    }
-}
-
-fn geometry(
-    name: &str,
-    kind: SegmentKind,
-    capacity: usize,
-    slots: usize,
-) -> Result<Geometry, ShmError> {
-    Geometry::new(kind, capacity, slots).map_err(|(what, requested, min, max)| ShmError::Geometry {
-        name: name.to_owned(),
-        what,
-        requested,
-        min,
-        max,
-    })
-}
-
-fn me(name: &str) -> Result<ProcessIdentity, ShmError> {
-    ProcessIdentity::current().map_err(|e| ShmError::io(name, "read /proc/self/stat", e))
-}
-
-#[cfg(all(test, not(miri)))]
+#[cfg(all(test, not(miri), not(loom)))]
 mod tests;

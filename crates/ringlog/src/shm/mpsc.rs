@@ -412,15 +412,13 @@ impl MpscConsumer {
             }
             let chunk = now + self.liveness;
             let until = deadline.map_or(chunk, |d| d.min(chunk));
-            let slots = &self.slots;
+            let live = self.slots.iter().filter_map(|s| match s {
+                Slot::Live(c) => Some(c),
+                Slot::Quarantined => None,
+            });
             self.att
                 .doorbell()
-                .wait_until(&self.strategy, Some(until), || {
-                    slots.iter().any(|s| match s {
-                        Slot::Live(c) => c.available() > 0,
-                        Slot::Quarantined => false,
-                    })
-                });
+                .wait_any(&self.strategy, Some(until), live);
         };
         self.next = (i + 1) % self.slots.len();
         let Slot::Live(c) = &mut self.slots[i] else {

@@ -2,11 +2,12 @@
 //! of an MPSC segment.
 
 use super::attached::Attached;
+use super::doorbell::Doorbell;
 use super::identity::ProcessIdentity;
 use super::mapping::ShmRegion;
 use super::ShmOptions;
 use crate::ring::{self, ClaimError, TryClaimError};
-use crate::wait::{Deadline, Event};
+use crate::wait::Deadline;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
@@ -243,7 +244,7 @@ impl Drop for ShmProducer {
         // Closes the ring's producer side (Release) and wakes its consumer.
         drop(self.inner.take());
         if self.doorbell {
-            self.att.doorbell().notify();
+            self.att.doorbell().ring();
         }
         self.att.slot(self.slot).release(self.me);
     }
@@ -255,7 +256,7 @@ impl Drop for ShmProducer {
 #[derive(Debug)]
 pub struct ShmGrant<'a> {
     inner: ring::Grant<'a, ShmRegion>,
-    doorbell: Option<&'a Event>,
+    doorbell: Option<&'a Doorbell>,
 }
 
 impl ShmGrant<'_> {
@@ -268,7 +269,7 @@ impl ShmGrant<'_> {
     pub fn commit(self, n: usize) {
         self.inner.commit(n);
         if let Some(d) = self.doorbell {
-            d.notify();
+            d.ring();
         }
     }
 

@@ -165,6 +165,19 @@ pub fn take_over(name: &str, options: &ShmOptions) -> Result<MpscConsumer, ShmEr
     MpscConsumer::attach(&Segment::open(name)?, options, true)
 }
 
+/// [`take_over`] for an already open segment (e.g. an inherited `memfd`):
+/// becomes its consumer if the previous one closed or died.
+///
+/// # Errors
+///
+/// As [`take_over`].
+pub fn take_over_segment(
+    segment: &Segment,
+    options: &ShmOptions,
+) -> Result<MpscConsumer, ShmError> {
+    MpscConsumer::attach(segment, options, true)
+}
+
 /// Removes the segment's name; handles already connected keep working.
 ///
 /// # Errors

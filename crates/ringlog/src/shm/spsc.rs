@@ -135,6 +135,16 @@ pub fn take_over(name: &str, options: &ShmOptions) -> Result<ShmConsumer, ShmErr
     ShmConsumer::attach(&Segment::open(name)?, options, true)
 }
 
+/// [`take_over`] for an already open segment (e.g. an inherited `memfd`):
+/// becomes its consumer if the previous one closed or died.
+///
+/// # Errors
+///
+/// As [`take_over`].
+pub fn take_over_segment(segment: &Segment, options: &ShmOptions) -> Result<ShmConsumer, ShmError> {
+    ShmConsumer::attach(segment, options, true)
+}
+
 /// Removes the segment's name (seed 004's `unlink`); handles already
 /// connected keep working.
 ///

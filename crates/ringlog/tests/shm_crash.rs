@@ -100,7 +100,7 @@ fn killed_producers_are_noticed_and_their_slots_reused() {
             let grant = tx.try_claim(100).unwrap();
             ready_tx.send(()).unwrap();
             let _ = stop_rx.recv();
-            drop(grant);
+            let _ = grant.len(); // the claim is held, uncommitted, until here
         });
         ready_rx.recv().unwrap();
         (t, stop_tx)

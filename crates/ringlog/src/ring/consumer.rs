@@ -70,7 +70,10 @@ impl<R: Region> Consumer<R> {
 
     /// Committed bytes not yet released (headers and padding count).
     pub fn available(&self) -> usize {
-        self.ring.used() as usize
+        // Our own tail, not the shared copy: in shared memory a peer could
+        // rewrite that one and make an empty ring look non-empty.
+        let head = self.ring.control().producer.pos.load(Ordering::Relaxed);
+        head.saturating_sub(self.tail).min(self.ring.capacity()) as usize
     }
 
     /// Free bytes in the ring as seen now.

@@ -162,7 +162,8 @@ impl Attached {
         take_over: bool,
     ) -> Result<(), ShmError> {
         let h = self.header();
-        loop {
+        // Bounded: a peer rewriting the word cannot keep us here.
+        for _ in 0..super::slot::CAS_ATTEMPTS {
             let cur = h.consumer.load(Ordering::Relaxed);
             if let Some(owner) = ProcessIdentity::unpack(cur) {
                 if owner.liveness() == Liveness::Alive {
@@ -191,6 +192,11 @@ impl Attached {
                 return Ok(());
             }
         }
+        Err(ShmError::Busy {
+            name: self.name.clone(),
+            role: "consumer (its word keeps changing)".into(),
+            owner: self.consumer().unwrap_or(me),
+        })
     }
 
     /// Gives the consumer role back, if `me` still holds it.

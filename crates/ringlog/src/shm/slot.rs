@@ -11,6 +11,9 @@
 use super::identity::{Liveness, ProcessIdentity};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
+/// Compare-and-swap attempts on a contended owner word before giving up.
+pub(crate) const CAS_ATTEMPTS: usize = 64;
+
 /// At the start of each slot, before the slot's ring.
 #[derive(Debug)]
 #[repr(C)]
@@ -36,8 +39,13 @@ pub(crate) enum SlotTaken {
 impl SlotHeader {
     /// Takes the slot for `me` (a packed identity) if it is free or its
     /// owner is dead. Returns the dead owner it was taken from, if any.
+    ///
+    /// The compare-and-swap is retried a bounded number of times: a peer
+    /// that keeps rewriting the word makes the slot look busy, never makes
+    /// us spin for ever.
     pub(crate) fn acquire(&self, me: u64) -> Result<Option<ProcessIdentity>, SlotTaken> {
-        loop {
+        let mut last = None;
+        for _ in 0..CAS_ATTEMPTS {
             if self.quarantined.load(Ordering::Relaxed) != 0 {
                 return Err(SlotTaken::Quarantined);
             }
@@ -61,7 +69,9 @@ impl SlotHeader {
                 }
                 return Ok(dead);
             }
+            last = ProcessIdentity::unpack(self.owner.load(Ordering::Relaxed));
         }
+        Err(last.map_or(SlotTaken::Quarantined, SlotTaken::Busy))
     }
 
     /// Gives the slot back, if `me` still owns it.

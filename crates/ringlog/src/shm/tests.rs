@@ -148,3 +148,57 @@ fn geometry_out_of_range_is_typed() {
         Err(ShmError::InvalidName { .. })
     ));
 }
+
+#[test]
+fn mpsc_consumer_restart_resumes_every_ring_at_its_tail() {
+    let name = unique("mpsc-restart");
+    let mut rx = mpsc::create(&name, 2, 1024).unwrap();
+    let mut a = mpsc::connect(&name).unwrap();
+    let mut b = mpsc::connect(&name).unwrap();
+    a.push(b"a0", None).unwrap();
+    b.push(b"b0", None).unwrap();
+    let batch = rx.read(None).unwrap();
+    let first = batch.slot();
+    batch.release(); // one slot's record is consumed, the other's is not
+    drop(rx);
+    a.push(b"a1", None).unwrap();
+    let mut rx = mpsc::open(&name, &ShmOptions::default()).unwrap();
+    let mut got = Vec::new();
+    while let Ok(batch) = rx.try_read() {
+        got.extend(batch.iter().map(|r| r.unwrap().to_vec()));
+        batch.release();
+    }
+    got.sort();
+    let expected: Vec<Vec<u8>> = if first == 0 {
+        vec![b"a1".to_vec(), b"b0".to_vec()]
+    } else {
+        vec![b"a0".to_vec(), b"a1".to_vec()]
+    };
+    assert_eq!(got, expected);
+    mpsc::unlink(&name).unwrap();
+}
+
+#[test]
+fn consumer_available_ignores_a_rewritten_shared_tail() {
+    let name = unique("tail");
+    let mut rx = mpsc::create(&name, 1, 1024).unwrap();
+    let mut tx = mpsc::connect(&name).unwrap();
+    tx.push(b"x", None).unwrap();
+    rx.try_read().unwrap().release();
+    assert_eq!(rx.available(), 0);
+    // A peer rewinds the consumer's shared tail: still nothing to read,
+    // and a read with a deadline returns at the deadline.
+    let seg = Segment::open(&name).unwrap();
+    let file = std::fs::File::from(seg.fd().try_clone_to_owned().unwrap());
+    use std::os::unix::fs::FileExt;
+    let tail_offset = header::SLOTS_OFFSET + header::SLOT_HEADER_LEN + 128;
+    file.write_all_at(&0u64.to_ne_bytes(), tail_offset as u64)
+        .unwrap();
+    assert_eq!(rx.available(), 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(20);
+    assert!(matches!(
+        rx.read(Some(deadline)),
+        Err(mpsc::MpscReadError::Timeout)
+    ));
+    mpsc::unlink(&name).unwrap();
+}

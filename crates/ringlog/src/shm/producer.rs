@@ -177,6 +177,16 @@ impl ShmProducer {
     /// `Timeout` at the deadline; `Disconnected` when the consumer closed,
     /// or died (seen at the next liveness check); `TooLarge`; `Corrupt`.
     pub fn wait_for_space(&mut self, len: usize, deadline: Deadline) -> Result<(), ClaimError> {
+        let inner = self.inner.as_mut().expect("producer used after drop");
+        // Fast path, no clock read: the claim fits now (the grant is dropped
+        // uncommitted, which publishes nothing).
+        match inner.try_claim(len) {
+            Ok(_) => return Ok(()),
+            Err(TryClaimError::Full) => {}
+            Err(TryClaimError::Disconnected) => return Err(ClaimError::Disconnected),
+            Err(TryClaimError::TooLarge(e)) => return Err(e.into()),
+            Err(TryClaimError::Corrupt(e)) => return Err(e.into()),
+        }
         loop {
             let chunk = Instant::now() + self.liveness;
             let until = deadline.map_or(chunk, |d| d.min(chunk));

@@ -256,6 +256,13 @@ impl ShmConsumer {
     /// `Timeout` at the deadline, `Disconnected` once the producer closed or
     /// died and everything it committed was read, `Corrupt`.
     pub fn wait_for_data(&mut self, deadline: Deadline) -> Result<(), ReadError> {
+        // Fast path, no clock read: something is committed already.
+        match self.inner.poll() {
+            Ok(()) => return Ok(()),
+            Err(TryReadError::Empty) => {}
+            Err(TryReadError::Disconnected) => return Err(ReadError::Disconnected),
+            Err(TryReadError::Corrupt(e)) => return Err(e.into()),
+        }
         loop {
             let chunk = Instant::now() + self.liveness;
             let until = deadline.map_or(chunk, |d| d.min(chunk));
@@ -285,11 +292,14 @@ impl ShmConsumer {
     /// As [`wait_for_data`](Self::wait_for_data).
     pub fn read(&mut self, deadline: Deadline) -> Result<ReadBatch<'_, ShmRegion>, ReadError> {
         self.wait_for_data(deadline)?;
-        self.inner.try_read().map_err(|e| match e {
+        // Poll again (one load of `head`, validated) and hand out exactly
+        // what that poll found.
+        self.inner.poll().map_err(|e| match e {
             TryReadError::Empty => ReadError::Timeout,
             TryReadError::Disconnected => ReadError::Disconnected,
             TryReadError::Corrupt(c) => ReadError::Corrupt(c),
-        })
+        })?;
+        Ok(self.inner.read_polled())
     }
 }
 

@@ -13,6 +13,15 @@
 //! died is noticed at the next liveness check while waiting, and its role can
 //! be taken over.
 //!
+//! What validation cannot do: payload bytes are the producer's to write,
+//! so a hostile producer can change a record's bytes while the consumer
+//! reads them (a checksum inside the record, as the journal frames carry,
+//! catches it); a peer that rewrites the consumer's identity word can make
+//! producers believe the consumer died (denial of service); and a peer
+//! with write permission can truncate a named segment (a sealed `memfd`
+//! cannot be). None of these lets it make the other side read out of
+//! bounds, panic or hang.
+//!
 //! Files:
 //!
 //! | file | what it is |

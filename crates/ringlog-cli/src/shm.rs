@@ -6,9 +6,10 @@
 
 use crate::units::{parse_duration, parse_size};
 use clap::{Args, Subcommand};
-use ringlog::journal::{framed_len, parse_frame, Journal, JournalOptions, SyncPolicy};
+use ringlog::journal::{framed_len, parse_frame, Journal, JournalOptions, Reader, SyncPolicy};
 use ringlog::ring::ClaimError;
 use ringlog::shm::{mpsc, HeaderError, ShmError, ShmOptions};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -77,7 +78,8 @@ pub(crate) struct ProduceArgs {
     /// Seed of sizes and contents (default: the producer id).
     #[arg(long)]
     seed: Option<u64>,
-    /// How long to wait for the segment to appear.
+    /// How long to wait for the segment to appear, or for a new server
+    /// after the server died.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     connect_timeout: Duration,
 }
@@ -128,6 +130,23 @@ fn serve_loop(rx: &mut mpsc::MpscConsumer, args: &ServeArgs) -> Result<i32, Stri
     };
     let mut journal = Journal::open(&args.output, journal_options)
         .map_err(|e| format!("journal {}: {e}", args.output.display()))?;
+    // Resuming: records read but not released by the dead server are read
+    // again; those it had already persisted are skipped by sequence number,
+    // so the journal gets every record exactly once.
+    let mut next_seq: Option<HashMap<u32, u64>> = if args.resume {
+        let mut seen = HashMap::new();
+        let reader = Reader::open(&args.output)
+            .map_err(|e| format!("journal {}: {e}", args.output.display()))?;
+        for r in reader {
+            let r = r.map_err(|e| format!("journal {}: {e}", args.output.display()))?;
+            let next = seen.entry(r.producer).or_insert(0);
+            *next = (*next).max(r.seq + 1);
+        }
+        Some(seen)
+    } else {
+        None
+    };
+    let mut duplicates = 0u64;
     let start = Instant::now();
     let end = args.duration.map(|d| start + d);
     let (mut records, mut bytes, mut rejected, mut deaths, mut corrupt) = (0u64, 0u64, 0u64, 0, 0);
@@ -145,6 +164,15 @@ fn serve_loop(rx: &mut mpsc::MpscConsumer, args: &ServeArgs) -> Result<i32, Stri
                     // A frame must fill its record exactly and check out.
                     match parse_frame(r) {
                         Ok(f) if f.framed_len == r.len() => {
+                            let h = f.header;
+                            if let Some(next) = next_seq.as_mut() {
+                                let n = next.entry(h.producer).or_insert(0);
+                                if h.seq < *n {
+                                    duplicates += 1;
+                                    continue;
+                                }
+                                *n = h.seq + 1;
+                            }
                             buf.extend_from_slice(r);
                             records += 1;
                             bytes += u64::from(f.header.payload_len);
@@ -176,7 +204,7 @@ fn serve_loop(rx: &mut mpsc::MpscConsumer, args: &ServeArgs) -> Result<i32, Stri
         .map_err(|e| format!("journal {}: {e}", args.output.display()))?;
     println!(
         "served {records} records ({bytes} payload bytes) in {:.3}s; rejected {rejected}, \
-         producer deaths {deaths}, corrupt slots {corrupt}",
+         duplicates skipped {duplicates}, producer deaths {deaths}, corrupt slots {corrupt}",
         start.elapsed().as_secs_f64()
     );
     Ok(0)
@@ -210,6 +238,35 @@ fn connect(args: &ProduceArgs) -> Result<ringlog::shm::ShmProducer, String> {
     }
 }
 
+/// Waits for room for `n` bytes; if the server dies meanwhile, waits up to
+/// `--connect-timeout` for a successor (`serve --resume`) to take over.
+fn wait_for_space(
+    tx: &mut ringlog::shm::ShmProducer,
+    n: usize,
+    args: &ProduceArgs,
+    seq: u64,
+) -> Result<(), String> {
+    let mut orphaned: Option<Instant> = None;
+    loop {
+        match tx.wait_for_space(n, None) {
+            Ok(()) => return Ok(()),
+            Err(ClaimError::Disconnected) => {
+                let since = *orphaned.get_or_insert_with(Instant::now);
+                if tx.consumer_alive() {
+                    orphaned = None;
+                } else if since.elapsed() > args.connect_timeout {
+                    return Err(format!(
+                        "shm segment {}: consumer gone after {seq} records",
+                        args.name
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(format!("shm segment {}: {e}", args.name)),
+        }
+    }
+}
+
 fn produce(args: ProduceArgs) -> Result<i32, String> {
     if args.min_size > args.max_size {
         return usage_error("--min-size must not exceed --max-size");
@@ -233,15 +290,10 @@ fn produce(args: ProduceArgs) -> Result<i32, String> {
             chunk.copy_from_slice(&r[..chunk.len()]);
         }
         let n = framed_len(len);
-        let mut grant = tx.claim(n, None).map_err(|e| match e {
-            ClaimError::Disconnected => {
-                format!(
-                    "shm segment {}: consumer gone after {seq} records",
-                    args.name
-                )
-            }
-            e => format!("shm segment {}: {e}", args.name),
-        })?;
+        wait_for_space(&mut tx, n, &args, seq)?;
+        let mut grant = tx
+            .try_claim(n)
+            .map_err(|e| format!("shm segment {}: {e}", args.name))?;
         let ts = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);

@@ -185,3 +185,50 @@ fn bad_name_and_missing_segment_are_one_line_errors() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("does not exist"), "{err}");
 }
+
+#[test]
+fn killed_server_resumes_without_loss_or_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("journal");
+    let out = out.to_str().unwrap();
+    let name = format!("ringlog-cli-resume-{}", std::process::id());
+    let serve = |extra: &[&str]| {
+        let mut args = vec!["shm", "serve", "--name", &name, "--output", out];
+        args.extend_from_slice(extra);
+        spawn(&args)
+    };
+    let mut first = serve(&["--producers", "1", "--capacity", "64KiB"]);
+    // Produces until killed.
+    let mut producer = spawn(&[
+        "shm",
+        "produce",
+        "--name",
+        &name,
+        "--records",
+        "1000000000",
+        "--max-size",
+        "100",
+        "--id",
+        "5",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    first.kill().unwrap(); // SIGKILL: no unlink, no release, no final sync
+    first.wait().unwrap();
+    // Long enough for the producer, blocked on its full ring, to notice the
+    // death; it then waits for a successor.
+    std::thread::sleep(Duration::from_millis(400));
+    let second = serve(&["--resume", "--duration", "1s"]);
+    let o = finish(second, Duration::from_secs(60), "serve --resume");
+    producer.kill().unwrap();
+    producer.wait().unwrap();
+    assert!(o.status.success(), "serve: {}", text(&o));
+    let report = text(&o);
+    println!("{report}");
+    assert!(!report.contains("served 0 records"), "{report}");
+    let v = verify(out);
+    // Every record the producer committed before the first server died is
+    // in the journal exactly once, followed by what the second one read.
+    assert_eq!(v["clean"], true, "{v}");
+    assert_eq!(v["producers"]["5"]["missing"], 0, "{v}");
+    assert_eq!(v["producers"]["5"]["first_seq"], 0, "{v}");
+}

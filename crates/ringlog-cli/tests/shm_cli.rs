@@ -207,7 +207,7 @@ fn killed_server_resumes_without_loss_or_duplicates() {
         "--records",
         "1000000000",
         "--max-size",
-        "100",
+        "32",
         "--id",
         "5",
     ]);

@@ -202,3 +202,28 @@ fn consumer_available_ignores_a_rewritten_shared_tail() {
     ));
     mpsc::unlink(&name).unwrap();
 }
+
+#[test]
+fn producer_abandoned_without_drop_keeps_its_records_and_its_slot() {
+    let name = unique("forget");
+    let mut rx = mpsc::create(&name, 2, 1024).unwrap();
+    let mut tx = mpsc::connect_slot(&name, 0).unwrap();
+    tx.push(b"kept", None).unwrap();
+    let _ = tx.try_claim(16).unwrap(); // claimed, never committed
+    std::mem::forget(tx); // no Drop: the ring stays open, the slot owned
+    let batch = rx.read(None).unwrap();
+    assert_eq!(batch.iter().next().unwrap().unwrap(), b"kept");
+    batch.release();
+    // The owner (this process) is alive, so the slot is not reclaimed...
+    assert!(rx.check_producers().is_empty());
+    assert!(matches!(
+        mpsc::connect_slot(&name, 0),
+        Err(ShmError::Busy { .. })
+    ));
+    // ...and the other slot is unaffected.
+    let mut other = mpsc::connect(&name).unwrap();
+    assert_eq!(other.slot(), 1);
+    other.push(b"other", None).unwrap();
+    assert_eq!(rx.read(None).unwrap().slot(), 1);
+    mpsc::unlink(&name).unwrap();
+}

@@ -163,6 +163,27 @@ pub fn unlink(name: &str) -> Result<(), ShmError> {
 /// hidden, and is released at once. Every index and record header read from
 /// the segment is validated; a violation is [`ReadError::Corrupt`] and the
 /// ring is then dead.
+///
+/// # Examples
+///
+/// A consumer that restarts resumes at the ring's tail: what it read but
+/// did not release is read again.
+///
+/// ```
+/// use ringlog::shm::{spsc, ShmOptions};
+/// # if cfg!(miri) { return; }
+/// let name = format!("/ringlog-doc-consumer-{}", std::process::id());
+/// let mut rx = spsc::create(&name, 4096).unwrap();
+/// let mut tx = spsc::connect(&name).unwrap();
+/// tx.push(b"once", None).unwrap();
+/// assert_eq!(rx.read(None).unwrap().iter().count(), 1); // not released
+/// drop(rx);
+/// let mut rx = spsc::open(&name, &ShmOptions::default()).unwrap();
+/// let batch = rx.try_read().unwrap();
+/// assert_eq!(batch.iter().next().unwrap().unwrap(), b"once");
+/// batch.release();
+/// spsc::unlink(&name).unwrap();
+/// ```
 #[derive(Debug)]
 pub struct ShmConsumer {
     inner: ring::Consumer<ShmRegion>,

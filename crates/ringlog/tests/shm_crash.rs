@@ -259,3 +259,100 @@ fn killed_consumer_is_taken_over_and_reading_resumes_at_the_tail() {
     );
     spsc::unlink(&name).unwrap();
 }
+
+const IDLE_CONSUMER_ENV: &str = "RINGLOG_SHM_CRASH_IDLE_CONSUMER";
+const SPSC_PRODUCER_ENV: &str = "RINGLOG_SHM_CRASH_SPSC_PRODUCER";
+
+/// A consumer process that creates the segment and never reads.
+#[test]
+fn child_idle_consumer() {
+    let Ok(name) = std::env::var(IDLE_CONSUMER_ENV) else {
+        return;
+    };
+    let _rx = spsc::create_with(&name, 4096, &options()).unwrap();
+    println!("ready");
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// An SPSC producer process that commits 100 records, says so, then idles.
+#[test]
+fn child_spsc_producer() {
+    let Ok(name) = std::env::var(SPSC_PRODUCER_ENV) else {
+        return;
+    };
+    let mut tx = spsc::connect_with(&name, &options()).unwrap();
+    let mut buf = Vec::new();
+    for seq in 0..100 {
+        encode(std::process::id(), seq, &mut buf);
+        tx.push(&buf, None).unwrap();
+    }
+    println!("ready");
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn wait_ready(child: &mut Child) {
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("ready") {
+        line.clear();
+        assert_ne!(out.read_line(&mut line).unwrap(), 0, "child exited");
+    }
+}
+
+#[test]
+fn producer_blocked_on_a_killed_consumer_is_told_disconnected() {
+    let name = format!("/ringlog-crash-idle-{}", std::process::id());
+    let _ = spsc::unlink(&name);
+    let mut child = spawn_child("child_idle_consumer", IDLE_CONSUMER_ENV, &name);
+    wait_ready(&mut child);
+    let mut tx = spsc::connect_with(&name, &options()).unwrap();
+    while tx.try_push(&[0; 64]).is_ok() {}
+    child.kill().unwrap();
+    let asked = Instant::now();
+    let r = tx.push(&[0; 64], Some(asked + Duration::from_secs(30)));
+    assert_eq!(
+        r,
+        Err(ClaimError::Disconnected),
+        "after {:?}",
+        asked.elapsed()
+    );
+    assert!(!tx.consumer_alive());
+    child.wait().unwrap();
+    spsc::unlink(&name).unwrap();
+}
+
+#[test]
+fn consumer_reads_a_killed_producers_records_then_is_told_disconnected() {
+    let name = format!("/ringlog-crash-spsc-producer-{}", std::process::id());
+    let _ = spsc::unlink(&name);
+    let mut rx = spsc::create_with(&name, 1 << 16, &options()).unwrap();
+    let mut child = spawn_child("child_spsc_producer", SPSC_PRODUCER_ENV, &name);
+    wait_ready(&mut child);
+    child.kill().unwrap();
+    let mut next = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match rx.read(Some(deadline)) {
+            Ok(batch) => {
+                for r in batch.iter() {
+                    let (pid, seq) = decode(r.unwrap()).unwrap();
+                    assert_eq!((pid, seq), (child.id(), next));
+                    next += 1;
+                }
+                batch.release();
+            }
+            Err(ringlog::ring::ReadError::Disconnected) => break,
+            Err(e) => panic!("after {next} records: {e}"),
+        }
+    }
+    assert_eq!(next, 100);
+    assert!(!rx.producer_alive());
+    child.wait().unwrap();
+    // The slot is free for the next producer.
+    let _tx = spsc::connect(&name).unwrap();
+    spsc::unlink(&name).unwrap();
+}

@@ -422,6 +422,42 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any header, near-valid or not: validation never panics, and what
+        /// it accepts fits the size it was checked against.
+        #[test]
+        #[cfg_attr(miri, ignore = "proptest is too slow under Miri")]
+        fn validation_never_panics_and_accepts_only_what_fits(
+            fields in proptest::collection::vec(proptest::prelude::any::<u64>(), 11),
+            pick in proptest::collection::vec(proptest::prelude::any::<bool>(), 11),
+            actual in proptest::prelude::any::<u64>(),
+        ) {
+            // Each field either keeps its valid value or takes the random one.
+            let (good, _) = good();
+            let f = |i: usize, valid: u64| if pick[i] { fields[i] } else { valid };
+            let raw = RawHeader {
+                magic: f(0, good.magic),
+                version: f(1, u64::from(good.version)) as u32,
+                kind: f(2, u64::from(good.kind)) as u32,
+                header_len: f(3, good.header_len),
+                cache_line: f(4, good.cache_line),
+                ring_capacity: f(5, good.ring_capacity),
+                slots: f(6, good.slots),
+                slot_stride: f(7, good.slot_stride),
+                slots_offset: f(8, good.slots_offset),
+                total_len: f(9, good.total_len),
+                creator: f(10, good.creator),
+            };
+            if let Ok(g) = validate(&raw, actual) {
+                proptest::prop_assert!(g.total_len as u64 <= actual);
+                proptest::prop_assert!(g.ring_capacity.is_power_of_two());
+                proptest::prop_assert!(
+                    g.slot_offset(g.slots - 1) + g.slot_stride <= g.total_len
+                );
+            }
+        }
+    }
+
     #[test]
     fn decode_matches_shared_layout() {
         let (raw, len) = good();

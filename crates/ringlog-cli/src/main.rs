@@ -5,6 +5,7 @@
 
 mod inspect;
 mod run;
+mod shm;
 mod units;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,9 @@ enum Command {
     Verify(inspect::VerifyArgs),
     /// Print the records of a journal.
     Cat(inspect::CatArgs),
+    /// The pipeline across processes over shared memory: serve, produce.
+    #[command(subcommand)]
+    Shm(shm::ShmCommand),
 }
 
 fn main() {
@@ -33,6 +37,7 @@ fn main() {
         Command::Run(args) => run::run(args),
         Command::Verify(args) => inspect::verify(args),
         Command::Cat(args) => inspect::cat(args),
+        Command::Shm(cmd) => shm::shm(cmd),
     };
     match result {
         Ok(code) => std::process::exit(code),

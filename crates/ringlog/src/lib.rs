@@ -15,6 +15,7 @@
 //! | [`journal`] | segment files of checksummed records: append, rotate, sync, recover, read, verify |
 //! | [`stats`] | counters without shared-line writes, size and latency histograms |
 //! | [`pipeline`] | writers -> queue -> reader -> journal, durable acknowledgements |
+//! | `shm` | the byte ring in shared memory between processes: SPSC, and MPSC with a doorbell |
 //!
 //! # Example
 //!
@@ -56,6 +57,8 @@ pub mod mpsc;
 pub mod pipeline;
 pub mod region;
 pub mod ring;
+#[cfg(target_os = "linux")]
+pub mod shm;
 pub mod spsc;
 pub mod stats;
 pub(crate) mod sync;

@@ -70,7 +70,10 @@ impl<R: Region> Consumer<R> {
 
     /// Committed bytes not yet released (headers and padding count).
     pub fn available(&self) -> usize {
-        self.ring.used() as usize
+        // Our own tail, not the shared copy: in shared memory a peer could
+        // rewrite that one and make an empty ring look non-empty.
+        let head = self.ring.control().producer.pos.load(Ordering::Relaxed);
+        head.saturating_sub(self.tail).min(self.ring.capacity()) as usize
     }
 
     /// Free bytes in the ring as seen now.
@@ -123,6 +126,31 @@ impl<R: Region> Consumer<R> {
             }
         }
         Ok(self.cached_head)
+    }
+
+    /// Whether a [`try_read`](Self::try_read) now would return a batch,
+    /// without borrowing the consumer: lets a caller that polls several rings
+    /// pick one before taking its batch.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_read`](Self::try_read).
+    #[cfg(not(loom))]
+    pub(crate) fn poll(&mut self) -> Result<(), TryReadError> {
+        self.try_read_inner().map(|_| ())
+    }
+
+    /// The batch a successful [`poll`](Self::poll) found, without reading
+    /// `head` again (so it cannot fail). Empty if the last poll failed.
+    #[cfg(not(loom))]
+    pub(crate) fn read_polled(&mut self) -> ReadBatch<'_, R> {
+        let end = self.cached_head;
+        ReadBatch::new(self, end)
+    }
+
+    /// The corruption found in this ring, if any; the ring is dead then.
+    pub fn corruption(&self) -> Option<Corruption> {
+        self.corrupt
     }
 
     /// Returns every record committed so far, without waiting.

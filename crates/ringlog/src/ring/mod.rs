@@ -56,6 +56,11 @@ pub const MIN_CAPACITY: usize = 64;
 /// Largest data capacity in bytes (1 TiB).
 pub const MAX_CAPACITY: usize = 1 << 40;
 
+/// Largest `head` a ring attached from foreign memory accepts, so that no
+/// position arithmetic can overflow (2^62 bytes: centuries at memory speed).
+#[cfg(not(loom))]
+const MAX_POSITION: u64 = 1 << 62;
+
 /// Creates an in-process byte ring whose data area holds `capacity_bytes`
 /// (rounded up to a power of two) and returns its two ends.
 ///
@@ -123,6 +128,66 @@ impl<R: Region> Ring<R> {
                 .map(|_| crate::sync::UnsafeCell::new(()))
                 .collect(),
         }
+    }
+
+    /// Takes over a region whose control block another handle (possibly in
+    /// another process, possibly crashed or hostile) initialised with
+    /// [`init`](Self::init) for the same `capacity`; nothing is written.
+    ///
+    /// `capacity` comes from the caller's private, validated copy of the
+    /// geometry and is never re-read from the region. The indices found in
+    /// the control block are checked: both multiples of 8, `tail <= head <=
+    /// tail + capacity`, and `head` far from overflow.
+    ///
+    /// # Safety
+    ///
+    /// `capacity` must be a power of two with `region.len() >=
+    /// Self::region_len(capacity)`, and the region's first `CONTROL_LEN`
+    /// bytes must hold a `Control` (every bit pattern of its atomics is
+    /// valid, so a garbled one is memory-safe, only wrong).
+    #[cfg(not(loom))]
+    pub(crate) unsafe fn attach(region: R, capacity: usize) -> Result<Self, Corruption> {
+        assert!(capacity.is_power_of_two() && region.len() >= Self::region_len(capacity));
+        let ring = Self {
+            region,
+            capacity: capacity as u64,
+        };
+        let c = ring.control();
+        // Acquire: pairs with the Release stores of the indices by the
+        // handles that used the ring before us.
+        let tail = c.consumer.pos.load(Ordering::Acquire);
+        let head = c.producer.pos.load(Ordering::Acquire);
+        let bad = |what, value| Corruption {
+            what,
+            position: tail,
+            value,
+        };
+        if tail % 8 != 0 {
+            return Err(bad("consumer tail not a multiple of 8", tail));
+        }
+        if head % 8 != 0 || head < tail || head - tail > ring.capacity {
+            return Err(bad("producer head outside [tail, tail + capacity]", head));
+        }
+        if head > MAX_POSITION {
+            return Err(bad("producer head too close to overflow", head));
+        }
+        Ok(ring)
+    }
+
+    /// Clears the producer's `closed` flag: a new producer handle takes the
+    /// ring over after the previous one dropped or died.
+    #[cfg(not(loom))]
+    pub(crate) fn reopen_producer(&self) {
+        // Release: orders our takeover (the slot claim) before a consumer
+        // that sees the flag cleared; pairs with its Acquire load.
+        self.control().producer.closed.store(0, Ordering::Release);
+    }
+
+    /// Clears the consumer's `closed` flag: a restarted consumer resumes.
+    #[cfg(not(loom))]
+    pub(crate) fn reopen_consumer(&self) {
+        // Release: as in `reopen_producer`, for the producer's Acquire load.
+        self.control().consumer.closed.store(0, Ordering::Release);
     }
 
     #[inline]

@@ -356,3 +356,53 @@ fn consumer_reads_a_killed_producers_records_then_is_told_disconnected() {
     let _tx = spsc::connect(&name).unwrap();
     spsc::unlink(&name).unwrap();
 }
+
+#[test]
+fn busy_consumer_still_notices_a_killed_producer() {
+    let name = format!("/ringlog-crash-busy-{}", std::process::id());
+    let _ = mpsc::unlink(&name);
+    let mut rx = mpsc::create_with(&name, 2, 1 << 16, &options()).unwrap();
+    // The child takes slot 0 (first free), then this process's producer
+    // takes slot 1, whose records keep the consumer from ever idling.
+    let mut child = spawn_child("child_producer", PRODUCER_ENV, &name);
+    let give_up = Instant::now() + Duration::from_secs(30);
+    while rx.producer(0).is_none() {
+        assert!(Instant::now() < give_up, "child never connected");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy = {
+        let (name, stop) = (name.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut tx = mpsc::connect_slot(&name, 1).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = tx.try_push(&[1; 32]);
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    child.kill().unwrap();
+    let pid = child.id();
+    loop {
+        assert!(
+            Instant::now() < give_up,
+            "death of {pid} not reported while busy"
+        );
+        match rx.read(Some(Instant::now() + Duration::from_millis(10))) {
+            // Slot 1's records are never released, so there is always a
+            // batch to read: the consumer never idles.
+            Ok(batch) if batch.slot() == 1 => {}
+            Ok(batch) => batch.release(),
+            Err(mpsc::MpscReadError::ProducerDied { slot, owner }) => {
+                assert_eq!((slot, owner.pid), (0, pid));
+                break;
+            }
+            Err(mpsc::MpscReadError::Timeout) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    busy.join().unwrap();
+    child.wait().unwrap();
+    mpsc::unlink(&name).unwrap();
+}

@@ -232,6 +232,8 @@ pub struct MpscConsumer {
     strategy: WaitStrategy,
     liveness: Duration,
     last_sweep: Instant,
+    /// Calls of `read`, to pace the sweep while busy.
+    reads: u64,
     pending: VecDeque<MpscReadError>,
 }
 
@@ -287,6 +289,7 @@ impl MpscConsumer {
             strategy: options.wait_strategy(),
             liveness: options.liveness_interval,
             last_sweep: Instant::now(),
+            reads: 0,
             pending: VecDeque::new(),
         }
     }
@@ -403,6 +406,12 @@ impl MpscConsumer {
     /// `Timeout` at the deadline; `Corrupt` and `ProducerDied` reports, one
     /// per event: call again to go on reading.
     pub fn read(&mut self, deadline: Deadline) -> Result<MpscBatch<'_>, MpscReadError> {
+        // A busy consumer never reaches the idle sweep below; look at the
+        // clock every so many reads so dead producers are still reported.
+        self.reads = self.reads.wrapping_add(1);
+        if self.reads % 256 == 0 && self.last_sweep.elapsed() >= self.liveness {
+            self.sweep();
+        }
         let i = loop {
             if let Some(e) = self.pending.pop_front() {
                 return Err(e);

@@ -326,3 +326,51 @@ fn an_interrupted_segment_creation_is_removed_on_open() {
         Err(JournalError::BadHeader { .. })
     ));
 }
+
+/// A batch that crosses into a new segment creates that segment (header
+/// only) before writing its first part into the old one; a crash during that
+/// write leaves a torn tail in the old segment behind an empty new one.
+/// Recovery must remove the empty segment and cut the old one's tail, not
+/// leave the torn frame in the middle of the journal.
+#[test]
+#[cfg_attr(miri, ignore = "touches files")]
+fn crash_while_writing_before_a_fresh_segment_recovers_the_old_tail() {
+    let dir = scratch_dir();
+    let options = JournalOptions {
+        segment_bytes: 4096,
+        ..Default::default()
+    };
+    let payload = [0x5au8; 1000];
+    let mut j = Journal::open(dir.path(), options).unwrap();
+    let mut seq = 0;
+    while std::fs::metadata(dir.path().join(segment_file_name(2))).is_err() {
+        j.append(0, seq, 0, &payload).unwrap();
+        seq += 1;
+    }
+    j.sync().unwrap();
+    drop(j);
+    let old = dir.path().join(segment_file_name(1));
+    let new = dir.path().join(segment_file_name(2));
+    let old_len = std::fs::metadata(&old).unwrap().len();
+    // The crash: the new segment is a header alone, the old one ends in
+    // the first 100 bytes of a frame.
+    let header = std::fs::read(&new).unwrap()[..SEGMENT_HEADER_LEN].to_vec();
+    std::fs::write(&new, header).unwrap();
+    let mut frame = Vec::new();
+    ringlog::journal::frame_into_vec(&mut frame, 0, 999, 0, &payload).unwrap();
+    let mut torn = std::fs::read(&old).unwrap();
+    torn.extend_from_slice(&frame[..100]);
+    std::fs::write(&old, torn).unwrap();
+
+    let j = Journal::open(dir.path(), options).unwrap();
+    let r = j.recovery_report();
+    assert_eq!(r.removed_torn_segment.as_deref(), Some(&*new));
+    assert_eq!(r.last_segment.as_deref(), Some(&*old));
+    assert_eq!(r.truncated_at, Some(old_len));
+    assert_eq!(r.truncated_bytes, 100);
+    drop(j);
+    let report = verify(dir.path()).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    // Every record but the one whose frame went into the new segment.
+    assert_eq!(report.producers[&0].records, seq - 1);
+}

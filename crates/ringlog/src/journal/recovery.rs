@@ -89,23 +89,37 @@ pub(crate) struct Recovered {
     pub(crate) skipped: Vec<SkippedRange>,
 }
 
-/// Whether `file` is a segment whose creation never became durable: shorter
-/// than a header, or a header of zeros with no valid frame after it. Such a
-/// file never held acknowledged data (a sync makes header and directory
-/// entry durable before it reports anything durable).
-pub(crate) fn is_torn_creation<F: JournalFile>(file: &F) -> std::io::Result<bool> {
+/// Whether the newest segment `file` holds no record and can be removed:
+/// shorter than a header, or a header of zeros with no valid frame after
+/// it, or (when `has_older`: an older segment exists) a valid header with no
+/// valid frame after it. The only segment of a new journal is a valid
+/// header alone, and is kept.
+///
+/// Such a file never held acknowledged data. It is left by a rotation whose
+/// creation never became durable (a sync makes header and directory entry
+/// durable before it reports anything durable), and by a batch that crosses
+/// into a new segment: the writer creates the new segment before writing the
+/// batch's first part into the old one, so a crash during that write leaves
+/// a torn tail in the old segment behind an empty new one. Removing the
+/// empty one makes the old segment the last again, so its tail is recovered.
+pub(crate) fn is_torn_creation<F: JournalFile>(file: &F, has_older: bool) -> std::io::Result<bool> {
     let len = file.file_len()?;
     if len < SEGMENT_HEADER_LEN as u64 {
         return Ok(true);
     }
     let mut w = Window::new(ViaJournalFile(file), len);
-    if w.get(0, SEGMENT_HEADER_LEN)?.iter().any(|&b| b != 0) {
-        return Ok(false);
-    }
+    let start = if w.get(0, SEGMENT_HEADER_LEN)?.iter().all(|&b| b == 0) {
+        SEGMENT_HEADER_LEN as u64
+    } else {
+        match w.header()? {
+            Ok(header) if has_older => u64::from(header.header_len),
+            Ok(_) => return Ok(false),
+            // A damaged header is corruption for `scan_last` to report.
+            Err(_) => return Ok(false),
+        }
+    };
     let mut frames = 0u64;
-    scan(&mut w, SEGMENT_HEADER_LEN as u64, false, |_, _, _| {
-        frames += 1
-    })?;
+    scan(&mut w, start, false, |_, _, _| frames += 1)?;
     Ok(frames == 0)
 }
 

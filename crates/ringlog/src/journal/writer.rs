@@ -258,14 +258,19 @@ impl<Fs: JournalFs> Journal<Fs> {
         }
         let mut numbers = numbers;
         let mut first_number = 1;
-        if let Some(&last) = numbers.last() {
-            // A rotation whose creation never became durable (no sync
-            // after it) can leave the newest segment empty or zeroed.
+        // A rotation whose creation never became durable, or a crash while
+        // a batch was written into the segment before a freshly created
+        // one, leaves the newest segments without records (see
+        // `is_torn_creation`): remove them, newest first, so the last
+        // segment with records is the one whose tail is recovered.
+        while let Some(&last) = numbers.last() {
             let path = dir.join(segment_file_name(last));
             let file = fs
                 .open_rw(&path)
                 .map_err(|e| JournalError::io("open", &path, e))?;
-            if is_torn_creation(&file).map_err(|e| JournalError::io("read", &path, e))? {
+            if is_torn_creation(&file, numbers.len() > 1)
+                .map_err(|e| JournalError::io("read", &path, e))?
+            {
                 drop(file);
                 fs.remove_file(&path)
                     .map_err(|e| JournalError::io("remove", &path, e))?;
@@ -274,6 +279,8 @@ impl<Fs: JournalFs> Journal<Fs> {
                 report.removed_torn_segment = Some(path);
                 numbers.pop();
                 first_number = last;
+            } else {
+                break;
             }
         }
         let mut older = VecDeque::new();

@@ -67,6 +67,13 @@ fn enospc_is_reported_and_nothing_acknowledged_is_lost() {
     let report = pipe.shutdown().unwrap();
     assert!(report.write_errors > 0);
     assert_eq!(report.records, 2 * per_writer);
+    // `EveryBatch` syncs inside each append: the report counts those too.
+    assert!(
+        report.syncs >= report.batches,
+        "{} syncs for {} batches",
+        report.syncs,
+        report.batches
+    );
     for (id, _acked, last) in &results {
         assert_eq!(*last, per_writer - 1, "writer {id}");
     }

@@ -152,6 +152,11 @@ pub struct Journal<Fs: JournalFs = StdFs> {
     /// Everything before this position is durable.
     durable: u64,
     last_sync: Instant,
+    /// Syncs that made something durable, whoever asked for them (the
+    /// caller, or the policy inside an append).
+    syncs: u64,
+    /// How long the latest of them took.
+    last_sync_took: Duration,
     /// The current file may hold bytes past `current.len` from a failed
     /// append whose rollback failed; cut them before the next write.
     dirty_tail: bool,
@@ -352,6 +357,8 @@ impl<Fs: JournalFs> Journal<Fs> {
             position,
             durable: position,
             last_sync: Instant::now(),
+            syncs: 0,
+            last_sync_took: Duration::ZERO,
             dirty_tail: false,
             dir_dirty: false,
             poisoned: false,
@@ -379,6 +386,19 @@ impl<Fs: JournalFs> Journal<Fs> {
     /// Everything before this journal-global byte position is durable.
     pub fn durable_position(&self) -> u64 {
         self.durable
+    }
+
+    /// How many syncs made data durable so far, including those the
+    /// [`SyncPolicy`] ran inside an append. With
+    /// [`last_sync_duration`](Self::last_sync_duration) a caller can time
+    /// its appends and syncs apart.
+    pub fn sync_count(&self) -> u64 {
+        self.syncs
+    }
+
+    /// How long the latest counted sync took (zero before the first).
+    pub fn last_sync_duration(&self) -> Duration {
+        self.last_sync_took
     }
 
     /// Number of the segment being appended to.
@@ -659,6 +679,7 @@ impl<Fs: JournalFs> Journal<Fs> {
         if self.durable == self.position {
             return Ok(self.durable);
         }
+        let start = Instant::now();
         while !self.unsynced.is_empty() {
             self.sync_oldest_unsynced()?;
         }
@@ -670,6 +691,8 @@ impl<Fs: JournalFs> Journal<Fs> {
         self.sync_dir_if_dirty()?;
         self.durable = self.position;
         self.last_sync = Instant::now();
+        self.syncs += 1;
+        self.last_sync_took = self.last_sync - start;
         Ok(self.durable)
     }
 

@@ -18,7 +18,9 @@ fn tiny_quick_run_reports_every_row_ok() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     let rows = json["rows"].as_array().expect("rows");
     assert!(!rows.is_empty());
-    for scenario in ["limits", "spsc", "mpsc", "bytes", "persist", "latency"] {
+    for scenario in [
+        "limits", "spsc", "mpsc", "bytes", "persist", "latency", "ipc",
+    ] {
         assert!(
             rows.iter().any(|r| r["scenario"] == scenario),
             "no row for {scenario}"
@@ -42,11 +44,15 @@ fn tiny_quick_run_reports_every_row_ok() {
 }
 
 #[test]
-fn pending_scenario_is_refused_with_a_reason() {
+fn list_names_every_scenario() {
     let out = Command::new(env!("CARGO_BIN_EXE_ringlog-bench"))
-        .arg("ipc")
+        .arg("--list")
         .output()
         .expect("run ringlog-bench");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not available yet"));
+    assert!(out.status.success());
+    let list = String::from_utf8_lossy(&out.stdout);
+    for s in ringlog_bench::scenarios::ALL {
+        assert!(list.lines().any(|l| l.starts_with(s.name)), "{list}");
+    }
+    assert!(list.contains("ipc"), "{list}");
 }

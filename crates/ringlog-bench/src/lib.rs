@@ -9,7 +9,7 @@
 //! | [`mod@bench`] | running a case `--runs` times, median/min/max, ratios to the best peer and the limit |
 //! | [`machine`] | CPU model, core count, the filesystem a temp dir lands on |
 //! | [`output`] | the terminal table, JSON and the self-contained HTML report |
-//! | [`scenarios`] | one file per scenario: `limits`, `spsc`, `mpsc`, `bytes`, `persist`, `latency` |
+//! | [`scenarios`] | one file per scenario: `limits`, `spsc`, `mpsc`, `bytes`, `persist`, `latency`, `ipc` |
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(

@@ -13,15 +13,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Measures ringlog against its peers (rtrb, crossbeam, flume, std, a
-/// shared BufWriter) and the machine's limits (memcpy, file writes,
-/// cache-line and pipe round trips), in one invocation. Every run's data is
-/// checked; a run that lost or corrupted data prints an error row and the
-/// exit status is 1.
+/// shared BufWriter, pipes and Unix sockets between processes) and the
+/// machine's limits (memcpy, file writes, cache-line and pipe round trips),
+/// in one invocation. Every run's data is checked; a run that lost or
+/// corrupted data prints an error row and the exit status is 1.
 #[derive(Debug, Parser)]
 #[command(name = "ringlog-bench", version)]
 struct Args {
     /// Scenarios to run (default: all): limits, spsc, mpsc, bytes, persist,
-    /// latency.
+    /// latency, ipc.
     scenarios: Vec<String>,
     /// Smaller sizes: about a minute for everything.
     #[arg(long)]
@@ -44,6 +44,11 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // A copy of this binary started by the `ipc` scenario as its peer
+    // process does that job only, whatever its arguments.
+    if let Some(code) = scenarios::ipc::peer_main() {
+        return code;
+    }
     let args = Args::parse();
     if args.list {
         for s in scenarios::ALL {
@@ -56,15 +61,11 @@ fn main() -> ExitCode {
         match scenarios::find(name) {
             Some(s) => chosen.push(s),
             None => {
-                if let Some((_, why)) = scenarios::PENDING.iter().find(|(n, _)| n == name) {
-                    eprintln!("error: scenario `{name}` is not available yet: {why}");
-                } else {
-                    let names: Vec<_> = scenarios::ALL.iter().map(|s| s.name).collect();
-                    eprintln!(
-                        "error: unknown scenario `{name}` (available: {})",
-                        names.join(", ")
-                    );
-                }
+                let names: Vec<_> = scenarios::ALL.iter().map(|s| s.name).collect();
+                eprintln!(
+                    "error: unknown scenario `{name}` (available: {})",
+                    names.join(", ")
+                );
                 return ExitCode::from(2);
             }
         }

@@ -1,7 +1,7 @@
 //! Runs the binary end to end on tiny sizes and checks its JSON: it parses,
 //! every scenario ran, and every row passed its correctness check.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 #[test]
 fn tiny_quick_run_reports_every_row_ok() {
@@ -18,7 +18,9 @@ fn tiny_quick_run_reports_every_row_ok() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     let rows = json["rows"].as_array().expect("rows");
     assert!(!rows.is_empty());
-    for scenario in ["limits", "spsc", "mpsc", "bytes", "persist", "latency"] {
+    for scenario in [
+        "limits", "spsc", "mpsc", "bytes", "persist", "latency", "ipc",
+    ] {
         assert!(
             rows.iter().any(|r| r["scenario"] == scenario),
             "no row for {scenario}"
@@ -41,12 +43,89 @@ fn tiny_quick_run_reports_every_row_ok() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
+/// Runs `ringlog-bench ipc` at a tiny scale with `env` set; returns its
+/// exit code, JSON, stderr, and the segment names it left in /dev/shm.
+fn run_ipc(env: &[(&str, &str)]) -> (Option<i32>, serde_json::Value, String, Vec<String>) {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_ringlog-bench"))
+        .args([
+            "ipc", "--quick", "--runs", "1", "--scale", "0.002", "--json",
+        ])
+        .envs(env.iter().copied())
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ringlog-bench");
+    let prefix = format!("ringlog-bench-{}-", child.id());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{stderr}"));
+    let left = std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default();
+    (out.status.code(), json, stderr, left)
+}
+
 #[test]
-fn pending_scenario_is_refused_with_a_reason() {
+fn ipc_runs_its_cases_between_processes_and_removes_its_segments() {
+    let (code, json, stderr, left) = run_ipc(&[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let rows = json["rows"].as_array().expect("rows");
+    let names: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    for want in [
+        "ringlog shm spsc, two rings, hot (spinning)",
+        "ringlog shm spsc, two rings, cold (futex sleep)",
+        "pipe pair",
+        "Unix socket pair",
+        "ringlog shm spsc claim/commit, batch reads",
+        "pipe, one write per message",
+    ] {
+        assert!(names.contains(want), "no row for {want}: {names:?}");
+    }
+    // Four round-trip cases with three percentiles each, two one-way cases.
+    assert_eq!(rows.len(), 4 * 3 + 2);
+    for r in rows {
+        assert_eq!(r["scenario"], "ipc");
+        assert_eq!(r["ok"], true, "row failed: {r}");
+        assert_eq!(r["threads"], 2, "{r}");
+        assert!(r["median"].as_f64().is_some_and(|m| m > 0.0), "{r}");
+    }
+    assert!(left.is_empty(), "segments left behind: {left:?}");
+}
+
+#[test]
+fn ipc_runs_whose_peer_saw_or_sent_bad_data_are_error_rows() {
+    let (code, json, stderr, left) = run_ipc(&[(ringlog_bench::scenarios::ipc::FAULT_ENV, "1")]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let rows = json["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 4 * 3 + 2);
+    for r in rows {
+        assert_eq!(r["ok"], false, "a faulty run passed: {r}");
+        assert!(r["median"].is_null(), "{r}");
+        assert!(!r["error"].as_str().unwrap_or("").is_empty(), "{r}");
+    }
+    assert_eq!(json["failures"], rows.len());
+    assert!(stderr.contains("lost or corrupted"), "{stderr}");
+    assert!(left.is_empty(), "segments left behind: {left:?}");
+}
+
+#[test]
+fn list_names_every_scenario() {
     let out = Command::new(env!("CARGO_BIN_EXE_ringlog-bench"))
-        .arg("ipc")
+        .arg("--list")
         .output()
         .expect("run ringlog-bench");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not available yet"));
+    assert!(out.status.success());
+    let list = String::from_utf8_lossy(&out.stdout);
+    for s in ringlog_bench::scenarios::ALL {
+        assert!(list.lines().any(|l| l.starts_with(s.name)), "{list}");
+    }
+    assert!(list.contains("ipc"), "{list}");
 }

@@ -19,7 +19,8 @@ use std::thread;
 use std::time::Instant;
 
 const CAP: usize = 4096;
-const METRICS: [&str; 3] = ["p50", "p99", "p99.9"];
+/// The percentiles every latency case reports, one row each.
+pub(crate) const METRICS: [&str; 3] = ["p50", "p99", "p99.9"];
 
 /// Runs the scenario.
 pub fn run(b: &mut Bench) {
@@ -244,11 +245,13 @@ pub fn run(b: &mut Bench) {
     );
 }
 
-fn histogram() -> Histogram<u64> {
+/// A histogram of nanoseconds, 1 ns to 60 s, 3 significant digits.
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static bounds")
 }
 
-fn percentiles(h: &Histogram<u64>) -> Vec<Measured> {
+/// The figures of [`METRICS`] from `h`.
+pub(crate) fn percentiles(h: &Histogram<u64>) -> Vec<Measured> {
     [50.0, 99.0, 99.9]
         .iter()
         .map(|&q| Measured::nanos(h.value_at_percentile(q) as f64))

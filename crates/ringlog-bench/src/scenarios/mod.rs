@@ -1,11 +1,9 @@
-//! The scenarios, one file each. `ipc` (the cross-process rings against
-//! pipes and sockets) is not here yet: it waits for the shared-memory
-//! module; until then the `limits` pipe and socket round trips are the
-//! figures for those peers.
+//! The scenarios, one file each.
 
 use crate::bench::Bench;
 
 pub mod bytes;
+pub mod ipc;
 pub mod latency;
 pub mod limits;
 pub mod mpsc;
@@ -24,7 +22,7 @@ pub struct Scenario {
 }
 
 /// Every available scenario, in the order they run by default.
-pub const ALL: [Scenario; 6] = [
+pub const ALL: [Scenario; 7] = [
     Scenario {
         name: "limits",
         about: "memcpy, sequential file write, cache-line, pipe and Unix-socket round trips",
@@ -55,13 +53,12 @@ pub const ALL: [Scenario; 6] = [
         about: "single-push latency percentiles and SPSC ping-pong round trips",
         run: latency::run,
     },
+    Scenario {
+        name: "ipc",
+        about: "between two processes: 8-byte round trips through shm rings (hot, cold) vs pipe and Unix-socket pairs; one-way 64-byte messages vs a pipe",
+        run: ipc::run,
+    },
 ];
-
-/// Names recognised but not available yet, with the reason.
-pub const PENDING: [(&str, &str); 1] = [(
-    "ipc",
-    "the cross-process scenario waits for the shared-memory module; the `limits` pipe and socket round trips cover its peers for now",
-)];
 
 /// The scenario called `name`.
 pub fn find(name: &str) -> Option<Scenario> {

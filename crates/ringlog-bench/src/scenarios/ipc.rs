@@ -556,58 +556,67 @@ fn shm_one_way(n: u64) -> Result<Measured, CheckError> {
 // ---------------------------------------------------------------------------
 // Shared memory: the peer's side.
 
-fn shm_echo(wait: Wait, count: u64, ping: &str, pong: &str, fault: bool) -> Result<(), CheckError> {
-    let opts = wait.options();
-    let mut rx = spsc::open(ping, &opts).map_err(failed("opening ping"))?;
-    let mut tx = spsc::connect_with(pong, &opts).map_err(failed("connecting to pong"))?;
+/// The peer's ends: it reads `ping`, answers on `pong`, and says it is ready.
+fn peer_rings(
+    opts: &ShmOptions,
+    ping: &str,
+    pong: &str,
+) -> Result<(ShmConsumer, ShmProducer), CheckError> {
+    let rx = spsc::open(ping, opts).map_err(failed("opening ping"))?;
+    let mut tx = spsc::connect_with(pong, opts).map_err(failed("connecting to pong"))?;
     tx.push(&READY.to_le_bytes(), None)
         .map_err(failed("sending ready"))?;
-    let mut next = 0u64;
+    Ok((rx, tx))
+}
+
+/// Hands every record of `rx` to `each`, a batch at a time, until the other
+/// side closes the ring.
+fn for_each_record(
+    rx: &mut ShmConsumer,
+    what: &'static str,
+    mut each: impl FnMut(&[u8]) -> Result<(), CheckError>,
+) -> Result<(), CheckError> {
     loop {
         let batch = match rx.read(None) {
             Ok(b) => b,
-            Err(ReadError::Disconnected) => break,
-            Err(e) => return Err(failed("reading requests")(e)),
+            Err(ReadError::Disconnected) => return Ok(()),
+            Err(e) => return Err(failed(what)(e)),
         };
         for r in batch.iter() {
-            let r = r.map_err(failed("reading requests"))?;
-            expect_word(word(r)?, REQUEST | next, "request", next)?;
-            let answer = if fault && next == 3 { next + 1 } else { next };
-            tx.push(&(REPLY | answer).to_le_bytes(), None)
-                .map_err(failed("answering"))?;
-            next += 1;
+            each(r.map_err(failed(what))?)?;
         }
         batch.release();
     }
+}
+
+fn shm_echo(wait: Wait, count: u64, ping: &str, pong: &str, fault: bool) -> Result<(), CheckError> {
+    let (mut rx, mut tx) = peer_rings(&wait.options(), ping, pong)?;
+    let mut next = 0u64;
+    for_each_record(&mut rx, "reading requests", |r| {
+        expect_word(word(r)?, REQUEST | next, "request", next)?;
+        let answer = if fault && next == 3 { next + 1 } else { next };
+        tx.push(&(REPLY | answer).to_le_bytes(), None)
+            .map_err(failed("answering"))?;
+        next += 1;
+        Ok(())
+    })?;
     expect_count(next, count, "requests")
 }
 
 fn shm_sink(count: u64, ping: &str, pong: &str, fault: bool) -> Result<(), CheckError> {
     let mut lose = fault;
-    let opts = Wait::Hot.options();
-    let mut rx = spsc::open(ping, &opts).map_err(failed("opening ping"))?;
-    let mut tx = spsc::connect_with(pong, &opts).map_err(failed("connecting to pong"))?;
-    tx.push(&READY.to_le_bytes(), None)
-        .map_err(failed("sending ready"))?;
+    let (mut rx, mut tx) = peer_rings(&Wait::Hot.options(), ping, pong)?;
     let mut next = 0u64;
-    loop {
-        let batch = match rx.read(None) {
-            Ok(b) => b,
-            Err(ReadError::Disconnected) => break,
-            Err(e) => return Err(failed("reading messages")(e)),
-        };
-        for r in batch.iter() {
-            let r = r.map_err(failed("reading messages"))?;
-            if lose && next == 3 {
-                // As if the ring had lost this message.
-                lose = false;
-                continue;
-            }
-            check_message(r, next)?;
-            next += 1;
+    for_each_record(&mut rx, "reading messages", |r| {
+        if lose && next == 3 {
+            // As if the ring had lost this message.
+            lose = false;
+            return Ok(());
         }
-        batch.release();
-    }
+        check_message(r, next)?;
+        next += 1;
+        Ok(())
+    })?;
     expect_count(next, count, "messages")?;
     tx.push(&(ACK | next).to_le_bytes(), None)
         .map_err(failed("acknowledging"))

@@ -87,6 +87,8 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     }
     let (lock, cv) = &*model::KERNEL;
     let guard = lock.lock().unwrap();
+    // SeqCst: the model stands for the kernel, which compares the word under
+    // its own lock; the mutex already orders this against `wake_all`.
     if word.load(SeqCst) != expected {
         return;
     }

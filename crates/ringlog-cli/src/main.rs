@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 runtime failure (the message names the path and
 //! the OS error), 2 invalid arguments.
 
+mod errors;
 mod inspect;
 mod run;
 mod shm;

@@ -107,6 +107,31 @@ pub enum JournalError {
         /// What disagrees.
         what: String,
     },
+    /// The directory holds no journal: no segment file (nor a leftover of
+    /// an interrupted segment creation).
+    #[error("no journal in {}: no segment files (*.rlj)", path.display())]
+    NoJournal {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A file named like a segment is not a regular file (a FIFO, a
+    /// directory, a device); it is never read, so nothing blocks on it.
+    #[error("{} is not a regular file but a {file_type}", path.display())]
+    NotRegularFile {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead: `FIFO`, `directory`, ...
+        file_type: &'static str,
+    },
+    /// The journal's segments do not follow one another: a segment is
+    /// missing, misnamed or its positions do not continue its predecessor.
+    #[error("broken journal structure at {}: {what}", path.display())]
+    Structure {
+        /// The segment file where the break was found.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
     /// A batch handed to `append_frames` is not a sequence of whole frames.
     #[error("invalid batch at byte {offset}: {error}")]
     InvalidBatch {
@@ -173,7 +198,10 @@ impl JournalError {
             | Self::Io { path, .. }
             | Self::Corrupt { path, .. }
             | Self::BadHeader { path, .. }
-            | Self::Inconsistent { path, .. } => Some(path),
+            | Self::Inconsistent { path, .. }
+            | Self::NoJournal { path }
+            | Self::NotRegularFile { path, .. }
+            | Self::Structure { path, .. } => Some(path),
             _ => None,
         }
     }

@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -24,6 +24,12 @@ pub trait JournalFs: fmt::Debug {
     fn create_new(&self, path: &Path) -> io::Result<Self::File>;
     /// Opens an existing file for reading and writing, cursor at 0.
     fn open_rw(&self, path: &Path) -> io::Result<Self::File>;
+    /// Opens an existing file for reading only (recovery's dry run reads a
+    /// journal it may not write). By default the same as
+    /// [`open_rw`](Self::open_rw).
+    fn open_read(&self, path: &Path) -> io::Result<Self::File> {
+        self.open_rw(path)
+    }
     /// Atomically renames `from` to `to`.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a file.
@@ -48,7 +54,71 @@ pub trait JournalFile: fmt::Debug + Send {
     fn fdatasync(&mut self) -> io::Result<()>;
 }
 
-/// The real file system through `std::fs`.
+/// A file named like a segment that is not a regular file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a regular file but a {file_type}")]
+pub(crate) struct NotRegular {
+    /// What it is instead: `FIFO`, `directory`, ...
+    pub(crate) file_type: &'static str,
+}
+
+/// Why [`open_regular`] failed.
+#[derive(Debug)]
+pub(crate) enum OpenError {
+    /// `open` or `fstat` failed.
+    Io(io::Error),
+    /// The path names something other than a regular file.
+    NotRegular(NotRegular),
+}
+
+impl From<OpenError> for io::Error {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::Io(e) => e,
+            OpenError::NotRegular(n) => io::Error::new(io::ErrorKind::InvalidInput, n),
+        }
+    }
+}
+
+fn file_type_name(t: std::fs::FileType) -> &'static str {
+    if t.is_dir() {
+        "directory"
+    } else if t.is_fifo() {
+        "FIFO"
+    } else if t.is_socket() {
+        "socket"
+    } else if t.is_char_device() {
+        "character device"
+    } else if t.is_block_device() {
+        "block device"
+    } else {
+        "special file"
+    }
+}
+
+/// Opens an existing file without blocking (`O_NONBLOCK`, so a FIFO named
+/// like a segment does not wait for a writer) and checks with `fstat` that
+/// it is a regular file before anything reads it, so nothing ever blocks
+/// reading a FIFO or a device. `O_NONBLOCK` has no effect on regular files.
+pub(crate) fn open_regular(path: &Path, write: bool) -> Result<File, OpenError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(OpenError::Io)?;
+    let file_type = file.metadata().map_err(OpenError::Io)?.file_type();
+    if file_type.is_file() {
+        Ok(file)
+    } else {
+        Err(OpenError::NotRegular(NotRegular {
+            file_type: file_type_name(file_type),
+        }))
+    }
+}
+
+/// The real file system through `std::fs`. Existing files are opened
+/// without blocking and only if they are regular files.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StdFs;
 
@@ -74,7 +144,11 @@ impl JournalFs for StdFs {
     }
 
     fn open_rw(&self, path: &Path) -> io::Result<File> {
-        OpenOptions::new().read(true).write(true).open(path)
+        Ok(open_regular(path, true)?)
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<File> {
+        Ok(open_regular(path, false)?)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -240,6 +314,13 @@ impl JournalFs for FaultyFs {
     fn open_rw(&self, path: &Path) -> io::Result<FaultyFile> {
         Ok(FaultyFile {
             file: StdFs.open_rw(path)?,
+            fs: self.clone(),
+        })
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<FaultyFile> {
+        Ok(FaultyFile {
+            file: StdFs.open_read(path)?,
             fs: self.clone(),
         })
     }

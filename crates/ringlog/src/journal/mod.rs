@@ -18,7 +18,7 @@
 //! | `fs.rs` | the injectable file layer: [`JournalFs`], [`JournalFile`], [`StdFs`], [`FaultyFs`] |
 //! | `segment.rs` | bounded positional reads, the frame scan, resynchronisation after damage |
 //! | `writer.rs` | [`Journal`]: append, rotation, retention, [`SyncPolicy`], rollback of failed appends |
-//! | `recovery.rs` | [`RecoveryMode`], [`RecoveryReport`]: torn-tail cut on open |
+//! | `recovery.rs` | [`RecoveryMode`], [`RecoveryReport`], [`plan_recovery`]: removal of interrupted creations and torn-tail cut on open, and its dry run |
 //! | `reader.rs` | [`Reader`], [`Record`]: verified iteration across segments |
 //! | `verify.rs` | [`verify`], [`VerifyReport`]: per-producer contiguity and damaged ranges |
 //!
@@ -61,7 +61,7 @@ pub use format::{
 };
 pub use fs::{FaultyFile, FaultyFs, JournalFile, JournalFs, StdFs};
 pub use reader::{Reader, Record};
-pub use recovery::{RecoveryMode, RecoveryReport, SkippedRange};
+pub use recovery::{plan_recovery, RecoveryMode, RecoveryReport, SkippedRange};
 pub use verify::{
     verify, Damage, DamagedRange, ProducerReport, SeqFault, SeqFaultKind, VerifyReport,
     MAX_REPORTED_FAULTS,

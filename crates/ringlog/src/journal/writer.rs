@@ -18,8 +18,7 @@ use super::format::{
     SEGMENT_HEADER_LEN,
 };
 use super::fs::{JournalFile, JournalFs, StdFs};
-use super::recovery::{is_torn_creation, scan_last, RecoveryMode, RecoveryReport};
-use super::segment::list_segments;
+use super::recovery::{recover_dir, RecoveryMode, RecoveryReport};
 
 /// When the journal calls `fdatasync` by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -247,50 +246,11 @@ impl<Fs: JournalFs> Journal<Fs> {
         let dir = dir.as_ref().to_owned();
         fs.create_dir_all(&dir)
             .map_err(|e| JournalError::io("create directory", &dir, e))?;
-        let names = fs
-            .list_dir(&dir)
-            .map_err(|e| JournalError::io("list directory", &dir, e))?;
-        let (numbers, leftovers) = list_segments(names);
-        let mut report = RecoveryReport {
-            segments: numbers.len(),
-            ..Default::default()
-        };
-        for name in &leftovers {
-            let path = dir.join(name);
-            fs.remove_file(&path)
-                .map_err(|e| JournalError::io("remove", &path, e))?;
-            report.removed_temp_files += 1;
-        }
-        let mut numbers = numbers;
-        let mut first_number = 1;
-        // A rotation whose creation never became durable, or a crash while
-        // a batch was written into the segment before a freshly created
-        // one, leaves the newest segments without records (see
-        // `is_torn_creation`): remove them, newest first, so the last
-        // segment with records is the one whose tail is recovered.
-        while let Some(&last) = numbers.last() {
-            let path = dir.join(segment_file_name(last));
-            let file = fs
-                .open_rw(&path)
-                .map_err(|e| JournalError::io("open", &path, e))?;
-            if is_torn_creation(&file, numbers.len() > 1)
-                .map_err(|e| JournalError::io("read", &path, e))?
-            {
-                drop(file);
-                fs.remove_file(&path)
-                    .map_err(|e| JournalError::io("remove", &path, e))?;
-                fs.sync_dir(&dir)
-                    .map_err(|e| JournalError::io("sync directory", &dir, e))?;
-                report.removed_torn_segment = Some(path);
-                numbers.pop();
-                first_number = last;
-            } else {
-                break;
-            }
-        }
+        let recovery = recover_dir(&fs, &dir, options.recovery, true)?;
+        let mut report = recovery.report;
         let mut older = VecDeque::new();
-        let current = if let Some((&last, rest)) = numbers.split_last() {
-            for &n in rest {
+        let current = if let Some(last) = recovery.last {
+            for &n in &recovery.older {
                 let path = dir.join(segment_file_name(n));
                 let mut f = fs
                     .open_rw(&path)
@@ -302,48 +262,15 @@ impl<Fs: JournalFs> Journal<Fs> {
                     .map_err(|e| JournalError::io("fdatasync", &path, e))?;
                 older.push_back((n, len));
             }
-            let path = dir.join(segment_file_name(last));
-            let mut file = fs
-                .open_rw(&path)
-                .map_err(|e| JournalError::io("open", &path, e))?;
-            let found = scan_last(&file, &path, options.recovery)?;
-            if found.header.segment != last {
-                return Err(JournalError::Inconsistent {
-                    path,
-                    what: format!("header says segment {}", found.header.segment),
-                });
-            }
-            if usize::from(found.header.header_len) != SEGMENT_HEADER_LEN {
-                // A longer header is a later minor revision: read, not append.
-                return Err(JournalError::Inconsistent {
-                    path,
-                    what: format!(
-                        "header of {} bytes; this version appends after 48",
-                        found.header.header_len
-                    ),
-                });
-            }
-            // Cut the torn tail (or nothing) and put the cursor at the end.
-            file.truncate_to(found.valid_len)
-                .map_err(|e| JournalError::io("truncate", &path, e))?;
-            file.fdatasync()
-                .map_err(|e| JournalError::io("fdatasync", &path, e))?;
-            if found.valid_len < found.file_len {
-                report.truncated_at = Some(found.valid_len);
-                report.truncated_bytes = found.file_len - found.valid_len;
-            }
-            report.records_scanned = found.records;
-            report.skipped = found.skipped;
-            report.last_segment = Some(path.clone());
             OpenSegment {
-                number: last,
-                path,
-                file,
-                len: found.valid_len,
-                base: found.header.base_position,
+                number: last.number,
+                path: last.path,
+                file: last.file,
+                len: last.found.valid_len,
+                base: last.found.header.base_position,
             }
         } else {
-            create_segment(&fs, &dir, first_number, 0, true)?
+            create_segment(&fs, &dir, recovery.first_number, 0, true)?
         };
         let position = current.end_position();
         report.position = position;

@@ -19,8 +19,8 @@
 //! | `segment.rs` | bounded positional reads, the frame scan, resynchronisation after damage |
 //! | `writer.rs` | [`Journal`]: append, rotation, retention, [`SyncPolicy`], rollback of failed appends |
 //! | `recovery.rs` | [`RecoveryMode`], [`RecoveryReport`], [`plan_recovery`]: removal of interrupted creations and torn-tail cut on open, and its dry run |
-//! | `reader.rs` | [`Reader`], [`Record`]: verified iteration across segments |
-//! | `verify.rs` | [`verify`], [`VerifyReport`]: per-producer contiguity and damaged ranges |
+//! | `reader.rs` | [`Reader`], [`Record`]: verified iteration across segments, checking that they follow one another |
+//! | `verify.rs` | [`verify`], [`VerifyReport`], [`VerifyStatus`]: structure, per-producer contiguity, damaged ranges, clean / torn tail / damaged |
 //!
 //! # Examples
 //!
@@ -63,8 +63,8 @@ pub use fs::{FaultyFile, FaultyFs, JournalFile, JournalFs, StdFs};
 pub use reader::{Reader, Record};
 pub use recovery::{plan_recovery, RecoveryMode, RecoveryReport, SkippedRange};
 pub use verify::{
-    verify, Damage, DamagedRange, ProducerReport, SeqFault, SeqFaultKind, VerifyReport,
-    MAX_REPORTED_FAULTS,
+    verify, Damage, DamagedRange, ProducerReport, SeqFault, SeqFaultKind, StructureFault,
+    StructureFaultKind, VerifyReport, VerifyStatus, MAX_REPORTED_FAULTS,
 };
 pub use writer::{Journal, JournalOptions, Retention, SyncPolicy};
 

@@ -1,12 +1,16 @@
 //! Reading a journal back: records across segments in order, every CRC
-//! verified, optionally one producer only.
+//! verified, optionally one producer only. Segments must follow one
+//! another (consecutive numbers, each header naming its file, positions
+//! continuing); a break is an error, never silently skipped. Files are
+//! opened without blocking and only regular files are read.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::error::JournalError;
 use super::format::{segment_file_name, ParsedFrame, FRAME_HEADER_LEN};
-use super::segment::{list_segments, Step, Window};
+use super::fs::{open_regular, OpenError};
+use super::segment::{list_dir, list_segments, Step, Window};
 
 /// One record read from the journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +77,9 @@ pub struct Reader {
     segments: Vec<u64>,
     next_segment: usize,
     current: Option<Current>,
+    /// The segment read before: its number and where its frames end, if
+    /// its header was valid.
+    prev: Option<(u64, Option<u64>)>,
     producer: Option<u32>,
     skip_corrupted: bool,
     done: bool,
@@ -83,18 +90,20 @@ impl Reader {
     ///
     /// # Errors
     ///
-    /// [`JournalError::Io`] if the directory cannot be listed.
+    /// [`JournalError::Io`] if the directory cannot be listed,
+    /// [`JournalError::NoJournal`] if it holds no segment file.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, JournalError> {
         let dir = dir.as_ref().to_owned();
-        let names = std::fs::read_dir(&dir)
-            .and_then(|d| d.map(|e| e.map(|e| e.file_name())).collect())
-            .map_err(|e| JournalError::io("list directory", &dir, e))?;
-        let (segments, _) = list_segments(names);
+        let (segments, _) = list_segments(list_dir(&dir)?);
+        if segments.is_empty() {
+            return Err(JournalError::NoJournal { path: dir });
+        }
         Ok(Self {
             dir,
             segments,
             next_segment: 0,
             current: None,
+            prev: None,
             producer: None,
             skip_corrupted: false,
             done: false,
@@ -114,13 +123,23 @@ impl Reader {
         self
     }
 
+    /// Opens the next segment. A structure error (a missing segment, a
+    /// position that does not continue) is returned with the segment
+    /// already open, so that skipping goes on reading it.
     fn open_next(&mut self) -> Result<bool, JournalError> {
         let Some(&number) = self.segments.get(self.next_segment) else {
             return Ok(false);
         };
         self.next_segment += 1;
+        let prev = self.prev.replace((number, None));
         let path = self.dir.join(segment_file_name(number));
-        let file = File::open(&path).map_err(|e| JournalError::io("open", &path, e))?;
+        let file = open_regular(&path, false).map_err(|e| match e {
+            OpenError::Io(e) => JournalError::io("open", &path, e),
+            OpenError::NotRegular(n) => JournalError::NotRegularFile {
+                path: path.clone(),
+                file_type: n.file_type,
+            },
+        })?;
         let len = file
             .metadata()
             .map_err(|e| JournalError::io("stat", &path, e))?
@@ -140,13 +159,29 @@ impl Reader {
             });
         }
         let off = u64::from(header.header_len);
+        let base = header.base_position;
+        self.prev = Some((number, base.checked_add(len - off)));
+        let broken = match prev {
+            Some((p, _)) if number != p + 1 => Some(if number == p + 2 {
+                format!("segment {} before it is missing", p + 1)
+            } else {
+                format!("segments {} to {} before it are missing", p + 1, number - 1)
+            }),
+            Some((_, Some(end))) if end != base => Some(format!(
+                "its records start at position {base}, but the previous segment ends at {end}"
+            )),
+            _ => None,
+        };
         self.current = Some(Current {
             number,
-            path,
+            path: path.clone(),
             window,
             off,
         });
-        Ok(true)
+        match broken {
+            Some(what) => Err(JournalError::Structure { path, what }),
+            None => Ok(true),
+        }
     }
 
     fn next_record(&mut self) -> Result<Option<Record>, JournalError> {
@@ -206,15 +241,21 @@ impl Iterator for Reader {
             Err(e) => {
                 // A bad header or an I/O error ends the segment; whether
                 // reading goes on is up to `skip_corrupted`.
+                // A structure error leaves its segment open to be read.
                 let recoverable = matches!(
                     e,
                     JournalError::Corrupt { .. }
                         | JournalError::BadHeader { .. }
                         | JournalError::Inconsistent { .. }
+                        | JournalError::NotRegularFile { .. }
+                        | JournalError::Structure { .. }
                 );
                 if !(self.skip_corrupted && recoverable) {
                     self.done = true;
-                } else if !matches!(e, JournalError::Corrupt { .. }) {
+                } else if !matches!(
+                    e,
+                    JournalError::Corrupt { .. } | JournalError::Structure { .. }
+                ) {
                     self.current = None;
                 }
                 Some(Err(e))

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use super::error::FrameError;
+use super::error::{FrameError, JournalError};
 use super::format::{
     parse_frame, parse_segment_file_name, FrameHeader, HeaderError, ParsedFrame, SegmentHeader,
     FRAME_ALIGN, FRAME_HEADER_LEN, MAX_SEGMENT_HEADER_LEN, SEGMENT_EXTENSION,
@@ -29,6 +29,12 @@ pub(crate) trait ReadAt {
 impl ReadAt for File {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         FileExt::read_at(self, buf, offset)
+    }
+}
+
+impl ReadAt for &File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        FileExt::read_at(*self, buf, offset)
     }
 }
 
@@ -220,6 +226,13 @@ pub(crate) fn scan<R: ReadAt>(
             }
         }
     }
+}
+
+/// The names of the entries of `dir` on the real file system.
+pub(crate) fn list_dir(dir: &std::path::Path) -> Result<Vec<OsString>, JournalError> {
+    std::fs::read_dir(dir)
+        .and_then(|d| d.map(|e| e.map(|e| e.file_name())).collect())
+        .map_err(|e| JournalError::io("list directory", dir, e))
 }
 
 /// Segment numbers in a directory listing, sorted, and the names of

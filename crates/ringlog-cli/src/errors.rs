@@ -7,7 +7,6 @@ use std::error::Error;
 /// `I/O error: list directory J: No such file or directory (os error 2)`).
 /// A source whose text the previous message already ends with is not
 /// repeated.
-#[allow(dead_code)] // used by every subcommand once they report through it
 pub(crate) fn chain(e: &(dyn Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut next = e.source();

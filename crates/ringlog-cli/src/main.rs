@@ -1,7 +1,8 @@
 //! `ringlog`: the command-line tool.
 //!
 //! Exit codes: 0 success, 1 runtime failure (the message names the path and
-//! the OS error), 2 invalid arguments.
+//! the OS error), 2 invalid arguments; `verify` exits 3 for a journal whose
+//! only fault is a torn tail that `recover` cuts.
 
 mod errors;
 mod inspect;
@@ -23,8 +24,12 @@ struct Cli {
 enum Command {
     /// Run the pipeline: N writers of random blocks -> queue -> journal on disk.
     Run(run::RunArgs),
-    /// Check a journal: checksums, per-writer contiguity, counts. Exit 1 on any fault.
+    /// Check a journal: structure, checksums, per-writer contiguity, counts.
+    /// Exit 0 clean, 3 only a torn tail (`recover` cuts it), 1 damage.
     Verify(inspect::VerifyArgs),
+    /// Run the recovery that opening a journal runs and say what it did:
+    /// segments removed, bytes cut, records kept.
+    Recover(inspect::RecoverArgs),
     /// Print the records of a journal.
     Cat(inspect::CatArgs),
     /// The pipeline across processes over shared memory: serve, produce.
@@ -37,6 +42,7 @@ fn main() {
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Verify(args) => inspect::verify(args),
+        Command::Recover(args) => inspect::recover(args),
         Command::Cat(args) => inspect::cat(args),
         Command::Shm(cmd) => shm::shm(cmd),
     };

@@ -246,7 +246,10 @@ fn enospc_mid_batch_keeps_the_longest_whole_frame_prefix_in_partial_mode() {
         j.sync().unwrap();
         assert_eq!(seqs(dir.path()), (0..next_seq).collect::<Vec<_>>());
     }
-    assert!(kept_something > 5, "{kept_something} partial appends kept frames");
+    assert!(
+        kept_something > 5,
+        "{kept_something} partial appends kept frames"
+    );
     drop(j);
     let j = Journal::open(dir.path(), opts).unwrap();
     assert!(j.recovery_report().is_clean());

@@ -422,6 +422,13 @@ impl<Fs: JournalFs> Journal<Fs> {
         })
     }
 
+    /// Whether an earlier failure (a failed sync, or a failed rollback that
+    /// could not be repaired) made the journal unusable: every later call
+    /// returns [`JournalError::Poisoned`]; reopen it to recover.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
     /// What recovery found and did when this journal was opened.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.report

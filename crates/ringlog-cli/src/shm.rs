@@ -4,9 +4,13 @@
 //! the consumer checks every frame it reads (length and CRC: a producer is
 //! untrusted) and appends the good ones to the journal.
 
-use crate::units::{parse_duration, parse_size};
+use crate::errors::chain;
+use crate::units::{fmt_bytes, parse_duration, parse_size};
 use clap::{Args, Subcommand};
-use ringlog::journal::{framed_len, parse_frame, Journal, JournalOptions, Reader, SyncPolicy};
+use ringlog::journal::{
+    framed_len, parse_frame, parse_segment_file_name, Journal, JournalOptions, Reader, SyncPolicy,
+    MAX_PAYLOAD, SEGMENT_EXTENSION,
+};
 use ringlog::ring::ClaimError;
 use ringlog::shm::{mpsc, HeaderError, ShmError, ShmOptions};
 use std::collections::HashMap;
@@ -36,9 +40,17 @@ pub(crate) struct ServeArgs {
     /// Ring size of each producer slot (e.g. 4MiB).
     #[arg(long, default_value = "4MiB", value_parser = parse_size)]
     capacity: u64,
-    /// Journal directory.
+    /// Journal directory. A directory that already holds a journal is
+    /// refused unless --resume (continue after a server that died) or
+    /// --overwrite (replace it) says what to do with it: producers number
+    /// their records from 0, so appending a new session to an old journal
+    /// would break every producer's sequence.
     #[arg(long)]
     output: PathBuf,
+    /// Replace the journal in --output: its segment files (and only those)
+    /// are removed once every other option has been checked.
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
     /// Stop after this long.
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
@@ -46,7 +58,8 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     records: Option<u64>,
     /// Take over an existing segment whose consumer died instead of
-    /// creating one; reading resumes at each ring's tail.
+    /// creating one; reading resumes at each ring's tail, and the journal in
+    /// --output is continued (records already in it are skipped).
     #[arg(long)]
     resume: bool,
     /// Leave the segment's name in place on exit.
@@ -96,12 +109,83 @@ fn usage_error(msg: &str) -> Result<i32, String> {
     Ok(2)
 }
 
-fn serve(args: ServeArgs) -> Result<i32, String> {
-    if args.producers == 0 {
-        return usage_error("--producers must be at least 1");
+/// Segment files (and segments being created) in `dir`.
+fn journal_files(dir: &std::path::Path) -> Result<Vec<PathBuf>, String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("list directory {}: {e}", dir.display())),
+    };
+    let tmp = format!(".{SEGMENT_EXTENSION}.tmp");
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("list directory {}: {e}", dir.display()))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if parse_segment_file_name(name).is_some() || name.ends_with(&tmp) {
+            files.push(entry.path());
+        }
     }
-    let Ok(capacity) = usize::try_from(args.capacity) else {
-        return usage_error("--capacity is too large");
+    Ok(files)
+}
+
+/// Checks the settings of `serve` before anything is created or opened.
+fn check_serve(args: &ServeArgs) -> Result<usize, String> {
+    use ringlog::ring::{MAX_CAPACITY, MIN_CAPACITY};
+    use ringlog::shm::MAX_SLOTS;
+    if !(1..=MAX_SLOTS).contains(&args.producers) {
+        return Err(format!(
+            "--producers {}: a segment has 1 to {MAX_SLOTS} producer slots",
+            args.producers
+        ));
+    }
+    let shown = fmt_bytes(args.capacity as f64);
+    let capacity = usize::try_from(args.capacity)
+        .ok()
+        .filter(|c| (MIN_CAPACITY..=MAX_CAPACITY).contains(c))
+        .ok_or_else(|| {
+            format!(
+                "--capacity {shown}: a producer's ring takes {MIN_CAPACITY} B to {}",
+                fmt_bytes(MAX_CAPACITY as f64)
+            )
+        })?;
+    // Each ring is rounded up to a power of two; the segment lives in
+    // memory (shared memory is RAM or swap).
+    let total = (capacity.next_power_of_two() as u64).saturating_mul(args.producers as u64);
+    if let Some(avail) = crate::run::available_memory() {
+        if total > avail {
+            return Err(format!(
+                "--capacity {shown} for {} producers: the segment needs {} of memory but {} \
+                 is available",
+                args.producers,
+                fmt_bytes(total as f64),
+                fmt_bytes(avail as f64)
+            ));
+        }
+    }
+    match std::fs::metadata(&args.output) {
+        Ok(m) if !m.is_dir() => {
+            return Err(format!(
+                "--output {}: not a directory",
+                args.output.display()
+            ))
+        }
+        Ok(_) | Err(_) => {}
+    }
+    if !args.resume && !args.overwrite && !journal_files(&args.output)?.is_empty() {
+        return Err(format!(
+            "--output {} already holds a journal; pass --resume to continue it after a server \
+             that died, or --overwrite to replace it",
+            args.output.display()
+        ));
+    }
+    Ok(capacity)
+}
+
+fn serve(args: ServeArgs) -> Result<i32, String> {
+    let capacity = match check_serve(&args) {
+        Ok(c) => c,
+        Err(msg) => return usage_error(&msg),
     };
     let options = ShmOptions::default();
     let rx = if args.resume {
@@ -128,17 +212,20 @@ fn serve_loop(rx: &mut mpsc::MpscConsumer, args: &ServeArgs) -> Result<i32, Stri
         sync: SyncPolicy::EveryMillis(100),
         ..Default::default()
     };
-    let mut journal = Journal::open(&args.output, journal_options)
-        .map_err(|e| format!("journal {}: {e}", args.output.display()))?;
+    if args.overwrite {
+        for p in journal_files(&args.output)? {
+            std::fs::remove_file(&p).map_err(|e| format!("remove {}: {e}", p.display()))?;
+        }
+    }
+    let mut journal = Journal::open(&args.output, journal_options).map_err(|e| chain(&e))?;
     // Resuming: records read but not released by the dead server are read
     // again; those it had already persisted are skipped by sequence number,
     // so the journal gets every record exactly once.
     let mut next_seq: Option<HashMap<u32, u64>> = if args.resume {
         let mut seen = HashMap::new();
-        let reader = Reader::open(&args.output)
-            .map_err(|e| format!("journal {}: {e}", args.output.display()))?;
+        let reader = Reader::open(&args.output).map_err(|e| chain(&e))?;
         for r in reader {
-            let r = r.map_err(|e| format!("journal {}: {e}", args.output.display()))?;
+            let r = r.map_err(|e| chain(&e))?;
             let next = seen.entry(r.producer).or_insert(0);
             *next = (*next).max(r.seq + 1);
         }
@@ -182,9 +269,7 @@ fn serve_loop(rx: &mut mpsc::MpscConsumer, args: &ServeArgs) -> Result<i32, Stri
                 }
                 // Persist before release: a crash here re-reads the batch.
                 if !buf.is_empty() {
-                    journal
-                        .append_frames(&buf)
-                        .map_err(|e| format!("journal {}: {e}", args.output.display()))?;
+                    journal.append_frames(&buf).map_err(|e| chain(&e))?;
                 }
                 batch.release();
             }
@@ -199,9 +284,7 @@ fn serve_loop(rx: &mut mpsc::MpscConsumer, args: &ServeArgs) -> Result<i32, Stri
             }
         }
     }
-    journal
-        .sync()
-        .map_err(|e| format!("journal {}: {e}", args.output.display()))?;
+    journal.sync().map_err(|e| chain(&e))?;
     println!(
         "served {records} records ({bytes} payload bytes) in {:.3}s; rejected {rejected}, \
          duplicates skipped {duplicates}, producer deaths {deaths}, corrupt slots {corrupt}",
@@ -269,12 +352,22 @@ fn wait_for_space(
 
 fn produce(args: ProduceArgs) -> Result<i32, String> {
     if args.min_size > args.max_size {
-        return usage_error("--min-size must not exceed --max-size");
+        return usage_error(&format!(
+            "--min-size {} B is larger than --max-size {} B",
+            args.min_size, args.max_size
+        ));
+    }
+    if args.max_size > MAX_PAYLOAD {
+        return usage_error(&format!(
+            "--max-size {} B: the journal's largest record payload is {MAX_PAYLOAD} B ({})",
+            args.max_size,
+            fmt_bytes(MAX_PAYLOAD as f64)
+        ));
     }
     let mut tx = connect(&args)?;
     if framed_len(args.max_size) > tx.max_record_len() {
         return usage_error(&format!(
-            "--max-size {} does not fit the segment's rings (largest payload {})",
+            "--max-size {} B does not fit the segment's rings (largest payload {} B)",
             args.max_size,
             tx.max_record_len().saturating_sub(framed_len(0))
         ));

@@ -59,6 +59,16 @@ impl HeapRegion {
         Self { ptr, len }
     }
 
+    /// Allocates `len` zeroed bytes (at least one), or `None` when the
+    /// allocator refuses or `len` overflows `isize`: for sizes that come
+    /// from a user, where aborting the process is not an answer.
+    pub fn try_new(len: usize) -> Option<Self> {
+        let layout = Layout::from_size_align(len.max(1), REGION_ALIGN).ok()?;
+        // SAFETY: the layout has a non-zero size (`max(1)`).
+        let raw = unsafe { alloc::alloc_zeroed(layout) };
+        NonNull::new(raw).map(|ptr| Self { ptr, len })
+    }
+
     fn layout(len: usize) -> Layout {
         Layout::from_size_align(len.max(1), REGION_ALIGN).expect("region size overflows isize")
     }

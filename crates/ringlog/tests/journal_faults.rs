@@ -195,3 +195,97 @@ fn failing_the_nth_operation_never_loses_durable_records() {
         }
     }
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "touches files")]
+fn enospc_mid_batch_keeps_the_longest_whole_frame_prefix_in_partial_mode() {
+    use std::io::IoSlice;
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultyFs::new();
+    let opts = JournalOptions {
+        segment_bytes: 1000,
+        ..Default::default()
+    };
+    let mut j = Journal::open_with(fs.clone(), dir.path(), opts).unwrap();
+    j.append_frames(&batch(0, 4, 30)).unwrap();
+    j.sync().unwrap();
+    let frame = ringlog::journal::framed_len(100);
+    let mut next_seq = 4;
+    let mut kept_something = 0;
+    for room in (0..40 * frame as u64 + 400).step_by(53) {
+        let position = j.position();
+        let big = batch(next_seq, 40, 100);
+        fs.set_space_left(Some(room));
+        match j.append_frames_partial(&[IoSlice::new(&big)]) {
+            Ok(end) => {
+                assert_eq!(end, position + big.len() as u64);
+                next_seq += 40;
+            }
+            Err(e) => {
+                assert!(e.error.is_no_space(), "{e}");
+                assert_eq!(e.appended % frame, 0, "a frame boundary");
+                assert!(e.appended as u64 <= room, "{} > {room}", e.appended);
+                assert_eq!(j.position(), position + e.appended as u64);
+                if e.appended > 0 {
+                    kept_something += 1;
+                }
+                // The journal on disk holds exactly the kept prefix: no torn
+                // frame, no empty segment left by the failed batch.
+                let kept = (e.appended / frame) as u64;
+                let v = verify(dir.path()).unwrap();
+                assert!(v.is_clean(), "room {room}: {v:?}");
+                assert_eq!(seqs(dir.path()), (0..next_seq + kept).collect::<Vec<_>>());
+                // Once space returns, the rest of the batch follows it.
+                fs.set_space_left(None);
+                j.append_frames_partial(&[IoSlice::new(&big[e.appended..])])
+                    .unwrap();
+                next_seq += 40;
+            }
+        }
+        fs.set_space_left(None);
+        j.sync().unwrap();
+        assert_eq!(seqs(dir.path()), (0..next_seq).collect::<Vec<_>>());
+    }
+    assert!(
+        kept_something > 5,
+        "{kept_something} partial appends kept frames"
+    );
+    drop(j);
+    let j = Journal::open(dir.path(), opts).unwrap();
+    assert!(j.recovery_report().is_clean());
+    assert!(verify(dir.path()).unwrap().is_clean());
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "touches files")]
+fn partial_append_after_the_nth_failed_operation_leaves_a_valid_prefix() {
+    use std::io::IoSlice;
+    let opts = JournalOptions {
+        segment_bytes: 1000,
+        sync: SyncPolicy::Never,
+        ..Default::default()
+    };
+    let frame = ringlog::journal::framed_len(100);
+    for n in 1..40 {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FaultyFs::new();
+        let mut j = Journal::open_with(fs.clone(), dir.path(), opts).unwrap();
+        let big = batch(0, 40, 100);
+        fs.fail_nth_op(n, rustix::io::Errno::NOSPC.raw_os_error());
+        let appended = match j.append_frames_partial(&[IoSlice::new(&big)]) {
+            Ok(_) => big.len(),
+            Err(e) => e.appended,
+        };
+        fs.clear();
+        assert_eq!(appended % frame, 0);
+        if j.sync().is_ok() {
+            let kept = (appended / frame) as u64;
+            assert_eq!(seqs(dir.path()), (0..kept).collect::<Vec<_>>(), "n = {n}");
+        }
+        drop(j);
+        // Whatever happened, reopening recovers a valid prefix.
+        let j = Journal::open(dir.path(), opts).unwrap();
+        drop(j);
+        assert!(verify(dir.path()).unwrap().is_clean(), "n = {n}");
+    }
+}

@@ -3,7 +3,7 @@
 
 use super::{
     double_buffer, fan_in, shared_ring, ByteQueueReader, ByteQueueWriter, ClaimError, CommitGrant,
-    Config, NewQueueError, TryClaimError,
+    Config, NewQueueError, QueueLimits, TryClaimError,
 };
 use crate::wait::Deadline;
 use std::ops::{Deref, DerefMut};
@@ -35,6 +35,20 @@ impl Design {
     /// The design called `name` (as [`name`](Self::name) spells it).
     pub fn from_name(name: &str) -> Option<Design> {
         Design::ALL.into_iter().find(|d| d.name() == name)
+    }
+}
+
+/// Checks `config` for `design` and says what the queue would be (largest
+/// record, memory) without allocating.
+///
+/// # Errors
+///
+/// As the design's own `limits`.
+pub fn limits(design: Design, config: &Config) -> Result<QueueLimits, NewQueueError> {
+    match design {
+        Design::DoubleBuffer => double_buffer::limits(config),
+        Design::FanIn => fan_in::limits(config),
+        Design::SharedRing => shared_ring::limits(config),
     }
 }
 

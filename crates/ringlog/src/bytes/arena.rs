@@ -26,14 +26,15 @@ impl std::fmt::Debug for Arena {
 }
 
 impl Arena {
-    pub(crate) fn new(len: usize) -> Self {
-        Self {
-            region: HeapRegion::new(len),
+    /// `len` zeroed bytes, or `None` when they cannot be allocated.
+    pub(crate) fn try_new(len: usize) -> Option<Self> {
+        Some(Self {
+            region: HeapRegion::try_new(len)?,
             #[cfg(loom)]
             shadow: (0..len.div_ceil(8))
                 .map(|_| crate::sync::UnsafeCell::new(()))
                 .collect(),
-        }
+        })
     }
 
     /// Pointer to byte `offset` (at most the length: one past the end is ok).

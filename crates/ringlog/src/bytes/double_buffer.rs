@@ -67,7 +67,8 @@ use super::record::{encode_header, record_len, KIND_DATA, KIND_PAD, RECORD_HEADE
 use super::stats::{writer_slots, ReaderCounters, WriterSlots};
 use super::{
     Batch, ByteQueueReader, ByteQueueWriter, ClaimError, CommitGrant, Config, NewQueueError,
-    Policy, QueueStats, ReadError, ReleaseBatch, TooLarge, TryClaimError, TryReadError,
+    Policy, QueueLimits, QueueStats, ReadError, ReleaseBatch, TooLarge, TryClaimError,
+    TryReadError,
 };
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::wait::{Deadline, Event, WaitStrategy};
@@ -155,14 +156,13 @@ impl Shared {
     }
 }
 
-/// Builds a double buffer for `config.writers` writers with
-/// `config.buffers` buffers of `config.capacity_bytes` each.
+/// What [`channel`] would build from `config`, checked and computed without
+/// allocating: the largest record and the memory of all buffers.
 ///
 /// # Errors
 ///
-/// [`NewQueueError`] when capacity, writer count or buffer count is out of
-/// range (see the module docs).
-pub fn channel(config: Config) -> Result<(Vec<Writer>, Reader), NewQueueError> {
+/// As [`channel`], except allocation failure.
+pub fn limits(config: &Config) -> Result<QueueLimits, NewQueueError> {
     if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&config.capacity_bytes) {
         return Err(NewQueueError::Capacity {
             requested: config.capacity_bytes,
@@ -181,16 +181,38 @@ pub fn channel(config: Config) -> Result<(Vec<Writer>, Reader), NewQueueError> {
             requested: config.buffers,
         });
     }
+    let capacity = config.capacity_bytes.next_multiple_of(8);
+    Ok(QueueLimits {
+        max_record_len: capacity - RECORD_HEADER_LEN,
+        memory_bytes: capacity
+            .checked_mul(config.buffers)
+            .ok_or(NewQueueError::OutOfMemory { bytes: usize::MAX })?,
+    })
+}
+
+/// Builds a double buffer for `config.writers` writers with
+/// `config.buffers` buffers of `config.capacity_bytes` each.
+///
+/// # Errors
+///
+/// [`NewQueueError`] when capacity, writer count or buffer count is out of
+/// range (see the module docs), or the memory cannot be allocated.
+pub fn channel(config: Config) -> Result<(Vec<Writer>, Reader), NewQueueError> {
+    let limits = limits(&config)?;
     let capacity = config.capacity_bytes.next_multiple_of(8) as u64;
     let buffers = (0..config.buffers)
-        .map(|_| Buffer {
-            mem: Arena::new(capacity as usize),
-            tally: CachePadded::new(Tally {
-                committed: AtomicU64::new(0),
-                end: AtomicU64::new(capacity),
-            }),
+        .map(|_| {
+            Ok(Buffer {
+                mem: Arena::try_new(capacity as usize).ok_or(NewQueueError::OutOfMemory {
+                    bytes: limits.memory_bytes,
+                })?,
+                tally: CachePadded::new(Tally {
+                    committed: AtomicU64::new(0),
+                    end: AtomicU64::new(capacity),
+                }),
+            })
         })
-        .collect();
+        .collect::<Result<_, NewQueueError>>()?;
     let shared = Arc::new(Shared {
         active: CachePadded::new(AtomicU64::new(word(0, 0))),
         buffers,

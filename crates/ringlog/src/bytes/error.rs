@@ -166,6 +166,12 @@ pub enum NewQueueError {
         /// Most writers.
         max: usize,
     },
+    /// The queue's memory cannot be allocated (or its size overflows).
+    #[error("cannot allocate {bytes} bytes of queue memory")]
+    OutOfMemory {
+        /// Bytes the queue needs in all (`usize::MAX` if that overflows).
+        bytes: usize,
+    },
     /// The double buffer's buffer count is not a power of two in 2..=16.
     #[error("{requested} buffers: must be a power of two in 2..=16")]
     Buffers {

@@ -41,7 +41,7 @@ use super::record::RECORD_HEADER_LEN;
 use super::stats::{writer_slots, ReaderCounters, WriterSlots};
 use super::{
     Batch, ByteQueueReader, ByteQueueWriter, ClaimError, CommitGrant, Config, NewQueueError,
-    Policy, QueueStats, ReadError, Records, TooLarge, TryClaimError, TryReadError,
+    Policy, QueueLimits, QueueStats, ReadError, Records, TooLarge, TryClaimError, TryReadError,
 };
 use crate::region::HeapRegion;
 use crate::ring::{self, Consumer, Producer, Ring};
@@ -64,13 +64,13 @@ struct Shared {
     reader_stats: CachePadded<ReaderCounters>,
 }
 
-/// Builds a fan-in queue: `config.writers` rings of `config.capacity_bytes`
-/// each (rounded up to a power of two).
+/// What [`channel`] would build from `config`, checked and computed without
+/// allocating: the largest record and the memory of all rings.
 ///
 /// # Errors
 ///
-/// [`NewQueueError`] when capacity or writer count is out of range.
-pub fn channel(config: Config) -> Result<(Vec<Writer>, Reader), NewQueueError> {
+/// As [`channel`], except allocation failure.
+pub fn limits(config: &Config) -> Result<QueueLimits, NewQueueError> {
     if !(ring::MIN_CAPACITY..=ring::MAX_CAPACITY).contains(&config.capacity_bytes) {
         return Err(NewQueueError::Capacity {
             requested: config.capacity_bytes,
@@ -85,6 +85,24 @@ pub fn channel(config: Config) -> Result<(Vec<Writer>, Reader), NewQueueError> {
         });
     }
     let capacity = config.capacity_bytes.next_power_of_two();
+    Ok(QueueLimits {
+        max_record_len: capacity / 2 - RECORD_HEADER_LEN,
+        memory_bytes: Ring::<HeapRegion>::region_len(capacity)
+            .checked_mul(config.writers)
+            .ok_or(NewQueueError::OutOfMemory { bytes: usize::MAX })?,
+    })
+}
+
+/// Builds a fan-in queue: `config.writers` rings of `config.capacity_bytes`
+/// each (rounded up to a power of two).
+///
+/// # Errors
+///
+/// [`NewQueueError`] when capacity or writer count is out of range, or the
+/// memory cannot be allocated.
+pub fn channel(config: Config) -> Result<(Vec<Writer>, Reader), NewQueueError> {
+    let limits = limits(&config)?;
+    let capacity = config.capacity_bytes.next_power_of_two();
     let shared = Arc::new(Shared {
         doorbell: CachePadded::new(Event::new()),
         policy: config.policy,
@@ -97,7 +115,11 @@ pub fn channel(config: Config) -> Result<(Vec<Writer>, Reader), NewQueueError> {
         // The ring is built by hand rather than with `ring::channel` so that
         // the reader keeps a handle on ring memory: `ring::ReadBatch` yields
         // records one by one but does not expose the batch's raw bytes.
-        let region = HeapRegion::new(Ring::<HeapRegion>::region_len(capacity));
+        let region = HeapRegion::try_new(Ring::<HeapRegion>::region_len(capacity)).ok_or(
+            NewQueueError::OutOfMemory {
+                bytes: limits.memory_bytes,
+            },
+        )?;
         // SAFETY: the region is fresh, so nobody else uses it; capacity is a
         // power of two and the region has room for it.
         let ring = Arc::new(unsafe { Ring::init(region, capacity) });

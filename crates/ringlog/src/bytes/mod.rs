@@ -68,7 +68,7 @@ pub mod record;
 pub mod shared_ring;
 mod stats;
 
-pub use any::{channel, AnyGrant, AnyWriter, Design};
+pub use any::{channel, limits, AnyGrant, AnyWriter, Design};
 pub use error::{
     ClaimError, NewQueueError, PushError, ReadError, TooLarge, TryClaimError, TryPushError,
     TryReadError,
@@ -137,6 +137,18 @@ impl Config {
         self.buffers = buffers;
         self
     }
+}
+
+/// What a queue built from a [`Config`] would be, computed by [`limits`]
+/// (or a design's own `limits`) without allocating anything, so a caller
+/// can check sizes before it builds a queue or touches anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// Largest payload a writer can queue, in bytes.
+    pub max_record_len: usize,
+    /// Queue memory the constructor allocates, in bytes (all buffers or
+    /// rings together).
+    pub memory_bytes: usize,
 }
 
 /// The consumer's side of every byte queue. Object safe: a pipeline can hold

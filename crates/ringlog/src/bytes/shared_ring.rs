@@ -56,7 +56,8 @@ use super::record::{
 use super::stats::{writer_slots, ReaderCounters, WriterSlots};
 use super::{
     Batch, ByteQueueReader, ByteQueueWriter, ClaimError, CommitGrant, Config, NewQueueError,
-    Policy, QueueStats, ReadError, ReleaseBatch, TooLarge, TryClaimError, TryReadError,
+    Policy, QueueLimits, QueueStats, ReadError, ReleaseBatch, TooLarge, TryClaimError,
+    TryReadError,
 };
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::wait::{Deadline, Event, WaitStrategy};
@@ -88,12 +89,12 @@ struct Data {
 }
 
 impl Data {
-    fn new(capacity: usize) -> Self {
-        Self {
-            mem: Arena::new(capacity),
+    fn try_new(capacity: usize) -> Option<Self> {
+        Some(Self {
+            mem: Arena::try_new(capacity)?,
             #[cfg(loom)]
             headers: (0..capacity / 8).map(|_| AtomicU64::new(0)).collect(),
-        }
+        })
     }
 
     /// The header word at 8-aligned `offset`.
@@ -168,13 +169,13 @@ impl Shared {
     }
 }
 
-/// Builds a shared ring of `config.capacity_bytes` (rounded up to a power
-/// of two) for `config.writers` writers.
+/// What [`channel`] would build from `config`, checked and computed without
+/// allocating: the largest record and the ring's memory.
 ///
 /// # Errors
 ///
-/// [`NewQueueError`] when capacity or writer count is out of range.
-pub fn channel(config: Config) -> Result<(Vec<Writer>, Reader), NewQueueError> {
+/// As [`channel`], except allocation failure.
+pub fn limits(config: &Config) -> Result<QueueLimits, NewQueueError> {
     if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&config.capacity_bytes) {
         return Err(NewQueueError::Capacity {
             requested: config.capacity_bytes,
@@ -189,10 +190,27 @@ pub fn channel(config: Config) -> Result<(Vec<Writer>, Reader), NewQueueError> {
         });
     }
     let capacity = config.capacity_bytes.next_power_of_two();
+    Ok(QueueLimits {
+        max_record_len: capacity / 2 - RECORD_HEADER_LEN,
+        memory_bytes: capacity,
+    })
+}
+
+/// Builds a shared ring of `config.capacity_bytes` (rounded up to a power
+/// of two) for `config.writers` writers.
+///
+/// # Errors
+///
+/// [`NewQueueError`] when capacity or writer count is out of range, or the
+/// memory cannot be allocated.
+pub fn channel(config: Config) -> Result<(Vec<Writer>, Reader), NewQueueError> {
+    limits(&config)?;
+    let capacity = config.capacity_bytes.next_power_of_two();
+    let data = Data::try_new(capacity).ok_or(NewQueueError::OutOfMemory { bytes: capacity })?;
     let shared = Arc::new(Shared {
         reserve: CachePadded::new(AtomicU64::new(0)),
         tail: CachePadded::new(AtomicU64::new(0)),
-        data: Data::new(capacity),
+        data,
         capacity: capacity as u64,
         policy: config.policy,
         #[cfg(loom)]

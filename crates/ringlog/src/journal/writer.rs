@@ -1,7 +1,10 @@
 //! The journal writer: appends batches of framed records to the current
 //! segment with one `writev` per batch, rotates segments by size, enforces
 //! retention, syncs per policy, and rolls a failed append back to the last
-//! good frame boundary.
+//! good frame boundary: all of the batch or nothing
+//! ([`Journal::append_frames`]), or the longest prefix of whole frames that
+//! reached the file ([`Journal::append_frames_partial`], so a full disk keeps
+//! what fits).
 //!
 //! Positions are journal-global byte counts of frame bytes (segment headers
 //! excluded), monotonic across rotation and retention: each segment header
@@ -193,10 +196,15 @@ fn now_unix_nanos() -> u64 {
 const MAX_IOVECS: usize = 1024;
 
 /// Writes all of `pieces` with as few `writev` calls as the kernel allows,
-/// looping over short writes.
-fn write_all_pieces<F: JournalFile>(file: &mut F, pieces: &[&[u8]]) -> std::io::Result<()> {
+/// looping over short writes. On error, also says how many bytes reached
+/// the file before it (a short write followed by `ENOSPC` keeps a prefix).
+fn write_all_pieces<F: JournalFile>(
+    file: &mut F,
+    pieces: &[&[u8]],
+) -> Result<(), (u64, std::io::Error)> {
     let mut rest: Vec<&[u8]> = pieces.iter().copied().filter(|p| !p.is_empty()).collect();
     let mut first = 0;
+    let mut written = 0u64;
     let mut iov = Vec::with_capacity(rest.len().min(MAX_IOVECS));
     while first < rest.len() {
         iov.clear();
@@ -207,8 +215,9 @@ fn write_all_pieces<F: JournalFile>(file: &mut F, pieces: &[&[u8]]) -> std::io::
                 .map(|p| IoSlice::new(p)),
         );
         match file.writev(&iov) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(0) => return Err((written, std::io::ErrorKind::WriteZero.into())),
             Ok(mut n) => {
+                written += n as u64;
                 while first < rest.len() && n >= rest[first].len() {
                     n -= rest[first].len();
                     first += 1;
@@ -218,10 +227,55 @@ fn write_all_pieces<F: JournalFile>(file: &mut F, pieces: &[&[u8]]) -> std::io::
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err((written, e)),
         }
     }
     Ok(())
+}
+
+/// Bytes of the whole frames of `pieces` (each a sequence of whole frames)
+/// that lie within their first `written` bytes.
+fn whole_frames_within(pieces: &[&[u8]], written: u64) -> u64 {
+    let mut kept = 0u64;
+    let mut base = 0u64;
+    for piece in pieces {
+        let mut stop = false;
+        // The pieces were walked by `plan`, so they are whole frames.
+        let _ = walk_frames(piece, |off, n| {
+            let end = base + (off + n) as u64;
+            if !stop && end <= written {
+                kept = end;
+            } else {
+                stop = true;
+            }
+        });
+        base += piece.len() as u64;
+        if base > written {
+            break;
+        }
+    }
+    kept
+}
+
+/// Why [`Journal::append_frames_partial`] stopped, and how much of the
+/// batch it kept.
+#[derive(Debug, thiserror::Error)]
+#[error("append stopped after {appended} bytes of whole frames of the batch")]
+pub struct PartialAppendError {
+    /// Bytes at the start of the batch, always whole frames, that are now
+    /// in the journal (appended, not yet necessarily durable). The caller
+    /// appends the rest of the batch, from this offset, later.
+    pub appended: usize,
+    /// What stopped the append.
+    #[source]
+    pub error: JournalError,
+}
+
+impl PartialAppendError {
+    /// The journal error that stopped the append.
+    pub fn into_error(self) -> JournalError {
+        self.error
+    }
 }
 
 /// The part of a batch that goes to one segment.
@@ -293,6 +347,13 @@ impl<Fs: JournalFs> Journal<Fs> {
             report,
             retention_error: None,
         })
+    }
+
+    /// Whether an earlier failure (a failed sync, or a failed rollback that
+    /// could not be repaired) made the journal unusable: every later call
+    /// returns [`JournalError::Poisoned`]; reopen it to recover.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
     }
 
     /// What recovery found and did when this journal was opened.
@@ -399,6 +460,30 @@ impl<Fs: JournalFs> Journal<Fs> {
         self.append_pieces(&pieces)
     }
 
+    /// [`append_frames_vectored`](Self::append_frames_vectored) that keeps
+    /// what fits: on a failed write (a full disk) the longest prefix of
+    /// whole frames that reached the files stays in the journal, cut back to
+    /// a frame boundary, and the error says how many bytes of the batch that
+    /// is. The caller appends the rest, from that offset, once the error is
+    /// gone; nothing is written twice and no torn frame is left behind.
+    ///
+    /// The kept prefix is appended, not yet durable: it becomes durable with
+    /// the next [`sync`](Self::sync), like any append. Invalid batches are
+    /// refused whole (`appended` 0), and a failed sync poisons the journal
+    /// as in [`append_frames`](Self::append_frames) (the batch was written).
+    ///
+    /// # Errors
+    ///
+    /// [`PartialAppendError`] with the bytes kept and the cause, as
+    /// [`append_frames`](Self::append_frames).
+    pub fn append_frames_partial(
+        &mut self,
+        slices: &[IoSlice<'_>],
+    ) -> Result<u64, PartialAppendError> {
+        let pieces: Vec<&[u8]> = slices.iter().map(|s| &**s).collect();
+        self.append_pieces_with(&pieces, true)
+    }
+
     fn check_usable(&mut self) -> Result<(), JournalError> {
         if self.poisoned {
             return Err(JournalError::Poisoned {
@@ -453,55 +538,133 @@ impl<Fs: JournalFs> Journal<Fs> {
     }
 
     fn append_pieces(&mut self, pieces: &[&[u8]]) -> Result<u64, JournalError> {
-        self.check_usable()?;
-        let chunks = self.plan(pieces)?;
+        self.append_pieces_with(pieces, false)
+            .map_err(PartialAppendError::into_error)
+    }
+
+    /// Appends `pieces`. All or nothing unless `partial`: then a failure
+    /// keeps the longest prefix of whole frames that reached the files
+    /// (and the segments it needs), cut back to a frame boundary.
+    fn append_pieces_with(
+        &mut self,
+        pieces: &[&[u8]],
+        partial: bool,
+    ) -> Result<u64, PartialAppendError> {
+        let nothing = |error| PartialAppendError { appended: 0, error };
+        self.check_usable().map_err(nothing)?;
+        let chunks = self.plan(pieces).map_err(nothing)?;
         let total: u64 = chunks.iter().map(|c| c.bytes).sum();
         if total == 0 {
             return Ok(self.position);
         }
         // Create the segments this batch rotates into before writing, so a
-        // failure leaves nothing half done.
+        // failure leaves nothing half done. In partial mode a failure to
+        // create one still lets the chunks before it be written.
         let mut fresh: Vec<OpenSegment<Fs::File>> = Vec::new();
+        let mut failure: Option<JournalError> = None;
         let mut base = self.position + chunks[0].bytes;
         for (i, chunk) in chunks.iter().enumerate().skip(1) {
             let number = self.current.number + i as u64;
             match create_segment(&self.fs, &self.dir, number, base, false) {
                 Ok(seg) => fresh.push(seg),
                 Err(e) => {
-                    self.discard_fresh(fresh);
-                    return Err(e);
+                    if !partial {
+                        self.discard_fresh(fresh);
+                        return Err(nothing(e));
+                    }
+                    failure = Some(e);
+                    break;
                 }
             }
             base += chunk.bytes;
         }
-        // Write the chunks.
-        let mut failure = None;
-        for (i, chunk) in chunks.iter().enumerate() {
+        // Write the chunks; `kept[i]` is what chunk i leaves in its segment.
+        let usable = 1 + fresh.len();
+        let mut kept: Vec<u64> = Vec::with_capacity(usable);
+        for (i, chunk) in chunks.iter().enumerate().take(usable) {
             let seg = if i == 0 {
                 &mut self.current
             } else {
                 &mut fresh[i - 1]
             };
-            if let Err(e) = write_all_pieces(&mut seg.file, &chunk.pieces) {
-                failure = Some(JournalError::io("write", &seg.path, e));
-                break;
+            match write_all_pieces(&mut seg.file, &chunk.pieces) {
+                Ok(()) => kept.push(chunk.bytes),
+                Err((written, e)) => {
+                    failure = Some(JournalError::io("write", &seg.path, e));
+                    kept.push(if partial {
+                        whole_frames_within(&chunk.pieces, written)
+                    } else {
+                        0
+                    });
+                    break;
+                }
             }
         }
         if let Some(err) = failure {
-            // Roll back to the last good frame boundary.
+            if !partial {
+                // Roll back to the last good frame boundary.
+                let seg = &mut self.current;
+                if seg.file.truncate_to(seg.len).is_err() {
+                    self.dirty_tail = true;
+                }
+                self.discard_fresh(fresh);
+                return Err(nothing(err));
+            }
+            // Keep the whole frames that reached the files; a fresh segment
+            // that got none of them is removed.
+            while kept.len() > 1 && kept.last() == Some(&0) {
+                kept.pop();
+            }
+            let keep_segments = kept.len() - 1;
+            let dropped = fresh.split_off(keep_segments);
+            self.discard_fresh(dropped);
+            let appended = self.commit(fresh, &kept);
+            // Cut whatever of a frame got past the kept prefix.
             let seg = &mut self.current;
             if seg.file.truncate_to(seg.len).is_err() {
                 self.dirty_tail = true;
             }
-            self.discard_fresh(fresh);
-            return Err(err);
+            if keep_segments > 0 {
+                if let Err(error) = self.after_rotation() {
+                    return Err(PartialAppendError {
+                        appended: appended as usize,
+                        error,
+                    });
+                }
+            }
+            return Err(PartialAppendError {
+                appended: appended as usize,
+                error: err,
+            });
         }
-        // Commit.
-        self.current.len += chunks[0].bytes;
-        self.dir_dirty |= chunks.len() > 1;
-        for (seg, chunk) in fresh.into_iter().zip(&chunks[1..]) {
-            let mut seg = seg;
-            seg.len += chunk.bytes;
+        let appended = self.commit(fresh, &kept);
+        let done = |error| PartialAppendError {
+            appended: appended as usize,
+            error,
+        };
+        if chunks.len() > 1 {
+            self.after_rotation().map_err(done)?;
+        }
+        match self.options.sync {
+            SyncPolicy::Never => {}
+            SyncPolicy::EveryBatch => {
+                self.sync().map_err(done)?;
+            }
+            SyncPolicy::EveryMillis(_) => {
+                self.sync_if_due().map_err(done)?;
+            }
+        }
+        Ok(self.position)
+    }
+
+    /// Adopts what was written: `kept[0]` bytes in the current segment,
+    /// `kept[i]` in `fresh[i - 1]` (which become current in turn). Returns
+    /// the bytes appended.
+    fn commit(&mut self, fresh: Vec<OpenSegment<Fs::File>>, kept: &[u64]) -> u64 {
+        self.current.len += kept[0];
+        self.dir_dirty |= !fresh.is_empty();
+        for (mut seg, &bytes) in fresh.into_iter().zip(&kept[1..]) {
+            seg.len += bytes;
             let old = std::mem::replace(&mut self.current, seg);
             self.older.push_back((old.number, old.len));
             if old.end_position() > self.durable {
@@ -513,20 +676,9 @@ impl<Fs: JournalFs> Journal<Fs> {
                 });
             }
         }
-        self.position += total;
-        if chunks.len() > 1 {
-            self.after_rotation()?;
-        }
-        match self.options.sync {
-            SyncPolicy::Never => {}
-            SyncPolicy::EveryBatch => {
-                self.sync()?;
-            }
-            SyncPolicy::EveryMillis(_) => {
-                self.sync_if_due()?;
-            }
-        }
-        Ok(self.position)
+        let appended: u64 = kept.iter().sum();
+        self.position += appended;
+        appended
     }
 
     /// Removes segments created for a batch that failed. A segment that
@@ -680,7 +832,7 @@ fn create_segment<Fs: JournalFs>(
         .create_new(&tmp)
         .map_err(|e| JournalError::io("create", &tmp, e))?;
     let result = write_all_pieces(&mut file, &[&header])
-        .map_err(|e| JournalError::io("write", &tmp, e))
+        .map_err(|(_, e)| JournalError::io("write", &tmp, e))
         .and_then(|()| {
             if sync_now {
                 file.fdatasync()

@@ -14,6 +14,13 @@
 //! Shutdown: [`Pipeline::shutdown`] (or dropping every writer) makes the
 //! reader drain the queue, append, sync, and return its [`ReaderReport`].
 //!
+//! Restart: [`start`] opens the journal (recovery cuts a torn tail), and
+//! each writer `i` continues producer `i`'s sequence after its last record
+//! in the journal ([`Pipeline::first_seqs`]), so any number of runs on one
+//! directory, stopped cleanly or killed, make one journal that verifies
+//! clean. A journal that is damaged beyond its tail is refused
+//! ([`PipelineError::Damaged`]) rather than appended to.
+//!
 //! # Examples
 //!
 //! ```
@@ -38,10 +45,10 @@
 mod reader;
 mod writer;
 
-pub use reader::ReaderReport;
+pub use reader::{ReaderReport, WriterReport};
 pub use writer::{AppendError, PipelineWriter};
 
-use crate::bytes::{self, ByteQueueReader, Config, NewQueueError};
+use crate::bytes::{self, ByteQueueReader, Config, NewQueueError, QueueLimits};
 use crate::journal::{Journal, JournalError, JournalFs, JournalOptions, SyncPolicy};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering};
 use crate::wait::Event;
@@ -49,6 +56,7 @@ use crossbeam_utils::CachePadded;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// Which MPSC byte queue carries the records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -90,6 +98,23 @@ pub struct PipelineConfig {
     /// Iterations of busy work the reader does after each batch (the seeds'
     /// `aux_work`), 0 for none.
     pub reader_aux_work: u32,
+    /// How long the reader retries a failing sink (a full disk, an I/O
+    /// error) without any progress before it gives up with
+    /// [`PipelineError::SinkFailed`]. `Duration::MAX` retries for ever.
+    pub sink_retry: Duration,
+}
+
+/// Default of [`PipelineConfig::sink_retry`].
+pub const DEFAULT_SINK_RETRY: Duration = Duration::from_secs(30);
+
+impl Design {
+    fn queue_design(self) -> bytes::Design {
+        match self {
+            Design::DoubleBuffer => bytes::Design::DoubleBuffer,
+            Design::FanIn => bytes::Design::FanIn,
+            Design::SharedRing => bytes::Design::SharedRing,
+        }
+    }
 }
 
 impl PipelineConfig {
@@ -110,7 +135,18 @@ impl PipelineConfig {
                 ..JournalOptions::default()
             },
             reader_aux_work: 0,
+            sink_retry: DEFAULT_SINK_RETRY,
         }
+    }
+
+    /// Checks the queue settings and says what the queue would be (largest
+    /// record, memory), without allocating or touching the journal.
+    ///
+    /// # Errors
+    ///
+    /// [`NewQueueError`] for settings the design does not support.
+    pub fn queue_limits(&self) -> Result<QueueLimits, NewQueueError> {
+        bytes::limits(self.design.queue_design(), &self.queue)
     }
 }
 
@@ -120,12 +156,65 @@ pub enum PipelineError {
     /// The queue configuration was rejected.
     #[error("queue: {0}")]
     Queue(#[from] NewQueueError),
-    /// The journal failed (the path and OS error are in the message).
-    #[error("journal: {0}")]
+    /// The journal failed (the path and OS error are in the source).
+    #[error("journal")]
     Journal(#[from] JournalError),
+    /// The journal holds damage that recovery on open does not repair
+    /// (corruption before the tail, broken sequences): appending would
+    /// continue from an unknown point. Verify and recover it first.
+    #[error(
+        "the journal in {d} is damaged ({what}); check it with `ringlog verify {d}` \
+         and repair it with `ringlog recover {d}` before appending",
+        d = dir.display()
+    )]
+    Damaged {
+        /// The journal directory.
+        dir: PathBuf,
+        /// What verification found.
+        what: String,
+    },
+    /// The sink kept failing for `retried` without progress (or failed in
+    /// a way a retry cannot fix), and the reader stopped. What it did until
+    /// then is in `report`; everything it reports durable is in the journal.
+    #[error("the journal kept failing for {:.1} s; the reader stopped", retried.as_secs_f64())]
+    SinkFailed {
+        /// How long the failure was retried.
+        retried: Duration,
+        /// The reader's report up to the failure.
+        report: Box<ReaderReport>,
+        /// The last error.
+        #[source]
+        source: JournalError,
+    },
     /// The reader thread panicked.
     #[error("the reader thread panicked")]
     ReaderPanicked,
+}
+
+impl PipelineError {
+    /// The reader's report, when the pipeline ran before it failed.
+    pub fn report(&self) -> Option<&ReaderReport> {
+        match self {
+            Self::SinkFailed { report, .. } => Some(report),
+            _ => None,
+        }
+    }
+}
+
+/// `e` and its `source()` chain, joined with `": "` (a source whose text
+/// ends the message already is not repeated).
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = s.source();
+    }
+    out
 }
 
 /// State shared by the writers, the reader and the handle.
@@ -143,6 +232,10 @@ pub(crate) struct Shared {
     failed: AtomicBool,
     /// The sink's last error, for reporting while the pipeline runs.
     last_error: Mutex<Option<String>>,
+    /// Failed appends so far (each retry that failed counts).
+    failures: AtomicU64,
+    /// Per writer: the sequence number it started at.
+    first_seqs: Box<[u64]>,
 }
 
 /// The running pipeline: the reader thread and the stop switch.
@@ -153,23 +246,65 @@ pub struct Pipeline {
 }
 
 /// Builds the queue and the journal, starts the reader thread, and returns
-/// one writer handle per configured writer.
+/// one writer handle per configured writer. The queue settings are checked
+/// before the journal directory is touched.
+///
+/// An existing journal is continued: recovery runs on open, and writer `i`
+/// starts at producer `i`'s next sequence number in the journal.
 ///
 /// # Errors
 ///
-/// The queue configuration is invalid, or the journal cannot be opened.
+/// The queue configuration is invalid, the journal cannot be opened, or it
+/// is damaged ([`PipelineError::Damaged`]).
 pub fn start(config: PipelineConfig) -> Result<(Vec<PipelineWriter>, Pipeline), PipelineError> {
+    config.queue_limits()?;
     let journal = Journal::open(&config.journal_dir, config.journal)?;
     start_with_journal(config, journal)
 }
 
-/// [`start`] with a journal the caller opened, e.g. over a file layer that
-/// injects faults (`config.journal_dir` and `config.journal` are then only
-/// used in messages).
+/// The next sequence number of producers `0..writers` in the journal in
+/// `dir`, which must be clean (a journal just opened has no torn tail).
 ///
 /// # Errors
 ///
-/// The queue configuration is invalid, or the reader thread cannot start.
+/// I/O errors reading the journal; [`PipelineError::Damaged`] if it is not
+/// clean.
+pub fn next_seqs(dir: &Path, writers: usize) -> Result<Vec<u64>, PipelineError> {
+    let report = crate::journal::verify(dir)?;
+    if !report.is_clean() {
+        let faults: u64 = report
+            .producers
+            .values()
+            .map(|p| p.missing + p.duplicates + p.out_of_order)
+            .sum();
+        return Err(PipelineError::Damaged {
+            dir: dir.to_path_buf(),
+            what: format!(
+                "{} damaged ranges, {} torn tail, {faults} sequence faults",
+                report.corrupted.len(),
+                u8::from(report.torn_tail.is_some())
+            ),
+        });
+    }
+    Ok((0..writers)
+        .map(|i| {
+            u32::try_from(i)
+                .ok()
+                .and_then(|id| report.producers.get(&id))
+                .filter(|p| p.records > 0)
+                .map_or(0, |p| p.last_seq.saturating_add(1))
+        })
+        .collect())
+}
+
+/// [`start`] with a journal the caller opened, e.g. over a file layer that
+/// injects faults (`config.journal` is then only used in messages). The
+/// journal in `journal.dir()` is continued as [`start`] does.
+///
+/// # Errors
+///
+/// The queue configuration is invalid, the journal is damaged, or the
+/// reader thread cannot start.
 pub fn start_with_journal<Fs>(
     config: PipelineConfig,
     journal: Journal<Fs>,
@@ -178,6 +313,8 @@ where
     Fs: JournalFs + Send + 'static,
     Fs::File: Send,
 {
+    config.queue_limits()?;
+    let first_seqs = next_seqs(journal.dir(), config.queue.writers)?;
     let (writers, reader): (Vec<writer::AnyWriter>, Box<dyn ByteQueueReader>) = match config.design
     {
         Design::DoubleBuffer => {
@@ -204,23 +341,28 @@ where
     };
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
-        durable: (0..writers.len())
-            .map(|_| CachePadded::new(AtomicU64::new(0)))
+        durable: first_seqs
+            .iter()
+            .map(|&s| CachePadded::new(AtomicU64::new(s)))
             .collect(),
         durable_event: Event::new(),
         failed: AtomicBool::new(false),
         last_error: Mutex::new(None),
+        failures: AtomicU64::new(0),
+        first_seqs: first_seqs.clone().into_boxed_slice(),
     });
     let handles = writers
         .into_iter()
+        .zip(first_seqs)
         .enumerate()
-        .map(|(id, w)| PipelineWriter::new(w, id as u32, shared.clone()))
+        .map(|(id, (w, first))| PipelineWriter::new(w, id as u32, first, shared.clone()))
         .collect();
     let reader_shared = shared.clone();
     let aux = config.reader_aux_work;
+    let retry = config.sink_retry;
     let thread = std::thread::Builder::new()
         .name("ringlog-reader".into())
-        .spawn(move || reader::run(reader, journal, &reader_shared, aux))
+        .spawn(move || reader::run(reader, journal, &reader_shared, aux, retry))
         .map_err(|e| JournalError::io("spawn reader thread", &config.journal_dir, e))?;
     Ok((
         handles,
@@ -232,6 +374,31 @@ where
 }
 
 impl Pipeline {
+    /// Per writer: the sequence number it started at, which is its
+    /// producer's next sequence in the journal when the pipeline started
+    /// (0 for a new journal).
+    pub fn first_seqs(&self) -> &[u64] {
+        &self.shared.first_seqs
+    }
+
+    /// Per writer: every record of it with a lower sequence number is
+    /// durable (synced) in the journal. Starts at [`first_seqs`](Self::first_seqs).
+    pub fn durable_seqs(&self) -> Vec<u64> {
+        self.shared
+            .durable
+            .iter()
+            // Acquire: pairs with the reader's Release store after a sync.
+            .map(|d| d.load(Ordering::Acquire))
+            .collect()
+    }
+
+    /// How many appends have failed so far (each failed retry counts), for
+    /// reporting every failure while it persists.
+    pub fn sink_failures(&self) -> u64 {
+        // Relaxed: a counter for display.
+        self.shared.failures.load(Ordering::Relaxed)
+    }
+
     /// The sink's last error while it retries, if it is failing now.
     pub fn sink_error(&self) -> Option<String> {
         self.shared

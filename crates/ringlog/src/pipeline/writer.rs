@@ -64,11 +64,11 @@ fn append_to<W: ByteQueueWriter>(
 }
 
 impl PipelineWriter {
-    pub(crate) fn new(queue: AnyWriter, id: u32, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(queue: AnyWriter, id: u32, first_seq: u64, shared: Arc<Shared>) -> Self {
         Self {
             queue,
             id,
-            next_seq: 0,
+            next_seq: first_seq,
             shared,
         }
     }
@@ -79,7 +79,9 @@ impl PipelineWriter {
     }
 
     /// The sequence number the next appended record gets. Sequence numbers
-    /// are per writer, from 0, without gaps: a dropped record consumes none.
+    /// are per writer, without gaps (a dropped record consumes none), and
+    /// continue the producer's sequence in the journal: a new journal starts
+    /// at 0.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
     }

@@ -157,6 +157,48 @@ fn bad_configs_are_rejected() {
 }
 
 #[test]
+fn limits_are_known_before_anything_is_allocated() {
+    use crate::bytes::{self, Design, QueueLimits};
+    let c = Config::new(1000, 3);
+    assert_eq!(
+        limits(&c),
+        Ok(QueueLimits {
+            max_record_len: 1000 - 8,
+            memory_bytes: 2000,
+        })
+    );
+    let (w, _r) = channel(c).unwrap();
+    assert_eq!(w[0].max_record_len(), 1000 - 8);
+    // The ring designs round up to a power of two and keep half of it.
+    let l = bytes::limits(Design::SharedRing, &Config::new(1000, 2)).unwrap();
+    assert_eq!((l.max_record_len, l.memory_bytes), (512 - 8, 1024));
+    let l = bytes::limits(Design::FanIn, &Config::new(1000, 4)).unwrap();
+    assert_eq!(l.max_record_len, 512 - 8);
+    assert!(l.memory_bytes >= 4 * 1024);
+    // Sizes the designs cannot take are errors, not aborts.
+    assert!(matches!(
+        bytes::limits(Design::FanIn, &Config::new(usize::MAX, 1)),
+        Err(NewQueueError::Capacity { .. })
+    ));
+    assert!(matches!(
+        limits(&Config::new(MAX_CAPACITY + 1, 1)),
+        Err(NewQueueError::Capacity { .. })
+    ));
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "asks the allocator for a terabyte")]
+fn memory_the_allocator_refuses_is_an_error() {
+    // 256 rings of 1 TiB: far beyond this machine. The allocator refuses
+    // (the error) or, with unlimited overcommit, hands out untouched pages.
+    match crate::bytes::fan_in::channel(Config::new(crate::ring::MAX_CAPACITY, 256)) {
+        Err(NewQueueError::OutOfMemory { bytes }) => assert!(bytes > 1 << 40),
+        Err(e) => panic!("{e}"),
+        Ok(_) => {}
+    }
+}
+
+#[test]
 fn writers_and_reader_on_threads_keep_per_writer_order() {
     let per_writer: u32 = if cfg!(miri) { 60 } else { 5_000 };
     for buffers in [2, 4] {

@@ -176,7 +176,10 @@ pub enum PipelineError {
     /// The sink kept failing for `retried` without progress (or failed in
     /// a way a retry cannot fix), and the reader stopped. What it did until
     /// then is in `report`; everything it reports durable is in the journal.
-    #[error("the journal kept failing for {:.1} s; the reader stopped", retried.as_secs_f64())]
+    #[error(
+        "the journal failed (retried for {:.1} s without progress); the reader stopped",
+        retried.as_secs_f64()
+    )]
     SinkFailed {
         /// How long the failure was retried.
         retried: Duration,

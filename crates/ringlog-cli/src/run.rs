@@ -75,6 +75,10 @@ pub(crate) struct RunArgs {
     /// interval such as 100ms.
     #[arg(long, default_value = "100ms", value_parser = parse_sync)]
     sync: SyncPolicy,
+    /// Size at which the journal starts a new segment file (e.g. 64MiB);
+    /// a record larger than this gets a segment of its own.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    segment_size: u64,
     /// How long a failing disk (full, I/O errors) is retried without any
     /// progress before the run stops with exit 1. Each failure is reported
     /// on stderr meanwhile.
@@ -288,6 +292,14 @@ fn check(args: &RunArgs) -> Result<Plan, String> {
         return Err(format!(
             "--buffers {}: the double buffer needs a power of two from 2 to 16 buffers",
             args.buffers
+        ));
+    }
+    // A segment holds its header and at least one small frame.
+    let min_segment = 4096u64;
+    if args.segment_size < min_segment {
+        return Err(format!(
+            "--segment-size {} B: a segment needs at least {min_segment} B (4 KiB)",
+            args.segment_size
         ));
     }
     // How --capacity is split, and the per-part limits of the design.
@@ -596,6 +608,7 @@ pub(crate) fn run(args: RunArgs) -> Result<i32, String> {
     };
     config.queue.buffers = args.buffers;
     config.journal.sync = args.sync;
+    config.journal.segment_bytes = args.segment_size;
     config.reader_aux_work = args.aux_work;
     config.sink_retry = args.sink_retry;
     let (writers, pipe) = pipeline::start(config).map_err(|e| chain(&e))?;

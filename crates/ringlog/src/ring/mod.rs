@@ -55,6 +55,11 @@ use layout::Control;
 pub const MIN_CAPACITY: usize = 64;
 /// Largest data capacity in bytes (1 TiB).
 pub const MAX_CAPACITY: usize = 1 << 40;
+/// Largest payload of one record in any ring, in bytes: what the record
+/// header's 32-bit length field holds. A ring's own limit is
+/// [`Producer::max_record_len`] (half its capacity less a header, and never
+/// more than this).
+pub const MAX_RECORD_LEN: usize = u32::MAX as usize;
 
 /// Largest `head` a ring attached from foreign memory accepts, so that no
 /// position arithmetic can overflow (2^62 bytes: centuries at memory speed).

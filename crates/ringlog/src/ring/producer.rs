@@ -82,9 +82,12 @@ impl<R: Region> Producer<R> {
 
     /// Largest payload, in bytes, that [`try_claim`](Self::try_claim) accepts:
     /// half the capacity less a header, so that any record fits once the
-    /// consumer has released everything, wherever the ring wrapped.
+    /// consumer has released everything, wherever the ring wrapped; and never
+    /// more than the record header's 32-bit length field holds
+    /// ([`MAX_RECORD_LEN`](super::MAX_RECORD_LEN)), which rings over 8 GiB
+    /// reach.
     pub fn max_record_len(&self) -> usize {
-        self.ring.capacity() as usize / 2 - RECORD_HEADER_LEN
+        max_record_len(self.ring.capacity())
     }
 
     /// Free bytes in the ring as seen now (headers and padding count).
@@ -231,6 +234,19 @@ impl<R: Region> Producer<R> {
     }
 }
 
+/// Largest payload a ring of `capacity` data bytes accepts: see
+/// [`Producer::max_record_len`]. Pure arithmetic, so the limit of rings too
+/// large to allocate in a test can still be checked.
+pub(crate) const fn max_record_len(capacity: u64) -> usize {
+    let half = capacity / 2 - RECORD_HEADER_LEN as u64;
+    let max = if half < super::MAX_RECORD_LEN as u64 {
+        half
+    } else {
+        super::MAX_RECORD_LEN as u64
+    };
+    max as usize
+}
+
 impl<R: Region> Drop for Producer<R> {
     fn drop(&mut self) {
         let c = self.ring.control();
@@ -278,6 +294,8 @@ impl<R: Region> Grant<'_, R> {
         let ring = &*p.ring;
         let mask = ring.mask();
         if self.pad > 0 {
+            // pad < record_len(len) <= 8 + 2^32, and pad is a multiple of 8,
+            // so pad - 8 < u32::MAX.
             let word = encode_header((self.pad - RECORD_HEADER_LEN as u64) as u32, KIND_PAD);
             // SAFETY: the pad starts at an 8-aligned offset inside the data
             // area with >= 8 bytes to its end, and the space is ours (claimed
@@ -285,11 +303,14 @@ impl<R: Region> Grant<'_, R> {
             unsafe { ring.data(p.head & mask).cast::<u64>().write(word) };
             ring.track_write(p.head, RECORD_HEADER_LEN as u64);
         }
+        // `n <= len <= max_record_len <= u32::MAX` (checked in `reserve`),
+        // so the length field holds it exactly.
+        let n32 = u32::try_from(n).expect("record length checked against MAX_RECORD_LEN");
         // SAFETY: as above for the record header at `start`.
         unsafe {
             ring.data(self.start & mask)
                 .cast::<u64>()
-                .write(encode_header(n as u32, KIND_DATA))
+                .write(encode_header(n32, KIND_DATA))
         };
         let total = record_len(n as u64);
         ring.track_write(self.start, total);

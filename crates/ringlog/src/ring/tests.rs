@@ -249,3 +249,19 @@ fn two_threads_pass_every_record() {
     t.join().unwrap();
     assert_eq!(next, n);
 }
+
+#[test]
+fn max_record_len_never_exceeds_the_header_length_field() {
+    use super::producer::max_record_len;
+    // Small rings: half the capacity less a header.
+    assert_eq!(max_record_len(128), 56);
+    assert_eq!(max_record_len(1 << 33), (1 << 32) - RECORD_HEADER_LEN);
+    // From 16 GiB on, half the capacity would not fit the 32-bit length
+    // field: the limit is the field's (computed, not allocated).
+    for cap in [1u64 << 34, 1 << 35, MAX_CAPACITY as u64] {
+        assert_eq!(max_record_len(cap), MAX_RECORD_LEN, "capacity {cap}");
+        // A record of that length still fits wherever the ring wrapped.
+        assert!(record_len(MAX_RECORD_LEN as u64) <= cap / 2);
+    }
+    assert_eq!(u32::try_from(MAX_RECORD_LEN), Ok(u32::MAX));
+}

@@ -43,31 +43,57 @@ unsafe impl Send for HeapRegion {}
 // SAFETY: as above.
 unsafe impl Sync for HeapRegion {}
 
+/// A block of memory could not be allocated: larger than the address space
+/// allows, or refused by the allocator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("cannot allocate {bytes} bytes")]
+pub struct AllocError {
+    /// The size asked for, in bytes (saturated at `usize::MAX` when the
+    /// size itself overflowed).
+    pub bytes: usize,
+}
+
 impl HeapRegion {
     /// Allocates `len` zeroed bytes (at least one).
     ///
     /// # Panics
     ///
     /// On allocation failure (like `Vec`), or if `len` overflows `isize`.
+    /// [`try_new`](Self::try_new) reports both as an error instead.
     pub fn new(len: usize) -> Self {
-        let layout = Self::layout(len);
-        // SAFETY: the layout has a non-zero size (`max(1)`).
-        let raw = unsafe { alloc::alloc_zeroed(layout) };
-        let Some(ptr) = NonNull::new(raw) else {
-            alloc::handle_alloc_error(layout)
-        };
-        Self { ptr, len }
+        match Self::try_new(len) {
+            Ok(r) => r,
+            Err(_) => match Self::layout(len) {
+                Some(layout) => alloc::handle_alloc_error(layout),
+                None => panic!("region of {len} bytes overflows isize"),
+            },
+        }
     }
 
-    fn layout(len: usize) -> Layout {
-        Layout::from_size_align(len.max(1), REGION_ALIGN).expect("region size overflows isize")
+    /// Allocates `len` zeroed bytes (at least one), or says why not.
+    ///
+    /// # Errors
+    ///
+    /// [`AllocError`] if `len` rounded to [`REGION_ALIGN`] overflows `isize`
+    /// or the allocator refuses.
+    pub fn try_new(len: usize) -> Result<Self, AllocError> {
+        let layout = Self::layout(len).ok_or(AllocError { bytes: len })?;
+        // SAFETY: the layout has a non-zero size (`max(1)`).
+        let raw = unsafe { alloc::alloc_zeroed(layout) };
+        let ptr = NonNull::new(raw).ok_or(AllocError { bytes: len })?;
+        Ok(Self { ptr, len })
+    }
+
+    fn layout(len: usize) -> Option<Layout> {
+        Layout::from_size_align(len.max(1), REGION_ALIGN).ok()
     }
 }
 
 impl Drop for HeapRegion {
     fn drop(&mut self) {
-        // SAFETY: allocated in `new` with exactly this layout.
-        unsafe { alloc::dealloc(self.ptr.as_ptr(), Self::layout(self.len)) }
+        let layout = Self::layout(self.len).expect("the layout was valid at allocation");
+        // SAFETY: allocated in `try_new` with exactly this layout.
+        unsafe { alloc::dealloc(self.ptr.as_ptr(), layout) }
     }
 }
 
@@ -94,5 +120,13 @@ mod tests {
         // SAFETY: the region is valid for `len` initialised bytes.
         let bytes = unsafe { std::slice::from_raw_parts(r.as_ptr(), r.len()) };
         assert!(bytes.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn impossible_region_is_an_error() {
+        assert_eq!(
+            HeapRegion::try_new(usize::MAX).unwrap_err(),
+            AllocError { bytes: usize::MAX }
+        );
     }
 }

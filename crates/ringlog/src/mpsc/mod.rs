@@ -108,6 +108,8 @@ pub(crate) use std::sync::Mutex;
 /// # Errors
 ///
 /// [`NewChannelError::Capacity`] for 0 or more than [`MAX_CAPACITY`] slots;
+/// [`NewChannelError::Alloc`] when the slots cannot be allocated (never an
+/// abort);
 /// [`NewChannelError::SpillNeedsCodec`] for [`Policy::SpillToDisk`], which
 /// needs [`spill_channel`].
 pub fn channel<T>(
@@ -186,7 +188,12 @@ impl<T> Builder<T> {
         // read as "free for position p + 1".
         let capacity = self.capacity.next_power_of_two().max(2);
         let kind = self.policy.kind();
-        let queue = Queue::new(capacity, kind == PolicyKind::DropOldest);
+        let queue = Queue::try_new(capacity, kind == PolicyKind::DropOldest).map_err(|source| {
+            NewChannelError::Alloc {
+                requested: capacity,
+                source,
+            }
+        })?;
         let registry = Registry::new();
         let spill = match (&self.policy, self.codec) {
             (Policy::SpillToDisk(_), None) => return Err(NewChannelError::SpillNeedsCodec),

@@ -107,21 +107,31 @@ unsafe impl<T: Send> Send for Queue<T> {}
 
 impl<T> Queue<T> {
     /// A ring of `capacity` slots (a power of two, checked by the caller).
-    pub(crate) fn new(capacity: usize, contended_head: bool) -> Self {
+    ///
+    /// The slot array is allocated fallibly: a capacity whose slots do not
+    /// fit the address space, or that the allocator refuses, is an error,
+    /// never an abort.
+    pub(crate) fn try_new(
+        capacity: usize,
+        contended_head: bool,
+    ) -> Result<Self, crate::region::AllocError> {
         debug_assert!(capacity.is_power_of_two());
-        let slots = (0..capacity)
-            .map(|i| Slot {
-                stamp: AtomicUsize::new(i),
-                value: UnsafeCell::new(MaybeUninit::uninit()),
-            })
-            .collect();
-        Self {
+        let bytes = capacity.saturating_mul(std::mem::size_of::<Slot<T>>());
+        let mut slots = Vec::new();
+        slots
+            .try_reserve_exact(capacity)
+            .map_err(|_| crate::region::AllocError { bytes })?;
+        slots.extend((0..capacity).map(|i| Slot {
+            stamp: AtomicUsize::new(i),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }));
+        Ok(Self {
             head: CachePadded::new(AtomicUsize::new(0)),
             tail: CachePadded::new(AtomicUsize::new(0)),
-            slots,
+            slots: slots.into_boxed_slice(),
             mask: capacity - 1,
             contended_head,
-        }
+        })
     }
 
     /// Bytes of the slot array.

@@ -46,6 +46,25 @@ fn capacity_is_checked_and_rounded() {
     ));
 }
 
+/// 2^40 slots of `u64` pass the capacity check but no machine has the
+/// memory: the allocator's refusal is an error naming the capacity, never
+/// an abort.
+#[test]
+#[cfg_attr(miri, ignore = "Miri reports a huge allocation as resource exhaustion")]
+fn unallocatable_capacity_is_an_error() {
+    for policy in [Policy::BLOCK, Policy::DropOldest] {
+        match channel::<u64>(1 << 40, policy) {
+            Err(e @ NewChannelError::Alloc { requested, .. }) => {
+                assert_eq!(requested, 1 << 40);
+                assert!(e.to_string().contains("1099511627776 slots"), "{e}");
+                let source = std::error::Error::source(&e).expect("the allocation error");
+                assert!(source.to_string().contains("bytes"), "{source}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
 #[test]
 fn fifo_across_many_laps() {
     let (mut tx, mut rx) = channel::<u32>(4, Policy::BLOCK).unwrap();

@@ -72,7 +72,8 @@ const MAX_POSITION: u64 = 1 << 62;
 /// # Errors
 ///
 /// [`NewRingError::Capacity`] when `capacity_bytes` is outside
-/// [`MIN_CAPACITY`]`..=`[`MAX_CAPACITY`].
+/// [`MIN_CAPACITY`]`..=`[`MAX_CAPACITY`]; [`NewRingError::Alloc`] when the
+/// memory cannot be allocated (never an abort).
 pub fn channel(capacity_bytes: usize) -> Result<(Producer, Consumer), NewRingError> {
     if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity_bytes) {
         return Err(NewRingError::Capacity {
@@ -82,7 +83,12 @@ pub fn channel(capacity_bytes: usize) -> Result<(Producer, Consumer), NewRingErr
         });
     }
     let capacity = capacity_bytes.next_power_of_two();
-    let region = HeapRegion::new(Ring::<HeapRegion>::region_len(capacity));
+    let region = HeapRegion::try_new(Ring::<HeapRegion>::region_len(capacity)).map_err(|source| {
+        NewRingError::Alloc {
+            requested: capacity,
+            source,
+        }
+    })?;
     // SAFETY: the region is fresh, so nobody else uses it.
     let ring = Arc::new(unsafe { Ring::init(region, capacity) });
     Ok((Producer::new(ring.clone()), Consumer::new(ring)))

@@ -265,3 +265,17 @@ fn max_record_len_never_exceeds_the_header_length_field() {
     }
     assert_eq!(u32::try_from(MAX_RECORD_LEN), Ok(u32::MAX));
 }
+
+/// The largest capacity passes the range check, and 1 TiB of zeroed memory
+/// is refused by the allocator: an error, never an abort.
+#[test]
+#[cfg_attr(miri, ignore = "Miri reports a huge allocation as resource exhaustion")]
+fn unallocatable_ring_is_an_error() {
+    match channel(MAX_CAPACITY) {
+        Err(NewRingError::Alloc { requested, source }) => {
+            assert_eq!(requested, MAX_CAPACITY);
+            assert!(source.bytes > MAX_CAPACITY);
+        }
+        other => panic!("{other:?}"),
+    }
+}

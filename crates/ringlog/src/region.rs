@@ -3,6 +3,17 @@
 //! A ring is written once over the [`Region`] trait, so the in-process rings
 //! (a [`HeapRegion`]) and the cross-process rings (a shared mapping) are the
 //! same code.
+//!
+//! The two kinds differ in one thing: who else can write the memory. A
+//! [`PrivateRegion`] is touched only by this process's ring handles, whose
+//! protocol makes a `&[u8]` to committed bytes sound. A region shared with
+//! another process can be written by a hostile or broken peer at any time,
+//! so no Rust reference to its bytes may exist (a `&[u8]` asserts that
+//! nobody writes them while it lives): rings read and write it only through
+//! raw pointers, with the region's own [`read_words`](Region::read_words),
+//! [`write_word`](Region::write_word) and
+//! [`write_bytes`](Region::write_bytes), which a shared region implements
+//! with atomic accesses into or out of private memory.
 
 use std::alloc::{self, Layout};
 use std::ptr::NonNull;
@@ -28,7 +39,54 @@ pub unsafe trait Region: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Copies `words` 8-byte words from `src`, inside the region, to `dst`,
+    /// in private memory. The default is a plain copy, right for memory that
+    /// only this process's ring handles touch.
+    ///
+    /// # Safety
+    ///
+    /// `src` is 8-aligned and valid for reads of `words * 8` bytes inside the
+    /// region; `dst` is valid for writes of as many bytes and does not
+    /// overlap the region. For a plain copy, no thread of this process writes
+    /// `src` meanwhile (the ring's protocol).
+    unsafe fn read_words(&self, src: *const u64, dst: *mut u64, words: usize) {
+        // SAFETY: the caller's promises.
+        unsafe { std::ptr::copy_nonoverlapping(src, dst, words) }
+    }
+
+    /// Writes one 8-byte word at `dst`, inside the region.
+    ///
+    /// # Safety
+    ///
+    /// `dst` is 8-aligned and valid for an 8-byte write inside the region;
+    /// for a plain write, no thread of this process accesses it meanwhile.
+    unsafe fn write_word(&self, dst: *mut u64, word: u64) {
+        // SAFETY: the caller's promises.
+        unsafe { dst.write(word) }
+    }
+
+    /// Copies `src`, in private memory, to `dst`, inside the region.
+    ///
+    /// # Safety
+    ///
+    /// `dst` is valid for writes of `src.len()` bytes inside the region; for
+    /// a plain copy, no thread of this process accesses them meanwhile.
+    unsafe fn write_bytes(&self, dst: *mut u8, src: &[u8]) {
+        // SAFETY: the caller's promises; `src` is private, so no overlap.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) }
+    }
 }
+
+/// A [`Region`] that no other process maps: only this process's ring
+/// handles touch its bytes, so the rings may hand out `&[u8]` / `&mut [u8]`
+/// to bytes their protocol reserves for the holder.
+///
+/// # Safety
+///
+/// Implementors promise that nothing outside this process's Rust code, which
+/// obeys the rings' protocol, reads or writes the region's memory.
+pub unsafe trait PrivateRegion: Region {}
 
 /// A zeroed, [`REGION_ALIGN`]-aligned heap allocation.
 #[derive(Debug)]
@@ -107,6 +165,9 @@ unsafe impl Region for HeapRegion {
         self.len
     }
 }
+
+// SAFETY: a heap allocation of this process, never shared with another.
+unsafe impl PrivateRegion for HeapRegion {}
 
 #[cfg(all(test, not(loom)))]
 mod tests {

@@ -132,9 +132,7 @@ impl<T> Future for SendFuture<'_, T> {
                     // with the one in the notifier's `Event::notify`).
                     item = back;
                     let shared = this.producer.shared();
-                    shared
-                        .recv_wakers
-                        .register(&mut this.stall_key, cx.waker());
+                    shared.recv_wakers.register(&mut this.stall_key, cx.waker());
                     if !(shared.queue.stall_resolved(stall) || shared.is_closed()) {
                         this.item = Some(item);
                         return Poll::Pending;

@@ -426,7 +426,12 @@ impl<T> Queue<T> {
             Stall::Freeing(pos) => {
                 // Relaxed (both): a hint, see above.
                 self.tail.load(Ordering::Relaxed) & !SPILL_BIT != pos
-                    || self.slot(pos).stamp.load(Ordering::Relaxed).wrapping_sub(pos) as isize >= 0
+                    || self
+                        .slot(pos)
+                        .stamp
+                        .load(Ordering::Relaxed)
+                        .wrapping_sub(pos) as isize
+                        >= 0
             }
         }
     }

@@ -515,8 +515,14 @@ fn drop_oldest_send_waits_for_the_oldest_publication() {
         assert!(Pin::new(&mut f).poll(&mut cx).is_pending());
         let before = cw.0.load(std::sync::atomic::Ordering::Relaxed);
         held.publish(0);
-        assert!(cw.0.load(std::sync::atomic::Ordering::Relaxed) > before, "not woken");
-        assert!(matches!(Pin::new(&mut f).poll(&mut cx), Poll::Ready(Ok(()))));
+        assert!(
+            cw.0.load(std::sync::atomic::Ordering::Relaxed) > before,
+            "not woken"
+        );
+        assert!(matches!(
+            Pin::new(&mut f).poll(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
     }
     assert_eq!(tx2.stats().dropped_oldest, 1);
     drop((tx, tx2));
@@ -546,8 +552,14 @@ fn drop_oldest_send_waits_for_the_slot_being_freed() {
         // SAFETY: published, claimed above, taken once.
         assert_eq!(unsafe { shared.queue.take(0) }, 0);
         rx.freed();
-        assert!(cw.0.load(std::sync::atomic::Ordering::Relaxed) > before, "not woken");
-        assert!(matches!(Pin::new(&mut f).poll(&mut cx), Poll::Ready(Ok(()))));
+        assert!(
+            cw.0.load(std::sync::atomic::Ordering::Relaxed) > before,
+            "not woken"
+        );
+        assert!(matches!(
+            Pin::new(&mut f).poll(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
     }
     assert_eq!(tx.stats().dropped_oldest, 0);
     drop((tx, tx2));

@@ -3,7 +3,7 @@
 use super::error::{ClaimError, Corruption, TooLarge, TryClaimError};
 use super::layout::{encode_header, KIND_DATA, KIND_PAD, RECORD_HEADER_LEN};
 use super::{record_len, Ring};
-use crate::region::{HeapRegion, Region};
+use crate::region::{HeapRegion, PrivateRegion, Region};
 use crate::sync::{Arc, Ordering};
 use crate::wait::{Deadline, WaitStrategy};
 use std::ops::{Deref, DerefMut};
@@ -259,9 +259,13 @@ impl<R: Region> Drop for Producer<R> {
 
 /// Writable room for one record, claimed from a [`Producer`].
 ///
-/// Derefs to the payload bytes, which live in the ring itself: no
-/// intermediate copy. The bytes hold whatever an earlier record left there.
-/// Nothing is visible to the consumer until [`commit`](Self::commit).
+/// Write the payload with [`copy_from_slice`](Self::copy_from_slice) or
+/// [`write_at`](Self::write_at), which copy through the region's accessor
+/// (atomic word copies in shared memory). Over a private region (the heap
+/// ring of [`channel`](super::channel)) the grant also derefs to the payload
+/// bytes, which live in the ring itself: no intermediate copy. The bytes
+/// hold whatever an earlier record left there. Nothing is visible to the
+/// consumer until [`commit`](Self::commit).
 pub struct Grant<'a, R: Region = HeapRegion> {
     producer: &'a mut Producer<R>,
     pad: u64,
@@ -300,18 +304,14 @@ impl<R: Region> Grant<'_, R> {
             // SAFETY: the pad starts at an 8-aligned offset inside the data
             // area with >= 8 bytes to its end, and the space is ours (claimed
             // in `reserve`; the consumer does not read past `head`).
-            unsafe { ring.data(p.head & mask).cast::<u64>().write(word) };
+            unsafe { ring.write_word(p.head & mask, word) };
             ring.track_write(p.head, RECORD_HEADER_LEN as u64);
         }
         // `n <= len <= max_record_len <= u32::MAX` (checked in `reserve`),
         // so the length field holds it exactly.
         let n32 = u32::try_from(n).expect("record length checked against MAX_RECORD_LEN");
         // SAFETY: as above for the record header at `start`.
-        unsafe {
-            ring.data(self.start & mask)
-                .cast::<u64>()
-                .write(encode_header(n32, KIND_DATA))
-        };
+        unsafe { ring.write_word(self.start & mask, encode_header(n32, KIND_DATA)) };
         let total = record_len(n as u64);
         ring.track_write(self.start, total);
         let head = self.start + total;
@@ -327,21 +327,61 @@ impl<R: Region> Grant<'_, R> {
     pub fn len(&self) -> usize {
         self.len
     }
+
+    /// Copies `bytes` into the payload at byte `offset`, without making a
+    /// reference to ring memory (so it is sound over shared memory that a
+    /// peer may write concurrently).
+    ///
+    /// # Panics
+    ///
+    /// If `offset + bytes.len()` exceeds [`len`](Self::len).
+    pub fn write_at(&mut self, offset: usize, bytes: &[u8]) {
+        assert!(
+            offset <= self.len && bytes.len() <= self.len - offset,
+            "write of {} bytes at {offset} exceeds the grant of {}",
+            bytes.len(),
+            self.len
+        );
+        let ring = &*self.producer.ring;
+        let off = (self.start + RECORD_HEADER_LEN as u64) & ring.mask();
+        // SAFETY: `reserve` placed the whole record before the end of the
+        // data area, the range is inside the grant (checked above), and the
+        // consumer does not read it until we publish.
+        unsafe { ring.write_bytes(off + offset as u64, bytes) };
+    }
+
+    /// Copies `bytes` into the payload, as `<[u8]>::copy_from_slice` does:
+    /// see [`write_at`](Self::write_at).
+    ///
+    /// # Panics
+    ///
+    /// If `bytes.len()` differs from [`len`](Self::len).
+    pub fn copy_from_slice(&mut self, bytes: &[u8]) {
+        assert_eq!(
+            bytes.len(),
+            self.len,
+            "source slice length does not match the grant"
+        );
+        self.write_at(0, bytes);
+    }
 }
 
-impl<R: Region> Deref for Grant<'_, R> {
+/// Only over a [`PrivateRegion`]: memory that no other process can write.
+impl<R: PrivateRegion> Deref for Grant<'_, R> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         let ring = &*self.producer.ring;
         let off = (self.start + RECORD_HEADER_LEN as u64) & ring.mask();
         // SAFETY: `reserve` placed the whole record before the end of the
         // data area, the bytes are initialised (the region is zeroed when
-        // new), and the consumer does not touch them until we publish.
+        // new), the consumer does not touch them until we publish, and the
+        // region is private (`PrivateRegion`), so nobody outside the ring's
+        // protocol writes them while the reference lives.
         unsafe { std::slice::from_raw_parts(ring.data(off), self.len) }
     }
 }
 
-impl<R: Region> DerefMut for Grant<'_, R> {
+impl<R: PrivateRegion> DerefMut for Grant<'_, R> {
     fn deref_mut(&mut self) -> &mut [u8] {
         let ring = &*self.producer.ring;
         let off = (self.start + RECORD_HEADER_LEN as u64) & ring.mask();

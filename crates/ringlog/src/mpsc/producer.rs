@@ -245,6 +245,9 @@ impl<T> Producer<T> {
 
     /// Pushes without waiting. Under `Block` a full ring gives the item back
     /// as `Full`; under the other policies this is [`push`](Self::push).
+    /// (Under `DropOldest`, "without waiting" means for the consumer: a push
+    /// that must evict an item another producer is still writing waits for
+    /// that write, spinning briefly and then sleeping.)
     ///
     /// # Errors
     ///
@@ -349,8 +352,10 @@ impl<T> Producer<T> {
         self.push_batch_inner(items, Some(deadline))
     }
 
-    /// Like [`push_batch`](Self::push_batch), but never waits: under `Block`
-    /// a full ring ends it with `Full`.
+    /// Like [`push_batch`](Self::push_batch), but never waits for the
+    /// consumer: under `Block` a full ring ends it with `Full`. (Under
+    /// `DropOldest` it may wait for another producer's write in progress,
+    /// as [`try_push`](Self::try_push) does.)
     ///
     /// # Errors
     ///

@@ -375,6 +375,9 @@ fn produce(args: ProduceArgs) -> Result<i32, String> {
     let id = args.id.unwrap_or_else(std::process::id);
     let mut rng = args.seed.unwrap_or(u64::from(id));
     let mut payload = vec![0u8; args.max_size];
+    // Frames are built in private memory and copied into the segment: no
+    // `&mut [u8]` is made into memory the consumer process maps.
+    let mut frame = vec![0u8; framed_len(args.max_size)];
     for seq in 0..args.records {
         let span = (args.max_size - args.min_size) as u64 + 1;
         let len = args.min_size + (splitmix(&mut rng) % span) as usize;
@@ -390,8 +393,9 @@ fn produce(args: ProduceArgs) -> Result<i32, String> {
         let ts = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        ringlog::journal::frame_into(&mut grant, id, seq, ts, &payload[..len])
+        ringlog::journal::frame_into(&mut frame[..n], id, seq, ts, &payload[..len])
             .map_err(|e| e.to_string())?;
+        grant.copy_from_slice(&frame[..n]);
         grant.commit(n);
     }
     Ok(0)

@@ -199,3 +199,84 @@ fn weakened_publication_is_caught() {
         p.join().unwrap();
     });
 }
+
+/// DropOldest: the oldest item's producer may be mid-write when another
+/// push must evict it. The evicting push sleeps on the `data` event
+/// (strategy SLEEP: no spinning at all) and the publication wakes it; a
+/// lost wake-up is a loom deadlock. Every item is pushed, kept or evicted
+/// exactly once, and b's last push is kept.
+#[test]
+fn drop_oldest_waits_for_a_mid_write_oldest() {
+    loom::model(|| {
+        let (tx, mut rx) = chan::<u32>(2, Policy::DropOldest);
+        let mut a = tx.clone();
+        let mut b = tx;
+        let p = thread::spawn(move || {
+            a.push(10).unwrap();
+            a
+        });
+        b.push(1).unwrap();
+        b.push(2).unwrap();
+        let a = p.join().unwrap();
+        let dropped = a.stats().dropped_oldest as usize;
+        drop((a, b));
+        let got: Vec<u32> = rx.drain().collect();
+        assert_eq!(got.len() + dropped, 3, "{got:?}");
+        // Only one push (a's) can follow 2, so 2 is never evicted.
+        let mine: Vec<u32> = got.iter().copied().filter(|v| *v < 10).collect();
+        assert!(mine == [1, 2] || mine == [2], "{got:?}");
+    });
+}
+
+/// The async form of the model above: `send` returns `Pending` with its
+/// waker registered while the oldest is mid-write (`block_on` parks, so a
+/// lost wake-up is a deadlock).
+#[test]
+fn drop_oldest_async_send_waits_for_a_mid_write_oldest() {
+    loom::model(|| {
+        let (tx, mut rx) = chan::<u32>(2, Policy::DropOldest);
+        let mut a = tx.clone();
+        let mut b = tx;
+        let p = thread::spawn(move || {
+            a.push(10).unwrap();
+            a
+        });
+        b.push(1).unwrap();
+        block_on(b.send(2)).0.unwrap();
+        let a = p.join().unwrap();
+        let dropped = a.stats().dropped_oldest as usize;
+        drop((a, b));
+        let got: Vec<u32> = rx.drain().collect();
+        assert_eq!(got.len() + dropped, 3, "{got:?}");
+        assert!(got.contains(&2), "{got:?}");
+    });
+}
+
+/// DropOldest: a push racing a pop may find the tail slot claimed by the
+/// consumer but not yet freed; it sleeps until the consumer's `freed`
+/// notifies. Here that notification is made without its fence: loom must
+/// find the lost wake-up (a deadlock), which shows the fence pair (the
+/// consumer's `notify` and the producer's `wait_until`) is what the
+/// protocol rests on. `drop_oldest_races_pop` is the same model with the
+/// fence, and passes.
+#[test]
+#[should_panic(expected = "deadlock")]
+fn drop_oldest_unfenced_freed_wake_is_caught() {
+    loom::model(|| {
+        use std::mem::ManuallyDrop;
+        let (tx, rx) = chan::<u32>(2, Policy::DropOldest);
+        // Neither end is dropped while loom unwinds both threads from the
+        // deadlock: their drops would run model operations in the panic.
+        let (mut tx, mut rx) = (ManuallyDrop::new(tx), ManuallyDrop::new(rx));
+        rx.unfence_freed_wake_for_loom();
+        tx.push(0).unwrap();
+        tx.push(1).unwrap();
+        let p = thread::spawn(move || {
+            tx.push(2).unwrap();
+            ManuallyDrop::into_inner(tx)
+        });
+        let _ = rx.try_pop();
+        drop(p.join().unwrap());
+        drop(ManuallyDrop::into_inner(rx));
+    });
+}

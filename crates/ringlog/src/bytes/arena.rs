@@ -29,7 +29,7 @@ impl Arena {
     /// `len` zeroed bytes, or `None` when they cannot be allocated.
     pub(crate) fn try_new(len: usize) -> Option<Self> {
         Some(Self {
-            region: HeapRegion::try_new(len)?,
+            region: HeapRegion::try_new(len).ok()?,
             #[cfg(loom)]
             shadow: (0..len.div_ceil(8))
                 .map(|_| crate::sync::UnsafeCell::new(()))

@@ -115,7 +115,7 @@ pub fn channel(config: Config) -> Result<(Vec<Writer>, Reader), NewQueueError> {
         // The ring is built by hand rather than with `ring::channel` so that
         // the reader keeps a handle on ring memory: `ring::ReadBatch` yields
         // records one by one but does not expose the batch's raw bytes.
-        let region = HeapRegion::try_new(Ring::<HeapRegion>::region_len(capacity)).ok_or(
+        let region = HeapRegion::try_new(Ring::<HeapRegion>::region_len(capacity)).ok().ok_or(
             NewQueueError::OutOfMemory {
                 bytes: limits.memory_bytes,
             },

@@ -34,6 +34,10 @@ pub struct Consumer<T> {
     /// Items decoded from the spill file, delivered before anything else.
     spilled: VecDeque<T>,
     strategy: WaitStrategy,
+    /// loom only: wake `DropOldest` stalls without the notifier's fence, so
+    /// a model can show that the fence is what prevents a lost wake-up.
+    #[cfg(loom)]
+    unfenced_freed_wake: bool,
 }
 
 impl<T> std::fmt::Debug for Consumer<T> {
@@ -59,12 +63,23 @@ impl<T> Consumer<T> {
             shared,
             spilled: VecDeque::new(),
             strategy: WaitStrategy::DEFAULT,
+            #[cfg(loom)]
+            unfenced_freed_wake: false,
         }
     }
 
     /// Sets how blocking calls wait (spin, yield, then sleep).
     pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
         self.strategy = strategy;
+    }
+
+    /// loom builds only: wake `DropOldest` producers stalled on a slot
+    /// being freed without the notifier's fence, so that a model can show
+    /// the fence is needed.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn unfence_freed_wake_for_loom(&mut self) {
+        self.unfenced_freed_wake = true;
     }
 
     /// Ring capacity in slots.
@@ -100,11 +115,27 @@ impl<T> Consumer<T> {
         bump(&self.shared.stats.popped, n as u64);
     }
 
-    /// After freeing slots: wake producers that wait for room.
+    /// After freeing slots: wake producers that wait for room (`Block`), or
+    /// for the slot we just freed (`DropOldest`'s `Stall::Freeing`, whose
+    /// waiters sleep on the `data` event).
     #[inline]
-    fn freed(&self) {
-        if self.shared.policy == PolicyKind::Block {
-            self.shared.notify_space();
+    pub(super) fn freed(&self) {
+        match self.shared.policy {
+            PolicyKind::Block => self.shared.notify_space(),
+            PolicyKind::DropOldest => {
+                #[cfg(loom)]
+                if self.unfenced_freed_wake {
+                    self.shared.data.notify_unfenced_for_loom();
+                    self.shared.recv_wakers.wake_all();
+                    return;
+                }
+                // The SeqCst fence in `notify` orders the stamp store of
+                // `take` before the load of `waiters`; pairs with the fence
+                // in the stalled producer's `Event::wait_until` (or in
+                // `WakerSet::register`).
+                self.shared.notify_data()
+            }
+            PolicyKind::DropNewest | PolicyKind::Spill => {}
         }
     }
 

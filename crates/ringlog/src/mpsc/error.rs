@@ -17,6 +17,15 @@ pub enum NewChannelError {
         /// Largest capacity in slots.
         max: usize,
     },
+    /// The slot array could not be allocated.
+    #[error("cannot allocate a ring of {requested} slots")]
+    Alloc {
+        /// Slots asked for (rounded up to a power of two).
+        requested: usize,
+        /// The allocation that failed.
+        #[source]
+        source: crate::region::AllocError,
+    },
     /// [`Policy::SpillToDisk`](super::Policy::SpillToDisk) was given to
     /// [`channel`](super::channel), which knows no codec for the item type;
     /// use [`spill_channel`](super::spill_channel) with a `T: Spill`.

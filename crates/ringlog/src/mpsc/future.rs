@@ -39,6 +39,7 @@ impl<T> Producer<T> {
             producer: self,
             item: Some(item),
             key: None,
+            stall_key: None,
         }
     }
 
@@ -81,7 +82,20 @@ pub struct SendFuture<'a, T> {
     producer: &'a mut Producer<T>,
     /// The item until it is pushed.
     item: Option<T>,
+    /// Our waker's id in `send_wakers` (waiting for room under `Block`).
     key: Option<u64>,
+    /// Our waker's id in `recv_wakers` (waiting out a `DropOldest` stall,
+    /// which is resolved by a publication or a freed slot, both notified
+    /// there).
+    stall_key: Option<u64>,
+}
+
+impl<T> SendFuture<'_, T> {
+    fn unregister(&mut self) {
+        let shared = self.producer.shared();
+        shared.send_wakers.unregister(self.key.take());
+        shared.recv_wakers.unregister(self.stall_key.take());
+    }
 }
 
 // The item is never pinned: it is moved out by value to be pushed.
@@ -108,11 +122,21 @@ impl<T> Future for SendFuture<'_, T> {
             match this.producer.attempt(item) {
                 Attempt::Pushed => break,
                 Attempt::Err(e) => {
-                    this.producer
-                        .shared()
-                        .send_wakers
-                        .unregister(this.key.take());
+                    this.unregister();
                     return Poll::Ready(Err(e.into()));
+                }
+                Attempt::Stalled(back, stall) => {
+                    // `DropOldest`: another thread is mid-way through the
+                    // slot operation we need. Never spin in `poll`: register,
+                    // then re-check (the SeqCst fence in `register` pairs
+                    // with the one in the notifier's `Event::notify`).
+                    item = back;
+                    let shared = this.producer.shared();
+                    shared.recv_wakers.register(&mut this.stall_key, cx.waker());
+                    if !(shared.queue.stall_resolved(stall) || shared.is_closed()) {
+                        this.item = Some(item);
+                        return Poll::Pending;
+                    }
                 }
                 Attempt::Full(back) => {
                     if this.producer.shared().policy == PolicyKind::DropNewest {
@@ -134,20 +158,14 @@ impl<T> Future for SendFuture<'_, T> {
                 }
             }
         }
-        this.producer
-            .shared()
-            .send_wakers
-            .unregister(this.key.take());
+        this.unregister();
         Poll::Ready(Ok(()))
     }
 }
 
 impl<T> Drop for SendFuture<'_, T> {
     fn drop(&mut self) {
-        self.producer
-            .shared()
-            .send_wakers
-            .unregister(self.key.take());
+        self.unregister();
     }
 }
 

@@ -15,7 +15,12 @@
 //! producer preempted between reserving a slot and publishing it never makes
 //! the consumer spin without bound: [`Consumer::try_pop`] gives up after a
 //! short spin and reports `Empty`, and [`Consumer::pop`] sleeps until the
-//! publisher notifies.
+//! publisher notifies. Under `DropOldest` a producer that needs the oldest
+//! item while its producer is still writing it (or the tail slot while its
+//! reader is still emptying it) spins briefly, then sleeps on the `data`
+//! event, which that publication (or, from the consumer, that freeing)
+//! notifies; [`SendFuture`] returns `Pending` with its waker registered
+//! instead of spinning.
 //!
 //! # Files
 //!
@@ -108,6 +113,8 @@ pub(crate) use std::sync::Mutex;
 /// # Errors
 ///
 /// [`NewChannelError::Capacity`] for 0 or more than [`MAX_CAPACITY`] slots;
+/// [`NewChannelError::Alloc`] when the slots cannot be allocated (never an
+/// abort);
 /// [`NewChannelError::SpillNeedsCodec`] for [`Policy::SpillToDisk`], which
 /// needs [`spill_channel`].
 pub fn channel<T>(
@@ -186,7 +193,12 @@ impl<T> Builder<T> {
         // read as "free for position p + 1".
         let capacity = self.capacity.next_power_of_two().max(2);
         let kind = self.policy.kind();
-        let queue = Queue::new(capacity, kind == PolicyKind::DropOldest);
+        let queue = Queue::try_new(capacity, kind == PolicyKind::DropOldest).map_err(|source| {
+            NewChannelError::Alloc {
+                requested: capacity,
+                source,
+            }
+        })?;
         let registry = Registry::new();
         let spill = match (&self.policy, self.codec) {
             (Policy::SpillToDisk(_), None) => return Err(NewChannelError::SpillNeedsCodec),
@@ -236,12 +248,16 @@ impl<T> Builder<T> {
 /// Everything the handles share.
 pub(crate) struct Shared<T> {
     pub(crate) queue: Queue<T>,
-    /// The consumer sleeps here; producers notify after publishing.
+    /// The consumer sleeps here; producers notify after publishing. Under
+    /// `DropOldest`, producers stalled on another thread's slot operation
+    /// sleep here too, and the consumer also notifies after freeing slots.
     pub(crate) data: CachePadded<Event>,
     /// Blocked producers sleep here; the consumer notifies after freeing
     /// slots (only under `Block`, the one policy whose producers wait).
     pub(crate) space: CachePadded<Event>,
-    /// The pending `recv`/`take_batch_async` future.
+    /// Futures woken with the `data` event: the pending
+    /// `recv`/`take_batch_async` future, and `DropOldest` `send` futures
+    /// waiting out a stall.
     pub(crate) recv_wakers: WakerSet,
     /// Pending `send` futures.
     pub(crate) send_wakers: WakerSet,

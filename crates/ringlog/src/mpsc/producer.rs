@@ -2,7 +2,7 @@
 
 use super::error::{PushBatchError, PushError, TryPushError};
 use super::policy::PolicyKind;
-use super::queue::{backoff, Evict, Reserve};
+use super::queue::{backoff, Evict, Reserve, Stall};
 use super::spill::Append;
 use super::stats::{bump, CounterCell};
 use super::{MpscStats, Shared};
@@ -12,6 +12,11 @@ use std::time::Instant;
 
 /// Spins on a slot that is being emptied before `try_push` calls it full.
 const BUSY_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
+
+/// Spins of a `DropOldest` push on another thread's slot operation before
+/// it waits for it on the `data` event. None under loom, so that the models
+/// reach the wait in few steps.
+const STALL_SPINS: u32 = if cfg!(loom) { 0 } else { 64 };
 
 /// A producing end of an MPSC ring. Clone it for each producing thread:
 /// every handle counts on its own cache line, and items pushed through one
@@ -79,6 +84,12 @@ pub(crate) enum Attempt<T> {
     /// The ring is full and the policy makes the caller decide (Block,
     /// DropNewest); the item is handed back, not yet counted.
     Full(T),
+    /// `DropOldest` only: another thread is in the middle of the slot
+    /// operation this push needs (the oldest item being written, or the tail
+    /// slot being emptied), and a short spin did not see it finish. The
+    /// caller waits on the `data` event (or registers in `recv_wakers`)
+    /// until the stall resolves, then tries again.
+    Stalled(T, Stall),
     Err(TryPushError<T>),
 }
 
@@ -144,19 +155,27 @@ impl<T> Producer<T> {
                     self.publish(pos, item);
                     return Attempt::Pushed;
                 }
-                Reserve::Busy
-                    if busy < BUSY_SPINS || self.shared.policy == PolicyKind::DropOldest =>
-                {
-                    backoff(&mut busy);
+                Reserve::Busy(pos) if self.shared.policy == PolicyKind::DropOldest => {
+                    if busy < STALL_SPINS {
+                        backoff(&mut busy);
+                    } else {
+                        return Attempt::Stalled(item, Stall::Freeing(pos));
+                    }
                 }
-                Reserve::Full | Reserve::Busy => match self.shared.policy {
+                Reserve::Busy(_) if busy < BUSY_SPINS => backoff(&mut busy),
+                Reserve::Full | Reserve::Busy(_) => match self.shared.policy {
                     PolicyKind::Block | PolicyKind::DropNewest => return Attempt::Full(item),
                     PolicyKind::DropOldest => match self.shared.queue.evict_oldest() {
                         Evict::Evicted(old) => {
                             drop(old);
                             bump(&self.counters.dropped_oldest, 1);
                         }
-                        Evict::NotFull | Evict::Retry => backoff(&mut busy),
+                        // Somebody else made progress: look again at once.
+                        Evict::NotFull | Evict::Lost => crate::sync::spin_hint(),
+                        Evict::Unpublished(_) if busy < STALL_SPINS => backoff(&mut busy),
+                        Evict::Unpublished(pos) => {
+                            return Attempt::Stalled(item, Stall::Unpublished(pos));
+                        }
                     },
                     PolicyKind::Spill => match self.spill(item, true) {
                         Ok(None) => return Attempt::Pushed,
@@ -171,6 +190,37 @@ impl<T> Producer<T> {
                 },
             }
         }
+    }
+
+    /// [`attempt`](Self::attempt), sleeping through `DropOldest` stalls:
+    /// never returns `Stalled`.
+    fn attempt_through_stalls(&mut self, mut item: T) -> Attempt<T> {
+        loop {
+            match self.attempt(item) {
+                Attempt::Stalled(back, stall) => {
+                    item = back;
+                    self.wait_for_stall(stall);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Sleeps (after the strategy's spins and yields) until `stall` resolves
+    /// or the consumer is gone. The thread it waits for is inside a slot
+    /// operation of this process, which ends with a publication or a freed
+    /// slot and a `data` notification, so no deadline is needed. Counts the
+    /// time blocked.
+    fn wait_for_stall(&mut self, stall: Stall) {
+        let start = Instant::now();
+        let shared = &*self.shared;
+        // The condition's loads are Relaxed hints; the Dekker fences of
+        // `Event` (its `wait_until` and the `notify` in `notify_data`) order
+        // them after the change that resolves the stall.
+        shared.data.wait_until(&self.strategy, None, || {
+            shared.queue.stall_resolved(stall) || shared.is_closed()
+        });
+        bump(&self.counters.blocked_ns, start.elapsed().as_nanos() as u64);
     }
 
     /// Appends to the spill file; `Ok(Some(item))` means the spill drained
@@ -195,6 +245,9 @@ impl<T> Producer<T> {
 
     /// Pushes without waiting. Under `Block` a full ring gives the item back
     /// as `Full`; under the other policies this is [`push`](Self::push).
+    /// (Under `DropOldest`, "without waiting" means for the consumer: a push
+    /// that must evict an item another producer is still writing waits for
+    /// that write, spinning briefly and then sleeping.)
     ///
     /// # Errors
     ///
@@ -202,8 +255,9 @@ impl<T> Producer<T> {
     /// under `DropNewest`), `Disconnected` (consumer gone), `Spill` (spill
     /// write failed).
     pub fn try_push(&mut self, item: T) -> Result<(), TryPushError<T>> {
-        match self.attempt(item) {
+        match self.attempt_through_stalls(item) {
             Attempt::Pushed => Ok(()),
+            Attempt::Stalled(..) => unreachable!("attempt_through_stalls waits out stalls"),
             Attempt::Full(item) => {
                 if self.shared.policy == PolicyKind::DropNewest {
                     bump(&self.counters.dropped_newest, 1);
@@ -236,8 +290,9 @@ impl<T> Producer<T> {
     /// As [`push`](Self::push).
     pub fn push_until(&mut self, mut item: T, deadline: Deadline) -> Result<(), PushError<T>> {
         loop {
-            match self.attempt(item) {
+            match self.attempt_through_stalls(item) {
                 Attempt::Pushed => return Ok(()),
+                Attempt::Stalled(..) => unreachable!("attempt_through_stalls waits out stalls"),
                 Attempt::Err(e) => return Err(e.into()),
                 Attempt::Full(back) => {
                     if self.shared.policy == PolicyKind::DropNewest {
@@ -297,8 +352,10 @@ impl<T> Producer<T> {
         self.push_batch_inner(items, Some(deadline))
     }
 
-    /// Like [`push_batch`](Self::push_batch), but never waits: under `Block`
-    /// a full ring ends it with `Full`.
+    /// Like [`push_batch`](Self::push_batch), but never waits for the
+    /// consumer: under `Block` a full ring ends it with `Full`. (Under
+    /// `DropOldest` it may wait for another producer's write in progress,
+    /// as [`try_push`](Self::try_push) does.)
     ///
     /// # Errors
     ///
@@ -316,6 +373,12 @@ impl<T> Producer<T> {
         let mut spins = 0u32;
         while !items.is_empty() {
             if self.shared.is_closed() {
+                if self.shared.policy == PolicyKind::DropOldest {
+                    // An eviction of ours may have freed a slot that another
+                    // producer waits for (`Stall::Freeing`); without our
+                    // publication that would normally follow, wake it here.
+                    self.shared.notify_data();
+                }
                 return Err(PushBatchError::Disconnected);
             }
             match self.shared.queue.try_reserve_many(items.len()) {
@@ -350,7 +413,12 @@ impl<T> Producer<T> {
                             drop(old);
                             bump(&self.counters.dropped_oldest, 1);
                         }
-                        Evict::NotFull | Evict::Retry => backoff(&mut spins),
+                        Evict::NotFull | Evict::Lost => crate::sync::spin_hint(),
+                        Evict::Unpublished(_) if spins < STALL_SPINS => backoff(&mut spins),
+                        Evict::Unpublished(pos) => {
+                            spins = 0;
+                            self.wait_for_stall(Stall::Unpublished(pos));
+                        }
                     },
                     PolicyKind::Spill => self.spill_all(items, true)?,
                 },

@@ -56,9 +56,9 @@ pub(crate) enum Reserve {
     Ok(usize),
     /// `tail - head >= capacity`.
     Full,
-    /// Not full by the indices, but the slot is still being emptied by its
-    /// reader: retry after a moment.
-    Busy,
+    /// Not full by the indices, but the slot of this position (the tail
+    /// seen) is still being emptied by its reader: retry after a moment.
+    Busy(usize),
     /// The spill mark is set.
     Spilling,
 }
@@ -69,9 +69,26 @@ pub(crate) enum Evict<T> {
     Evicted(T),
     /// The ring has room: just push.
     NotFull,
-    /// The oldest position is reserved but not yet published, or another
-    /// reader moved `head` first: retry.
-    Retry,
+    /// Another reader moved `head` first: that is progress, retry at once.
+    Lost,
+    /// The oldest position (this one) is reserved but its producer has not
+    /// published it yet: wait for [`Stall::Unpublished`] to resolve.
+    Unpublished(usize),
+}
+
+/// Why a `DropOldest` producer cannot make progress by itself: another
+/// thread is in the middle of a slot operation. Each is resolved by a
+/// change that is followed by a notification of the `data` event (and its
+/// wakers): a publication (`Producer::publish`, the batch path) or a slot
+/// freed under `DropOldest` (`Consumer::freed`; an evictor always goes on
+/// to publish or to find the next stall).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stall {
+    /// The oldest position is reserved and not yet published.
+    Unpublished(usize),
+    /// The slot of the tail position is claimed by a reader that has not
+    /// freed it yet.
+    Freeing(usize),
 }
 
 /// What the consumer found at `head`.
@@ -107,21 +124,31 @@ unsafe impl<T: Send> Send for Queue<T> {}
 
 impl<T> Queue<T> {
     /// A ring of `capacity` slots (a power of two, checked by the caller).
-    pub(crate) fn new(capacity: usize, contended_head: bool) -> Self {
+    ///
+    /// The slot array is allocated fallibly: a capacity whose slots do not
+    /// fit the address space, or that the allocator refuses, is an error,
+    /// never an abort.
+    pub(crate) fn try_new(
+        capacity: usize,
+        contended_head: bool,
+    ) -> Result<Self, crate::region::AllocError> {
         debug_assert!(capacity.is_power_of_two());
-        let slots = (0..capacity)
-            .map(|i| Slot {
-                stamp: AtomicUsize::new(i),
-                value: UnsafeCell::new(MaybeUninit::uninit()),
-            })
-            .collect();
-        Self {
+        let bytes = capacity.saturating_mul(std::mem::size_of::<Slot<T>>());
+        let mut slots = Vec::new();
+        slots
+            .try_reserve_exact(capacity)
+            .map_err(|_| crate::region::AllocError { bytes })?;
+        slots.extend((0..capacity).map(|i| Slot {
+            stamp: AtomicUsize::new(i),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }));
+        Ok(Self {
             head: CachePadded::new(AtomicUsize::new(0)),
             tail: CachePadded::new(AtomicUsize::new(0)),
-            slots,
+            slots: slots.into_boxed_slice(),
             mask: capacity - 1,
             contended_head,
-        }
+        })
     }
 
     /// Bytes of the slot array.
@@ -198,7 +225,7 @@ impl<T> Queue<T> {
                 return if tail.wrapping_sub(head) >= self.capacity() {
                     Reserve::Full
                 } else {
-                    Reserve::Busy
+                    Reserve::Busy(tail)
                 };
             } else {
                 // Another producer reserved `tail` already.
@@ -363,7 +390,7 @@ impl<T> Queue<T> {
             return Evict::NotFull;
         }
         if !self.is_published(head) {
-            return Evict::Retry;
+            return Evict::Unpublished(head);
         }
         // Relaxed: as in `claim`; the one CAS decides between us, the
         // consumer and other evictors.
@@ -377,10 +404,36 @@ impl<T> Queue<T> {
             )
             .is_err()
         {
-            return Evict::Retry;
+            return Evict::Lost;
         }
         // SAFETY: we saw `head` published and moved `head` past it by CAS.
         Evict::Evicted(unsafe { self.take(head) })
+    }
+}
+
+impl<T> Queue<T> {
+    /// Whether `stall` no longer holds: the oldest position was published or
+    /// `head` moved on; the tail slot was freed or `tail` moved on. A hint
+    /// for a waiter's condition: the retry re-reads everything with the
+    /// orderings of the real operation.
+    pub(crate) fn stall_resolved(&self, stall: Stall) -> bool {
+        match stall {
+            Stall::Unpublished(pos) => {
+                // Relaxed (both): a hint, see above.
+                self.head.load(Ordering::Relaxed) != pos
+                    || self.slot(pos).stamp.load(Ordering::Relaxed) == pos.wrapping_add(1)
+            }
+            Stall::Freeing(pos) => {
+                // Relaxed (both): a hint, see above.
+                self.tail.load(Ordering::Relaxed) & !SPILL_BIT != pos
+                    || self
+                        .slot(pos)
+                        .stamp
+                        .load(Ordering::Relaxed)
+                        .wrapping_sub(pos) as isize
+                        >= 0
+            }
+        }
     }
 }
 

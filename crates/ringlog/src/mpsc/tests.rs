@@ -46,6 +46,25 @@ fn capacity_is_checked_and_rounded() {
     ));
 }
 
+/// 2^40 slots of `u64` pass the capacity check but no machine has the
+/// memory: the allocator's refusal is an error naming the capacity, never
+/// an abort.
+#[test]
+#[cfg_attr(miri, ignore = "Miri reports a huge allocation as resource exhaustion")]
+fn unallocatable_capacity_is_an_error() {
+    for policy in [Policy::BLOCK, Policy::DropOldest] {
+        match channel::<u64>(1 << 40, policy) {
+            Err(e @ NewChannelError::Alloc { requested, .. }) => {
+                assert_eq!(requested, 1 << 40);
+                assert!(e.to_string().contains("1099511627776 slots"), "{e}");
+                let source = std::error::Error::source(&e).expect("the allocation error");
+                assert!(source.to_string().contains("bytes"), "{source}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
 #[test]
 fn fifo_across_many_laps() {
     let (mut tx, mut rx) = channel::<u32>(4, Policy::BLOCK).unwrap();
@@ -453,4 +472,127 @@ fn tempfile_dir() -> std::path::PathBuf {
     ));
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// A producer "preempted mid-write": reserves `pos` by hand and publishes it
+/// only when the test says so.
+struct HeldSlot<'a, T> {
+    shared: &'a Shared<T>,
+    pos: usize,
+}
+
+impl<'a, T> HeldSlot<'a, T> {
+    fn reserve(shared: &'a Shared<T>) -> Self {
+        match shared.queue.try_reserve() {
+            queue::Reserve::Ok(pos) => Self { shared, pos },
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn publish(self, item: T) {
+        // SAFETY: reserved in `reserve`, written once.
+        unsafe { self.shared.queue.write(self.pos, item) };
+        self.shared.notify_data();
+    }
+}
+
+/// DropOldest, async: while the oldest slot's producer is mid-write, `send`
+/// returns `Pending` (it used to spin inside `poll`), is woken by that
+/// publication, then evicts it.
+#[test]
+fn drop_oldest_send_waits_for_the_oldest_publication() {
+    let cw = std::sync::Arc::new(CountWaker(StdAtomicUsize::new(0)));
+    let waker = Waker::from(cw.clone());
+    let mut cx = Context::from_waker(&waker);
+    let (mut tx, mut rx) = channel::<u32>(2, Policy::DropOldest).unwrap();
+    let tx2 = tx.clone();
+    let shared = tx2.shared();
+    let held = HeldSlot::reserve(shared); // position 0
+    tx.push(1).unwrap(); // position 1: the ring is full
+    {
+        let mut f = tx.send(2);
+        assert!(Pin::new(&mut f).poll(&mut cx).is_pending());
+        assert!(Pin::new(&mut f).poll(&mut cx).is_pending());
+        let before = cw.0.load(std::sync::atomic::Ordering::Relaxed);
+        held.publish(0);
+        assert!(
+            cw.0.load(std::sync::atomic::Ordering::Relaxed) > before,
+            "not woken"
+        );
+        assert!(matches!(
+            Pin::new(&mut f).poll(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
+    }
+    assert_eq!(tx2.stats().dropped_oldest, 1);
+    drop((tx, tx2));
+    assert_eq!(rx.drain().collect::<Vec<_>>(), [1, 2]);
+}
+
+/// DropOldest, async: while the tail slot's reader has claimed it but not
+/// emptied it yet, `send` returns `Pending`, is woken when the slot is
+/// freed (`Consumer::freed`), and then pushes without evicting.
+#[test]
+fn drop_oldest_send_waits_for_the_slot_being_freed() {
+    let cw = std::sync::Arc::new(CountWaker(StdAtomicUsize::new(0)));
+    let waker = Waker::from(cw.clone());
+    let mut cx = Context::from_waker(&waker);
+    let (mut tx, mut rx) = channel::<u32>(2, Policy::DropOldest).unwrap();
+    tx.push(0).unwrap();
+    tx.push(1).unwrap();
+    let tx2 = tx.clone();
+    let shared = tx2.shared();
+    // A reader moved `head` past position 0 and is preempted before it
+    // frees the slot.
+    assert!(shared.queue.claim(0, 1));
+    {
+        let mut f = tx.send(2);
+        assert!(Pin::new(&mut f).poll(&mut cx).is_pending());
+        let before = cw.0.load(std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: published, claimed above, taken once.
+        assert_eq!(unsafe { shared.queue.take(0) }, 0);
+        rx.freed();
+        assert!(
+            cw.0.load(std::sync::atomic::Ordering::Relaxed) > before,
+            "not woken"
+        );
+        assert!(matches!(
+            Pin::new(&mut f).poll(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
+    }
+    assert_eq!(tx.stats().dropped_oldest, 0);
+    drop((tx, tx2));
+    assert_eq!(rx.drain().collect::<Vec<_>>(), [1, 2]);
+}
+
+/// DropOldest, blocking: the push sleeps while the oldest item is being
+/// written, completes once it is published, and evicts it.
+#[test]
+fn drop_oldest_push_sleeps_until_the_oldest_is_published() {
+    let (mut tx, mut rx) = channel::<u32>(2, Policy::DropOldest).unwrap();
+    tx.set_wait_strategy(WaitStrategy::SLEEP);
+    let tx2 = tx.clone();
+    let shared = tx2.shared();
+    let held = HeldSlot::reserve(shared);
+    tx.push(1).unwrap();
+    let done = Arc::new(crate::sync::AtomicBool::new(false));
+    let pusher = std::thread::spawn({
+        let done = done.clone();
+        move || {
+            tx.push(2).unwrap();
+            done.store(true, Ordering::Release);
+            tx
+        }
+    });
+    std::thread::sleep(Duration::from_millis(if cfg!(miri) { 1 } else { 20 }));
+    // It cannot have finished: the only way on is to evict position 0,
+    // which is not published.
+    assert!(!done.load(Ordering::Acquire));
+    held.publish(0);
+    let tx = pusher.join().unwrap();
+    assert!(done.load(Ordering::Acquire));
+    assert_eq!(tx.stats().dropped_oldest, 1);
+    drop((tx, tx2));
+    assert_eq!(rx.drain().collect::<Vec<_>>(), [1, 2]);
 }

@@ -3,7 +3,7 @@
 use super::error::{Corruption, ReadError, TryReadError};
 use super::layout::{decode_header, KIND_DATA, KIND_PAD, RECORD_HEADER_LEN};
 use super::{record_len, Ring};
-use crate::region::{HeapRegion, Region};
+use crate::region::{HeapRegion, PrivateRegion, Region};
 use crate::sync::{Arc, Ordering};
 use crate::wait::{Deadline, WaitStrategy};
 use std::cell::Cell;
@@ -205,8 +205,10 @@ impl<R: Region> Drop for Consumer<R> {
 }
 
 /// Every record committed when the batch was taken. Iterate with
-/// [`iter`](Self::iter), then [`release`](Self::release) them all at once;
-/// dropping the batch without releasing leaves the records in the ring.
+/// [`iter`](Self::iter) (private regions) or copy it out first with
+/// [`copy_into`](Self::copy_into) (any region, and the only way over shared
+/// memory), then [`release`](Self::release) them all at once; dropping the
+/// batch without releasing leaves the records in the ring.
 pub struct ReadBatch<'a, R: Region = HeapRegion> {
     consumer: &'a mut Consumer<R>,
     /// Position one past the batch's last record.
@@ -237,19 +239,37 @@ impl<'a, R: Region> ReadBatch<'a, R> {
         (self.end - self.consumer.tail) as usize
     }
 
-    /// The batch's records in order. Padding is skipped. A record whose
-    /// header is invalid yields one `Err` and ends the iteration; the ring is
-    /// then marked corrupt.
-    pub fn iter(&self) -> Records<'_, R> {
-        Records {
-            ring: &self.consumer.ring,
-            pos: self.consumer.tail,
-            end: self.end,
-            found: &self.found,
-        }
+    /// Copies the batch's bytes (headers and padding included) into
+    /// `scratch`, private memory that is reused from batch to batch, and
+    /// returns a batch whose records are parsed and validated from that
+    /// copy only. Over shared memory this is how records are read: ring
+    /// memory a peer may write at any time is read once, by the region's
+    /// accessor (atomic word loads), never through a reference, and what the
+    /// caller sees cannot change after it was validated.
+    ///
+    /// `scratch` grows to the batch's size (at most the ring's capacity).
+    pub fn copy_into(self, scratch: &'a mut Vec<u64>) -> CopiedBatch<'a, R> {
+        let tail = self.consumer.tail;
+        let words = (self.end - tail) as usize / 8;
+        scratch.clear();
+        scratch.reserve_exact(words);
+        let ring = &*self.consumer.ring;
+        ring.track_read(tail, words as u64 * 8);
+        // SAFETY: `tail..end` is the batch: committed (Acquire on `head`),
+        // not overwritten by the producer until we release, positions
+        // multiples of 8, at most `capacity` bytes; `spare_capacity_mut`
+        // has room for `words` (reserved above).
+        unsafe { ring.read_words(tail, &mut scratch.spare_capacity_mut()[..words]) };
+        // SAFETY: the first `words` elements were just written.
+        unsafe { scratch.set_len(words) };
+        let words: &'a [u64] = scratch;
+        // SAFETY: a u64 slice is a valid u8 slice of 8 times the length.
+        let bytes =
+            unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), words.len() * 8) };
+        CopiedBatch { batch: self, bytes }
     }
 
-    /// Gives every record of the batch back to the producer and wakes it if
+    /// Gives every record of the batch back to the producer and wakes it if    /// Gives every record of the batch back to the producer and wakes it if
     /// it sleeps waiting for space.
     pub fn release(self) {
         let c = self.consumer;
@@ -272,9 +292,75 @@ impl<'a, R: Region> ReadBatch<'a, R> {
     }
 }
 
-/// Iterator over the records of a [`ReadBatch`].
+impl<R: PrivateRegion> ReadBatch<'_, R> {
+    /// The batch's records in order, as slices of the ring itself (no
+    /// copy): only over a [`PrivateRegion`], which no other process can
+    /// write. Padding is skipped. A record whose header is invalid yields
+    /// one `Err` and ends the iteration; the ring is then marked corrupt.
+    pub fn iter(&self) -> Records<'_, R> {
+        Records {
+            ring: &self.consumer.ring,
+            copy: None,
+            base: self.consumer.tail,
+            pos: self.consumer.tail,
+            end: self.end,
+            found: &self.found,
+        }
+    }
+}
+
+/// A [`ReadBatch`] copied into private memory by
+/// [`ReadBatch::copy_into`]: its records are read from the copy.
+pub struct CopiedBatch<'a, R: Region = HeapRegion> {
+    batch: ReadBatch<'a, R>,
+    /// The batch's bytes from position `batch.consumer.tail` on.
+    bytes: &'a [u8],
+}
+
+impl<R: Region> std::fmt::Debug for CopiedBatch<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CopiedBatch")
+            .field("len_bytes", &self.len_bytes())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Region> CopiedBatch<'_, R> {
+    /// Bytes the batch spans in the ring (headers and padding included).
+    pub fn len_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The batch's records in order, as slices of the private copy. Padding
+    /// is skipped. A record whose header is invalid yields one `Err` and
+    /// ends the iteration; the ring is then marked corrupt (at `release`).
+    pub fn iter(&self) -> Records<'_, R> {
+        Records {
+            ring: &self.batch.consumer.ring,
+            copy: Some(self.bytes),
+            base: self.batch.consumer.tail,
+            pos: self.batch.consumer.tail,
+            end: self.batch.end,
+            found: &self.batch.found,
+        }
+    }
+
+    /// Gives every record of the batch back to the producer: see
+    /// [`ReadBatch::release`].
+    pub fn release(self) {
+        self.batch.release();
+    }
+}
+
+/// Iterator over the records of a [`ReadBatch`] or a [`CopiedBatch`].
 pub struct Records<'a, R: Region = HeapRegion> {
     ring: &'a Ring<R>,
+    /// `Some`: read from this private copy of the batch, which starts at
+    /// the batch's first position; `None`: read the ring itself (only built
+    /// for a `PrivateRegion`).
+    copy: Option<&'a [u8]>,
+    /// First position of the batch (where `copy` starts).
+    base: u64,
     pos: u64,
     end: u64,
     found: &'a Cell<Option<Corruption>>,
@@ -317,11 +403,25 @@ impl<'a, R: Region> Iterator for Records<'a, R> {
                 return self.corrupt("batch ends inside a record header", left);
             }
             let offset = self.pos & ring.mask();
-            ring.track_read(self.pos, RECORD_HEADER_LEN as u64);
-            // SAFETY: `offset` is 8-aligned (positions are validated to be
-            // multiples of 8) and at most capacity - 8, so the header is in
-            // bounds; the producer published it before `end` (Acquire).
-            let word = unsafe { ring.data(offset).cast::<u64>().read() };
+            // Index of the header in the private copy: `pos - base < end -
+            // base = copy.len()`, and `left >= 8` bytes remain.
+            let at = (self.pos - self.base) as usize;
+            let word = match self.copy {
+                Some(copy) => {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(&copy[at..at + RECORD_HEADER_LEN]);
+                    u64::from_ne_bytes(w)
+                }
+                None => {
+                    ring.track_read(self.pos, RECORD_HEADER_LEN as u64);
+                    // SAFETY: `offset` is 8-aligned (positions are validated
+                    // to be multiples of 8) and at most capacity - 8, so the
+                    // header is in bounds; the producer published it before
+                    // `end` (Acquire); the region is private (`iter` is only
+                    // built for a `PrivateRegion`).
+                    unsafe { ring.data(offset).cast::<u64>().read() }
+                }
+            };
             let (len, kind) = decode_header(word);
             let len = u64::from(len);
             match kind {
@@ -339,16 +439,26 @@ impl<'a, R: Region> Iterator for Records<'a, R> {
                     if total > cap - offset || total > left {
                         return self.corrupt("record length runs past the ring or the batch", len);
                     }
-                    ring.track_read(self.pos, total);
                     self.pos += total;
-                    // SAFETY: the payload lies inside the data area (checked
-                    // above) and was published before `end`; the producer
-                    // does not overwrite it until we release.
-                    let payload = unsafe {
-                        std::slice::from_raw_parts(
-                            ring.data(offset + RECORD_HEADER_LEN as u64),
-                            len as usize,
-                        )
+                    let start = at + RECORD_HEADER_LEN;
+                    let payload = match self.copy {
+                        // In bounds: `total <= left`, the bytes to the end
+                        // of the copy.
+                        Some(copy) => &copy[start..start + len as usize],
+                        None => {
+                            ring.track_read(self.pos - total, total);
+                            // SAFETY: the payload lies inside the data area
+                            // (checked above) and was published before `end`;
+                            // the producer does not overwrite it until we
+                            // release, and the region is private, so nobody
+                            // else writes it while the slice lives.
+                            unsafe {
+                                std::slice::from_raw_parts(
+                                    ring.data(offset + RECORD_HEADER_LEN as u64),
+                                    len as usize,
+                                )
+                            }
+                        }
                     };
                     return Some(Ok(payload));
                 }

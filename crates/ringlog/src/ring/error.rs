@@ -90,6 +90,16 @@ pub enum ReadError {
 /// Why a ring could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NewRingError {
+    /// The ring's memory could not be allocated.
+    #[error("cannot allocate a ring of {requested} bytes")]
+    Alloc {
+        /// What was asked for (the data capacity, rounded up to a power of
+        /// two), in bytes.
+        requested: usize,
+        /// The allocation that failed.
+        #[source]
+        source: crate::region::AllocError,
+    },
     /// The requested capacity is outside what the ring supports.
     #[error("ring capacity of {requested} bytes is outside {min}..={max}")]
     Capacity {

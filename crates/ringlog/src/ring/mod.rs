@@ -19,6 +19,16 @@
 //! would cross the end of the data area is preceded by a padding record that
 //! reaches exactly to the end; readers never see padding.
 //!
+//! Ring memory is reached through the [`Region`]'s accessors, so the same
+//! code serves private and shared memory. Over a
+//! [`PrivateRegion`](crate::region::PrivateRegion) (the heap ring of
+//! [`channel`]) a [`Grant`] derefs to `&mut [u8]` and
+//! [`ReadBatch::iter`] yields `&[u8]` into the ring, with no copy. Over
+//! shared memory, which a peer may write at any time, no reference to ring
+//! bytes is ever made: the producer writes with [`Grant::copy_from_slice`] /
+//! [`Grant::write_at`], and the consumer copies a batch into private memory
+//! ([`ReadBatch::copy_into`]) and parses and validates only that copy.
+//!
 //! Files: `layout.rs` (control block and record header), `producer.rs`
 //! (claim/commit), `consumer.rs` (batch read/release), `error.rs`.
 //!
@@ -40,7 +50,7 @@ mod error;
 mod layout;
 mod producer;
 
-pub use consumer::{Consumer, ReadBatch, Records};
+pub use consumer::{Consumer, CopiedBatch, ReadBatch, Records};
 pub use error::{
     ClaimError, Corruption, NewRingError, ReadError, TooLarge, TryClaimError, TryReadError,
 };
@@ -55,6 +65,11 @@ use layout::Control;
 pub const MIN_CAPACITY: usize = 64;
 /// Largest data capacity in bytes (1 TiB).
 pub const MAX_CAPACITY: usize = 1 << 40;
+/// Largest payload of one record in any ring, in bytes: what the record
+/// header's 32-bit length field holds. A ring's own limit is
+/// [`Producer::max_record_len`] (half its capacity less a header, and never
+/// more than this).
+pub const MAX_RECORD_LEN: usize = u32::MAX as usize;
 
 /// Largest `head` a ring attached from foreign memory accepts, so that no
 /// position arithmetic can overflow (2^62 bytes: centuries at memory speed).
@@ -67,7 +82,8 @@ const MAX_POSITION: u64 = 1 << 62;
 /// # Errors
 ///
 /// [`NewRingError::Capacity`] when `capacity_bytes` is outside
-/// [`MIN_CAPACITY`]`..=`[`MAX_CAPACITY`].
+/// [`MIN_CAPACITY`]`..=`[`MAX_CAPACITY`]; [`NewRingError::Alloc`] when the
+/// memory cannot be allocated (never an abort).
 pub fn channel(capacity_bytes: usize) -> Result<(Producer, Consumer), NewRingError> {
     if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity_bytes) {
         return Err(NewRingError::Capacity {
@@ -77,7 +93,13 @@ pub fn channel(capacity_bytes: usize) -> Result<(Producer, Consumer), NewRingErr
         });
     }
     let capacity = capacity_bytes.next_power_of_two();
-    let region = HeapRegion::new(Ring::<HeapRegion>::region_len(capacity));
+    let region =
+        HeapRegion::try_new(Ring::<HeapRegion>::region_len(capacity)).map_err(|source| {
+            NewRingError::Alloc {
+                requested: capacity,
+                source,
+            }
+        })?;
     // SAFETY: the region is fresh, so nobody else uses it.
     let ring = Arc::new(unsafe { Ring::init(region, capacity) });
     Ok((Producer::new(ring.clone()), Consumer::new(ring)))
@@ -208,6 +230,60 @@ impl<R: Region> Ring<R> {
             self.region
                 .as_ptr()
                 .add(layout::CONTROL_LEN + offset as usize)
+        }
+    }
+
+    /// Writes one word (a record header) at 8-aligned data offset `offset`,
+    /// through the region's accessor (atomic in shared memory).
+    ///
+    /// # Safety
+    ///
+    /// `offset` is 8-aligned with `offset + 8 <= capacity`, and the ring's
+    /// protocol gives those bytes to the caller (the producer's claim).
+    #[inline]
+    pub(crate) unsafe fn write_word(&self, offset: u64, word: u64) {
+        debug_assert!(offset % 8 == 0 && offset + 8 <= self.capacity);
+        // SAFETY: in bounds and aligned (the data area is REGION_ALIGN-
+        // aligned, CONTROL_LEN a multiple of it); exclusive by the caller.
+        unsafe { self.region.write_word(self.data(offset).cast(), word) }
+    }
+
+    /// Copies `src` to data offset `offset`, through the region's accessor.
+    ///
+    /// # Safety
+    ///
+    /// `offset + src.len() <= capacity`, and the ring's protocol gives those
+    /// bytes to the caller (the producer's claim).
+    #[inline]
+    pub(crate) unsafe fn write_bytes(&self, offset: u64, src: &[u8]) {
+        debug_assert!(offset + src.len() as u64 <= self.capacity);
+        // SAFETY: in bounds; exclusive by the caller.
+        unsafe { self.region.write_bytes(self.data(offset), src) }
+    }
+
+    /// Copies the bytes at monotonic positions `pos..pos + dst.len() * 8`
+    /// (wrapping at the end of the data area) into `dst`, through the
+    /// region's accessor.
+    ///
+    /// # Safety
+    ///
+    /// `pos` is a multiple of 8, `dst.len() * 8 <= capacity`, and the ring's
+    /// protocol gives those bytes to the caller (the consumer's batch).
+    pub(crate) unsafe fn read_words(&self, pos: u64, dst: &mut [std::mem::MaybeUninit<u64>]) {
+        let len = dst.len() as u64 * 8;
+        debug_assert!(pos % 8 == 0 && len <= self.capacity);
+        let offset = pos & self.mask();
+        let first = len.min(self.capacity - offset);
+        let (a, b) = dst.split_at_mut((first / 8) as usize);
+        // SAFETY: `offset..offset + first` and `0..len - first` lie inside
+        // the data area and are 8-aligned; `dst` is private memory of the
+        // right size (MaybeUninit<u64> has u64's layout); exclusive by the
+        // caller.
+        unsafe {
+            self.region
+                .read_words(self.data(offset).cast(), a.as_mut_ptr().cast(), a.len());
+            self.region
+                .read_words(self.data(0).cast(), b.as_mut_ptr().cast(), b.len());
         }
     }
 

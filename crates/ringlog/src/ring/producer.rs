@@ -3,7 +3,7 @@
 use super::error::{ClaimError, Corruption, TooLarge, TryClaimError};
 use super::layout::{encode_header, KIND_DATA, KIND_PAD, RECORD_HEADER_LEN};
 use super::{record_len, Ring};
-use crate::region::{HeapRegion, Region};
+use crate::region::{HeapRegion, PrivateRegion, Region};
 use crate::sync::{Arc, Ordering};
 use crate::wait::{Deadline, WaitStrategy};
 use std::ops::{Deref, DerefMut};
@@ -82,9 +82,12 @@ impl<R: Region> Producer<R> {
 
     /// Largest payload, in bytes, that [`try_claim`](Self::try_claim) accepts:
     /// half the capacity less a header, so that any record fits once the
-    /// consumer has released everything, wherever the ring wrapped.
+    /// consumer has released everything, wherever the ring wrapped; and never
+    /// more than the record header's 32-bit length field holds
+    /// ([`MAX_RECORD_LEN`](super::MAX_RECORD_LEN)), which rings over 8 GiB
+    /// reach.
     pub fn max_record_len(&self) -> usize {
-        self.ring.capacity() as usize / 2 - RECORD_HEADER_LEN
+        max_record_len(self.ring.capacity())
     }
 
     /// Free bytes in the ring as seen now (headers and padding count).
@@ -231,6 +234,19 @@ impl<R: Region> Producer<R> {
     }
 }
 
+/// Largest payload a ring of `capacity` data bytes accepts: see
+/// [`Producer::max_record_len`]. Pure arithmetic, so the limit of rings too
+/// large to allocate in a test can still be checked.
+pub(crate) const fn max_record_len(capacity: u64) -> usize {
+    let half = capacity / 2 - RECORD_HEADER_LEN as u64;
+    let max = if half < super::MAX_RECORD_LEN as u64 {
+        half
+    } else {
+        super::MAX_RECORD_LEN as u64
+    };
+    max as usize
+}
+
 impl<R: Region> Drop for Producer<R> {
     fn drop(&mut self) {
         let c = self.ring.control();
@@ -243,9 +259,13 @@ impl<R: Region> Drop for Producer<R> {
 
 /// Writable room for one record, claimed from a [`Producer`].
 ///
-/// Derefs to the payload bytes, which live in the ring itself: no
-/// intermediate copy. The bytes hold whatever an earlier record left there.
-/// Nothing is visible to the consumer until [`commit`](Self::commit).
+/// Write the payload with [`copy_from_slice`](Self::copy_from_slice) or
+/// [`write_at`](Self::write_at), which copy through the region's accessor
+/// (atomic word copies in shared memory). Over a private region (the heap
+/// ring of [`channel`](super::channel)) the grant also derefs to the payload
+/// bytes, which live in the ring itself: no intermediate copy. The bytes
+/// hold whatever an earlier record left there. Nothing is visible to the
+/// consumer until [`commit`](Self::commit).
 pub struct Grant<'a, R: Region = HeapRegion> {
     producer: &'a mut Producer<R>,
     pad: u64,
@@ -278,19 +298,20 @@ impl<R: Region> Grant<'_, R> {
         let ring = &*p.ring;
         let mask = ring.mask();
         if self.pad > 0 {
+            // pad < record_len(len) <= 8 + 2^32, and pad is a multiple of 8,
+            // so pad - 8 < u32::MAX.
             let word = encode_header((self.pad - RECORD_HEADER_LEN as u64) as u32, KIND_PAD);
             // SAFETY: the pad starts at an 8-aligned offset inside the data
             // area with >= 8 bytes to its end, and the space is ours (claimed
             // in `reserve`; the consumer does not read past `head`).
-            unsafe { ring.data(p.head & mask).cast::<u64>().write(word) };
+            unsafe { ring.write_word(p.head & mask, word) };
             ring.track_write(p.head, RECORD_HEADER_LEN as u64);
         }
+        // `n <= len <= max_record_len <= u32::MAX` (checked in `reserve`),
+        // so the length field holds it exactly.
+        let n32 = u32::try_from(n).expect("record length checked against MAX_RECORD_LEN");
         // SAFETY: as above for the record header at `start`.
-        unsafe {
-            ring.data(self.start & mask)
-                .cast::<u64>()
-                .write(encode_header(n as u32, KIND_DATA))
-        };
+        unsafe { ring.write_word(self.start & mask, encode_header(n32, KIND_DATA)) };
         let total = record_len(n as u64);
         ring.track_write(self.start, total);
         let head = self.start + total;
@@ -306,21 +327,61 @@ impl<R: Region> Grant<'_, R> {
     pub fn len(&self) -> usize {
         self.len
     }
+
+    /// Copies `bytes` into the payload at byte `offset`, without making a
+    /// reference to ring memory (so it is sound over shared memory that a
+    /// peer may write concurrently).
+    ///
+    /// # Panics
+    ///
+    /// If `offset + bytes.len()` exceeds [`len`](Self::len).
+    pub fn write_at(&mut self, offset: usize, bytes: &[u8]) {
+        assert!(
+            offset <= self.len && bytes.len() <= self.len - offset,
+            "write of {} bytes at {offset} exceeds the grant of {}",
+            bytes.len(),
+            self.len
+        );
+        let ring = &*self.producer.ring;
+        let off = (self.start + RECORD_HEADER_LEN as u64) & ring.mask();
+        // SAFETY: `reserve` placed the whole record before the end of the
+        // data area, the range is inside the grant (checked above), and the
+        // consumer does not read it until we publish.
+        unsafe { ring.write_bytes(off + offset as u64, bytes) };
+    }
+
+    /// Copies `bytes` into the payload, as `<[u8]>::copy_from_slice` does:
+    /// see [`write_at`](Self::write_at).
+    ///
+    /// # Panics
+    ///
+    /// If `bytes.len()` differs from [`len`](Self::len).
+    pub fn copy_from_slice(&mut self, bytes: &[u8]) {
+        assert_eq!(
+            bytes.len(),
+            self.len,
+            "source slice length does not match the grant"
+        );
+        self.write_at(0, bytes);
+    }
 }
 
-impl<R: Region> Deref for Grant<'_, R> {
+/// Only over a [`PrivateRegion`]: memory that no other process can write.
+impl<R: PrivateRegion> Deref for Grant<'_, R> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         let ring = &*self.producer.ring;
         let off = (self.start + RECORD_HEADER_LEN as u64) & ring.mask();
         // SAFETY: `reserve` placed the whole record before the end of the
         // data area, the bytes are initialised (the region is zeroed when
-        // new), and the consumer does not touch them until we publish.
+        // new), the consumer does not touch them until we publish, and the
+        // region is private (`PrivateRegion`), so nobody outside the ring's
+        // protocol writes them while the reference lives.
         unsafe { std::slice::from_raw_parts(ring.data(off), self.len) }
     }
 }
 
-impl<R: Region> DerefMut for Grant<'_, R> {
+impl<R: PrivateRegion> DerefMut for Grant<'_, R> {
     fn deref_mut(&mut self) -> &mut [u8] {
         let ring = &*self.producer.ring;
         let off = (self.start + RECORD_HEADER_LEN as u64) & ring.mask();

@@ -249,3 +249,86 @@ fn two_threads_pass_every_record() {
     t.join().unwrap();
     assert_eq!(next, n);
 }
+
+#[test]
+fn max_record_len_never_exceeds_the_header_length_field() {
+    use super::producer::max_record_len;
+    // Small rings: half the capacity less a header.
+    assert_eq!(max_record_len(128), 56);
+    assert_eq!(max_record_len(1 << 33), (1 << 32) - RECORD_HEADER_LEN);
+    // From 16 GiB on, half the capacity would not fit the 32-bit length
+    // field: the limit is the field's (computed, not allocated).
+    for cap in [1u64 << 34, 1 << 35, MAX_CAPACITY as u64] {
+        assert_eq!(max_record_len(cap), MAX_RECORD_LEN, "capacity {cap}");
+        // A record of that length still fits wherever the ring wrapped.
+        assert!(record_len(MAX_RECORD_LEN as u64) <= cap / 2);
+    }
+    assert_eq!(u32::try_from(MAX_RECORD_LEN), Ok(u32::MAX));
+}
+
+/// The largest capacity passes the range check, and 1 TiB of zeroed memory
+/// is refused by the allocator: an error, never an abort.
+#[test]
+#[cfg_attr(miri, ignore = "Miri reports a huge allocation as resource exhaustion")]
+fn unallocatable_ring_is_an_error() {
+    match channel(MAX_CAPACITY) {
+        Err(NewRingError::Alloc { requested, source }) => {
+            assert_eq!(requested, MAX_CAPACITY);
+            assert!(source.bytes > MAX_CAPACITY);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// `copy_into` (the only read path over shared memory) yields the same
+/// records as `iter`, across the wrap and its padding, and releases the
+/// same bytes.
+#[test]
+fn copied_batch_matches_the_ring() {
+    let (mut tx, mut rx) = channel(256).unwrap();
+    let mut scratch = Vec::new();
+    let rounds = if cfg!(miri) { 20 } else { 500 };
+    let mut next = 0u32;
+    for round in 0..rounds {
+        let mut pushed = Vec::new();
+        for k in 0..(round % 5) {
+            let rec: Vec<u8> = (0..(round * 7 + k) % 60)
+                .map(|i| (i as u32 + next) as u8)
+                .collect();
+            if tx.try_push(&rec).is_err() {
+                break;
+            }
+            next += 1;
+            pushed.push(rec);
+        }
+        let Ok(batch) = rx.try_read() else {
+            assert!(pushed.is_empty());
+            continue;
+        };
+        let direct: Vec<Vec<u8>> = batch.iter().map(|r| r.unwrap().to_vec()).collect();
+        let span = batch.len_bytes();
+        let copied = batch.copy_into(&mut scratch);
+        assert_eq!(copied.len_bytes(), span);
+        let got: Vec<Vec<u8>> = copied.iter().map(|r| r.unwrap().to_vec()).collect();
+        assert_eq!(got, direct);
+        assert_eq!(got, pushed);
+        copied.release();
+        assert_eq!(rx.available(), 0);
+    }
+}
+
+/// A grant's `write_at` lands exactly where asked, at any offset.
+#[test]
+fn grant_write_at_any_offset() {
+    let (mut tx, mut rx) = channel(256).unwrap();
+    let mut g = tx.try_claim(20).unwrap();
+    g.copy_from_slice(&[0u8; 20]);
+    g.write_at(3, b"hello");
+    g.write_at(19, b"!");
+    g.commit(20);
+    let got = records(&mut rx);
+    let mut want = vec![0u8; 20];
+    want[3..8].copy_from_slice(b"hello");
+    want[19] = b'!';
+    assert_eq!(got, [want]);
+}

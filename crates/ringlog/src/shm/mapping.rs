@@ -2,7 +2,7 @@
 //! ring lives in.
 
 use crate::region::{Region, REGION_ALIGN};
-use crate::sync::Arc;
+use crate::sync::{Arc, AtomicU64, AtomicU8, Ordering};
 use rustix::fd::OwnedFd;
 use rustix::mm::{MapFlags, ProtFlags};
 use std::ptr::NonNull;
@@ -62,6 +62,14 @@ impl Drop for Mapping {
 
 /// A [`Region`] inside a shared mapping: `len` bytes at `offset`. Keeps the
 /// mapping alive.
+///
+/// Another process can write these bytes at any moment, so this is not a
+/// [`PrivateRegion`](crate::region::PrivateRegion): no Rust reference to
+/// them is ever made. Every access is a relaxed atomic load or store (of
+/// 8-byte words where aligned, of bytes at the unaligned ends of a write)
+/// into or out of private memory: a concurrent write by a peer can change
+/// which bytes we copy, never make the access undefined. Ordering comes from
+/// the ring's Release/Acquire index stores and loads, as for any region.
 #[derive(Debug, Clone)]
 pub struct ShmRegion {
     map: Arc<Mapping>,
@@ -93,5 +101,54 @@ unsafe impl Region for ShmRegion {
     }
     fn len(&self) -> usize {
         self.len
+    }
+
+    unsafe fn read_words(&self, src: *const u64, dst: *mut u64, words: usize) {
+        for i in 0..words {
+            // SAFETY: `src + i` is 8-aligned and inside the mapping (the
+            // caller's promise), which stays mapped while `self` lives; in
+            // this process the segment is only ever accessed atomically (this
+            // accessor, `write_word`, `write_bytes`, the control block's
+            // atomics), and a peer's writes are another process's: no data
+            // race in this program.
+            let word =
+                unsafe { AtomicU64::from_ptr(src.add(i).cast_mut()) }.load(Ordering::Relaxed);
+            // SAFETY: `dst` is private memory valid for `words` words.
+            unsafe { dst.add(i).write(word) };
+        }
+    }
+
+    unsafe fn write_word(&self, dst: *mut u64, word: u64) {
+        // SAFETY: as in `read_words`: aligned, mapped, accessed only
+        // atomically.
+        unsafe { AtomicU64::from_ptr(dst) }.store(word, Ordering::Relaxed);
+    }
+
+    unsafe fn write_bytes(&self, dst: *mut u8, src: &[u8]) {
+        let n = src.len();
+        let mut i = 0;
+        // Byte stores up to the first 8-aligned address, whole words, then
+        // byte stores for the rest. Mixed sizes never race within this
+        // process: a reader of these bytes is ordered after us by the ring's
+        // Release store of `head`.
+        while i < n && (dst.addr() + i) % 8 != 0 {
+            // SAFETY: inside the caller's range; accessed only atomically.
+            unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(src[i], Ordering::Relaxed);
+            i += 1;
+        }
+        while n - i >= 8 {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&src[i..i + 8]);
+            // SAFETY: 8-aligned (the loop above) and inside the caller's
+            // range; accessed only atomically.
+            unsafe { AtomicU64::from_ptr(dst.add(i).cast()) }
+                .store(u64::from_ne_bytes(w), Ordering::Relaxed);
+            i += 8;
+        }
+        while i < n {
+            // SAFETY: as for the leading bytes.
+            unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(src[i], Ordering::Relaxed);
+            i += 1;
+        }
     }
 }

@@ -13,10 +13,20 @@
 //! died is noticed at the next liveness check while waiting, and its role can
 //! be taken over.
 //!
+//! Segment memory is never behind a Rust reference: a `&[u8]` would assert
+//! that nobody writes the bytes while it lives, which a peer process can
+//! break at will. The rings reach it only through [`ShmRegion`]'s raw
+//! pointer accessors, relaxed atomic word (and edge byte) copies into or
+//! out of private memory: a producer writes with
+//! [`ShmGrant::copy_from_slice`] / [`ShmGrant::write_at`], a consumer's
+//! batch is copied into a buffer the consumer owns before any header is
+//! parsed, and the records it hands out are slices of that copy.
+//!
 //! What validation cannot do: payload bytes are the producer's to write,
 //! so a hostile producer can change a record's bytes while the consumer
-//! reads them (a checksum inside the record, as the journal frames carry,
-//! catches it); a peer that rewrites the consumer's identity word can make
+//! copies them out (the copy is then a mix of old and new bytes, which a
+//! checksum inside the record, as the journal frames carry, catches; what
+//! the consumer validated never changes afterwards); a peer that rewrites the consumer's identity word can make
 //! producers believe the consumer died (denial of service); and a peer
 //! with write permission can truncate a named segment (a sealed `memfd`
 //! cannot be). None of these lets it make the other side read out of
@@ -42,7 +52,7 @@
 //! Seed 004's names map as: `create`/`connect`/`unlink` keep their names;
 //! `claim`/`publish` are [`ShmProducer::claim`]/[`ShmGrant::commit`];
 //! `peek`/`release` are `read`/`try_read` returning a batch and
-//! [`ReadBatch::release`](crate::ring::ReadBatch::release);
+//! [`CopiedBatch::release`](crate::ring::CopiedBatch::release);
 //! `wait_for_data`/`wait_for_space` keep their names but take a deadline.
 //!
 //! # Examples

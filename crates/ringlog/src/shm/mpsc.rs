@@ -53,7 +53,7 @@ use super::mapping::ShmRegion;
 use super::producer::ShmProducer;
 use super::segment::Segment;
 use super::{SegmentKind, ShmError, ShmOptions};
-use crate::ring::{self, Corruption, ReadBatch, Records, TryReadError};
+use crate::ring::{self, CopiedBatch, Corruption, Records, TryReadError};
 use crate::sync::{Arc, Ordering};
 use crate::wait::{Deadline, WaitStrategy};
 use std::collections::VecDeque;
@@ -226,6 +226,9 @@ enum Slot {
 #[derive(Debug)]
 pub struct MpscConsumer {
     slots: Vec<Slot>,
+    /// Private copy of the batch being read (one batch at a time, whatever
+    /// the slot); grows to the largest batch.
+    scratch: Vec<u64>,
     att: Attached,
     me: u64,
     next: usize,
@@ -283,6 +286,7 @@ impl MpscConsumer {
     fn new(att: Attached, me: ProcessIdentity, options: &ShmOptions) -> Self {
         Self {
             slots: Vec::new(),
+            scratch: Vec::new(),
             att,
             me: me.pack(),
             next: 0,
@@ -448,7 +452,7 @@ impl MpscConsumer {
         };
         Ok(MpscBatch {
             slot: i,
-            batch: c.read_polled(),
+            batch: c.read_polled().copy_into(&mut self.scratch),
         })
     }
 }
@@ -462,11 +466,12 @@ impl Drop for MpscConsumer {
     }
 }
 
-/// One slot's committed records, as taken by [`MpscConsumer::read`].
+/// One slot's committed records, as taken by [`MpscConsumer::read`],
+/// copied out of the segment into private memory before any is looked at.
 #[derive(Debug)]
 pub struct MpscBatch<'a> {
     slot: usize,
-    batch: ReadBatch<'a, ShmRegion>,
+    batch: CopiedBatch<'a, ShmRegion>,
 }
 
 impl MpscBatch<'_> {
@@ -480,9 +485,9 @@ impl MpscBatch<'_> {
         self.batch.len_bytes()
     }
 
-    /// The records in order. An invalid record header yields one `Err` and
-    /// ends the iteration; the slot is then quarantined (reported by the
-    /// next [`MpscConsumer::read`]).
+    /// The records in order, as slices of the private copy. An invalid
+    /// record header yields one `Err` and ends the iteration; the slot is
+    /// then quarantined (reported by the next [`MpscConsumer::read`]).
     pub fn iter(&self) -> Records<'_, ShmRegion> {
         self.batch.iter()
     }

@@ -8,7 +8,6 @@ use super::mapping::ShmRegion;
 use super::ShmOptions;
 use crate::ring::{self, ClaimError, TryClaimError};
 use crate::wait::Deadline;
-use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 /// The producing end of a shared-memory ring: the byte ring's
@@ -260,9 +259,13 @@ impl Drop for ShmProducer {
     }
 }
 
-/// Writable room for one record in a shared ring; derefs to the payload
-/// bytes, which live in the segment. Nothing is visible to the consumer
-/// until [`commit`](Self::commit) (seed 004's `publish`).
+/// Writable room for one record in a shared ring. Nothing is visible to the
+/// consumer until [`commit`](Self::commit) (seed 004's `publish`).
+///
+/// The payload bytes live in the segment, which another process may write
+/// at any time, so the grant hands out no `&mut [u8]` to them: write with
+/// [`copy_from_slice`](Self::copy_from_slice) or [`write_at`](Self::write_at),
+/// which copy from private memory with atomic stores.
 #[derive(Debug)]
 pub struct ShmGrant<'a> {
     inner: ring::Grant<'a, ShmRegion>,
@@ -288,17 +291,22 @@ impl ShmGrant<'_> {
     pub fn len(&self) -> usize {
         self.inner.len()
     }
-}
 
-impl Deref for ShmGrant<'_> {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.inner
+    /// Copies `bytes` into the payload at byte `offset`.
+    ///
+    /// # Panics
+    ///
+    /// If `offset + bytes.len()` exceeds [`len`](Self::len).
+    pub fn write_at(&mut self, offset: usize, bytes: &[u8]) {
+        self.inner.write_at(offset, bytes);
     }
-}
 
-impl DerefMut for ShmGrant<'_> {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.inner
+    /// Copies `bytes` into the payload; its length must be the grant's.
+    ///
+    /// # Panics
+    ///
+    /// If `bytes.len()` differs from [`len`](Self::len).
+    pub fn copy_from_slice(&mut self, bytes: &[u8]) {
+        self.inner.copy_from_slice(bytes);
     }
 }

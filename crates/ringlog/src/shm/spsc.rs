@@ -31,7 +31,7 @@ use super::mapping::ShmRegion;
 use super::producer::ShmProducer;
 use super::segment::Segment;
 use super::{SegmentKind, ShmError, ShmOptions};
-use crate::ring::{self, ReadBatch, ReadError, TryReadError};
+use crate::ring::{self, CopiedBatch, ReadError, TryReadError};
 use crate::sync::Arc;
 use crate::wait::Deadline;
 use std::time::{Duration, Instant};
@@ -159,10 +159,12 @@ pub fn unlink(name: &str) -> Result<(), ShmError> {
 /// [`Consumer`](crate::ring::Consumer) plus the producer's liveness.
 ///
 /// Seed 004's `peek` / `release` are [`try_read`](Self::try_read) /
-/// [`ReadBatch::release`]: a batch holds every committed record, padding
-/// hidden, and is released at once. Every index and record header read from
-/// the segment is validated; a violation is [`ReadError::Corrupt`] and the
-/// ring is then dead.
+/// [`ShmBatch::release`]: a batch holds every committed record, padding
+/// hidden, and is released at once. The batch's bytes are copied out of the
+/// segment into private memory (a buffer the consumer reuses) before any is
+/// looked at, so the records handed out are slices of that copy, which no
+/// peer can change; every index and record header is validated; a
+/// violation is [`ReadError::Corrupt`] and the ring is then dead.
 ///
 /// # Examples
 ///
@@ -187,6 +189,8 @@ pub fn unlink(name: &str) -> Result<(), ShmError> {
 #[derive(Debug)]
 pub struct ShmConsumer {
     inner: ring::Consumer<ShmRegion>,
+    /// Private copy of the batch being read; grows to the largest batch.
+    scratch: Vec<u64>,
     att: Attached,
     me: u64,
     liveness: Duration,
@@ -230,6 +234,7 @@ impl ShmConsumer {
         inner.set_wait_strategy(options.wait_strategy());
         Self {
             inner,
+            scratch: Vec::new(),
             att,
             me: me.pack(),
             liveness: options.liveness_interval,
@@ -258,13 +263,14 @@ impl ShmConsumer {
             .is_some_and(|p| p.liveness() == Liveness::Alive)
     }
 
-    /// Every record committed so far, without waiting.
+    /// Every record committed so far, copied into private memory, without
+    /// waiting.
     ///
     /// # Errors
     ///
     /// As [`ring::Consumer::try_read`].
-    pub fn try_read(&mut self) -> Result<ReadBatch<'_, ShmRegion>, TryReadError> {
-        self.inner.try_read()
+    pub fn try_read(&mut self) -> Result<ShmBatch<'_>, TryReadError> {
+        Ok(self.inner.try_read()?.copy_into(&mut self.scratch))
     }
 
     /// Waits until at least one record is committed (seed 004's
@@ -311,7 +317,7 @@ impl ShmConsumer {
     /// # Errors
     ///
     /// As [`wait_for_data`](Self::wait_for_data).
-    pub fn read(&mut self, deadline: Deadline) -> Result<ReadBatch<'_, ShmRegion>, ReadError> {
+    pub fn read(&mut self, deadline: Deadline) -> Result<ShmBatch<'_>, ReadError> {
         self.wait_for_data(deadline)?;
         // Poll again (one load of `head`, validated) and hand out exactly
         // what that poll found.
@@ -320,9 +326,14 @@ impl ShmConsumer {
             TryReadError::Disconnected => ReadError::Disconnected,
             TryReadError::Corrupt(c) => ReadError::Corrupt(c),
         })?;
-        Ok(self.inner.read_polled())
+        Ok(self.inner.read_polled().copy_into(&mut self.scratch))
     }
 }
+
+/// Records taken by [`ShmConsumer::read`], copied out of the segment: iterate
+/// with [`iter`](CopiedBatch::iter) (slices of the private copy), then
+/// [`release`](CopiedBatch::release) them at once.
+pub type ShmBatch<'a> = CopiedBatch<'a, ShmRegion>;
 
 impl Drop for ShmConsumer {
     fn drop(&mut self) {

@@ -227,3 +227,56 @@ fn producer_abandoned_without_drop_keeps_its_records_and_its_slot() {
     assert_eq!(rx.read(None).unwrap().slot(), 1);
     mpsc::unlink(&name).unwrap();
 }
+
+/// Grants write segment memory only by copy: `write_at` at every unaligned
+/// offset and length (the byte and word paths of `ShmRegion::write_bytes`)
+/// lands exactly where asked.
+#[test]
+fn grant_writes_at_unaligned_offsets() {
+    let (mut rx, seg) = spsc::create_anonymous(4096, &ShmOptions::default()).unwrap();
+    let mut tx = spsc::connect_segment(&seg, &ShmOptions::default()).unwrap();
+    for len in [1usize, 7, 8, 9, 23, 64] {
+        for offset in 0..9 {
+            let total = offset + len + 3;
+            let mut want = vec![0u8; total];
+            let mut g = tx.try_claim(total).unwrap();
+            g.copy_from_slice(&want);
+            let piece: Vec<u8> = (0..len).map(|i| (i * 7 + offset + 1) as u8).collect();
+            g.write_at(offset, &piece);
+            want[offset..offset + len].copy_from_slice(&piece);
+            g.commit(total);
+            let batch = rx.try_read().unwrap();
+            let got: Vec<Vec<u8>> = batch.iter().map(|r| r.unwrap().to_vec()).collect();
+            assert_eq!(got, [want], "offset {offset}, len {len}");
+            batch.release();
+        }
+    }
+}
+
+/// The consumer reads a private copy: a peer that rewrites the whole
+/// segment while a batch is held cannot change what the batch yields.
+#[test]
+fn held_batch_is_immune_to_a_peer_rewriting_the_segment() {
+    use std::os::unix::fs::FileExt;
+    let (mut rx, seg) = spsc::create_anonymous(4096, &ShmOptions::default()).unwrap();
+    let mut tx = spsc::connect_segment(&seg, &ShmOptions::default()).unwrap();
+    let records: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 1 + usize::from(i) * 5]).collect();
+    for r in &records {
+        tx.push(r, None).unwrap();
+    }
+    let batch = rx.try_read().unwrap();
+    let file = std::fs::File::from(seg.fd().try_clone_to_owned().unwrap());
+    let scribble = vec![0xa5u8; seg.len() as usize - HEADER_LEN];
+    file.write_all_at(&scribble, HEADER_LEN as u64).unwrap();
+    let got: Vec<Vec<u8>> = batch.iter().map(|r| r.unwrap().to_vec()).collect();
+    assert_eq!(got, records);
+}
+
+#[test]
+#[should_panic(expected = "exceeds the grant")]
+fn grant_write_past_its_end_panics() {
+    let (_rx, seg) = spsc::create_anonymous(4096, &ShmOptions::default()).unwrap();
+    let mut tx = spsc::connect_segment(&seg, &ShmOptions::default()).unwrap();
+    let mut g = tx.try_claim(8).unwrap();
+    g.write_at(5, b"abcd");
+}

@@ -93,12 +93,26 @@ pub enum PopError {
 
 /// Why [`try_channel`](super::try_channel) could not build a ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("ring of {requested} slots of {slot_bytes} bytes exceeds the largest of {max} slots")]
-pub struct CapacityError {
-    /// Slots asked for.
-    pub requested: usize,
-    /// Size of one slot (`size_of::<T>()`) in bytes.
-    pub slot_bytes: usize,
-    /// Most slots a ring of this `T` can have.
-    pub max: usize,
+pub enum CapacityError {
+    /// The slots would exceed `isize::MAX` bytes.
+    #[error("ring of {requested} slots of {slot_bytes} bytes exceeds the largest of {max} slots")]
+    TooLarge {
+        /// Slots asked for.
+        requested: usize,
+        /// Size of one slot (`size_of::<T>()`) in bytes.
+        slot_bytes: usize,
+        /// Most slots a ring of this `T` can have.
+        max: usize,
+    },
+    /// The allocator refused the slots.
+    #[error("cannot allocate a ring of {requested} slots of {slot_bytes} bytes")]
+    Alloc {
+        /// Slots asked for (rounded up to a power of two).
+        requested: usize,
+        /// Size of one slot (`size_of::<T>()`) in bytes.
+        slot_bytes: usize,
+        /// The allocation that failed.
+        #[source]
+        source: crate::region::AllocError,
+    },
 }

@@ -101,8 +101,9 @@ use wake::Wake;
 ///
 /// # Panics
 ///
-/// If the slots would exceed `isize::MAX` bytes, as `Vec::with_capacity`
-/// does. [`try_channel`] reports that as an error instead.
+/// With the [`CapacityError`] message if the slots would exceed `isize::MAX`
+/// bytes or cannot be allocated (a panic, never an allocator abort).
+/// [`try_channel`] reports both as an error instead.
 ///
 /// # Examples
 ///
@@ -137,8 +138,9 @@ pub fn channel<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
 ///
 /// # Errors
 ///
-/// [`CapacityError`] when `capacity` rounded up to a power of two, times
-/// `size_of::<T>()`, exceeds `isize::MAX` bytes.
+/// [`CapacityError::TooLarge`] when `capacity` rounded up to a power of two,
+/// times `size_of::<T>()`, exceeds `isize::MAX` bytes;
+/// [`CapacityError::Alloc`] when the allocator refuses the slots.
 pub fn try_channel<T>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), CapacityError> {
     let slot_bytes = std::mem::size_of::<T>();
     let max = max_capacity(slot_bytes);
@@ -146,14 +148,19 @@ pub fn try_channel<T>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), Cap
     let capacity = match rounded {
         Some(c) if c <= max => c,
         _ => {
-            return Err(CapacityError {
+            return Err(CapacityError::TooLarge {
                 requested: capacity,
                 slot_bytes,
                 max,
             })
         }
     };
-    Ok(ends(Shared::new(capacity, 0)))
+    let shared = Shared::try_new(capacity, 0).map_err(|source| CapacityError::Alloc {
+        requested: capacity,
+        slot_bytes,
+        source,
+    })?;
+    Ok(ends(shared))
 }
 
 fn ends<T>(shared: Shared<T>) -> (Producer<T>, Consumer<T>) {
@@ -165,7 +172,7 @@ fn ends<T>(shared: Shared<T>) -> (Producer<T>, Consumer<T>) {
 /// the monotonic indices around `usize::MAX`.
 #[cfg(test)]
 fn channel_starting_at<T>(capacity: usize, start: usize) -> (Producer<T>, Consumer<T>) {
-    ends(Shared::new(capacity.next_power_of_two(), start))
+    ends(Shared::try_new(capacity.next_power_of_two(), start).expect("test capacity"))
 }
 
 /// Largest power-of-two slot count whose slots fit in `isize::MAX` bytes.
@@ -223,10 +230,17 @@ impl<T> std::fmt::Debug for Shared<T> {
 
 impl<T> Shared<T> {
     /// A ring of `capacity` (a power of two) empty slots whose indices
-    /// start at `start`.
-    fn new(capacity: usize, start: usize) -> Self {
+    /// start at `start`; the slots are allocated fallibly.
+    fn try_new(capacity: usize, start: usize) -> Result<Self, crate::region::AllocError> {
         debug_assert!(capacity.is_power_of_two());
-        Self {
+        let mut slots = Vec::new();
+        slots
+            .try_reserve_exact(capacity)
+            .map_err(|_| crate::region::AllocError {
+                bytes: capacity.saturating_mul(std::mem::size_of::<T>()),
+            })?;
+        slots.extend((0..capacity).map(|_| UnsafeCell::new(MaybeUninit::uninit())));
+        Ok(Self {
             head: CachePadded::new(AtomicUsize::new(start)),
             tail: CachePadded::new(AtomicUsize::new(start)),
             closed: CachePadded::new(Closed {
@@ -236,10 +250,8 @@ impl<T> Shared<T> {
             data_ready: Wake::new(),
             space_ready: Wake::new(),
             mask: capacity - 1,
-            slots: (0..capacity)
-                .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
-                .collect(),
-        }
+            slots: slots.into_boxed_slice(),
+        })
     }
 
     #[inline]

@@ -36,9 +36,28 @@ fn capacity_rounds_up_to_a_power_of_two() {
 #[test]
 fn impossible_capacity_is_an_error() {
     let e = try_channel::<[u8; 1024]>(usize::MAX / 2).unwrap_err();
-    assert_eq!(e.slot_bytes, 1024);
-    assert!(e.max < usize::MAX / 2);
+    let CapacityError::TooLarge {
+        slot_bytes, max, ..
+    } = e
+    else {
+        panic!("{e:?}")
+    };
+    assert_eq!(slot_bytes, 1024);
+    assert!(max < usize::MAX / 2);
     assert!(try_channel::<u64>(usize::MAX).is_err());
+}
+
+/// 2^40 slots of 8 bytes fit the address space but no machine's memory:
+/// the allocator's refusal is an error, not an abort.
+#[test]
+#[cfg_attr(miri, ignore = "Miri reports a huge allocation as resource exhaustion")]
+fn unallocatable_capacity_is_an_error() {
+    let e = try_channel::<u64>(1 << 40).unwrap_err();
+    assert!(
+        matches!(e, CapacityError::Alloc { requested, slot_bytes: 8, .. } if requested == 1 << 40),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("1099511627776 slots"), "{e}");
 }
 
 #[test]

@@ -29,7 +29,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .name(format!("worker-{w}"))
                 .spawn(move || {
                     for request in 0..10_000u64 {
-                        tracing::info!(worker = w, request, latency_us = request % 977, "request served");
+                        tracing::info!(
+                            worker = w,
+                            request,
+                            latency_us = request % 977,
+                            "request served"
+                        );
                     }
                     tracing::warn!(worker = w, "worker done");
                 })

@@ -248,10 +248,11 @@ impl Builder {
             journal,
             reader_aux_work: 0,
         };
-        let mut opened = Journal::open(&self.dir, journal).map_err(|source| BuildError::Journal {
-            dir: self.dir.clone(),
-            source,
-        })?;
+        let mut opened =
+            Journal::open(&self.dir, journal).map_err(|source| BuildError::Journal {
+                dir: self.dir.clone(),
+                source,
+            })?;
         if let Some(clock) = self.clock {
             opened.set_clock(clock);
         }

@@ -221,7 +221,8 @@ impl Guard {
             ShutdownError::Pipeline(e)
         })?;
         let c = &self.inner.counters;
-        c.io_errors.fetch_add(reader.write_errors, Ordering::Relaxed);
+        c.io_errors
+            .fetch_add(reader.write_errors, Ordering::Relaxed);
         Ok(ShutdownReport {
             dropped: c.dropped.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),

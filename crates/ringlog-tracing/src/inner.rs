@@ -225,7 +225,9 @@ impl Inner {
     fn pipeline_stopped(&self) -> bool {
         match self.pipeline.try_lock() {
             Ok(p) => p.as_ref().is_none_or(Pipeline::is_finished),
-            Err(TryLockError::Poisoned(p)) => p.into_inner().as_ref().is_none_or(Pipeline::is_finished),
+            Err(TryLockError::Poisoned(p)) => {
+                p.into_inner().as_ref().is_none_or(Pipeline::is_finished)
+            }
             Err(TryLockError::WouldBlock) => false,
         }
     }

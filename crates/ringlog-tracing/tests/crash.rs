@@ -18,7 +18,13 @@ const SYNC_AT: &str = "RINGLOG_TRACING_CHILD_SYNC_AT";
 
 fn child(entry: &str, dir: &std::path::Path, sync_at: u64) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", entry, "--nocapture", "--test-threads=1"])
+        .args([
+            "--ignored",
+            "--exact",
+            entry,
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(DIR, dir)
         .env(SYNC_AT, sync_at.to_string())
         .stdout(Stdio::piped())
@@ -132,7 +138,11 @@ fn sigkill_after_sync_keeps_every_event_up_to_n() {
             .iter()
             .filter(|r| common::field(common::text(r), "t") == Some(0))
             .count() as u64;
-        assert!(t0 > n, "round {round}: {t0} events of thread 0 durable, synced {}", n + 1);
+        assert!(
+            t0 > n,
+            "round {round}: {t0} events of thread 0 durable, synced {}",
+            n + 1
+        );
     }
 }
 

@@ -50,7 +50,10 @@ fn four_threads_of_250_000_fmt_events_read_back_in_order() {
     });
     let report = guard.shutdown().unwrap();
     assert_eq!(report.reader.records, THREADS * EVENTS);
-    assert_eq!((report.dropped, report.rejected, report.io_errors), (0, 0, 0));
+    assert_eq!(
+        (report.dropped, report.rejected, report.io_errors),
+        (0, 0, 0)
+    );
     let (recs, err) = records(dir.path());
     assert_eq!(err, None);
     assert_eq!(recs.len() as u64, THREADS * EVENTS);
@@ -113,7 +116,8 @@ fn lossy_mode_counts_every_dropped_event() {
                 s.spawn(move || {
                     let mut n = 0u64;
                     while n < 20_000 || (guard.dropped() == 0 && n < 2_000_000) {
-                        w.write_all(format!("t={t} i={n} {line}").as_bytes()).unwrap();
+                        w.write_all(format!("t={t} i={n} {line}").as_bytes())
+                            .unwrap();
                         n += 1;
                     }
                     n
@@ -134,11 +138,14 @@ fn lossy_mode_counts_every_dropped_event() {
     for t in 0..2u64 {
         let is: Vec<u64> = recs
             .iter()
-            .map(|r| text(r))
+            .map(text)
             .filter(|l| l.starts_with(&format!("t={t} ")))
             .map(|l| field(l, "i").unwrap())
             .collect();
-        assert!(is.windows(2).all(|w| w[0] < w[1]), "thread {t} out of order");
+        assert!(
+            is.windows(2).all(|w| w[0] < w[1]),
+            "thread {t} out of order"
+        );
     }
     assert!(verify(dir.path()).unwrap().is_clean());
 }
@@ -156,7 +163,10 @@ fn partial_writes_become_one_record_per_line() {
     guard.sync().unwrap();
     let (recs, _) = records(dir.path());
     let lines: Vec<&str> = recs.iter().map(text).collect();
-    assert_eq!(lines, ["a 1 b c\nnext line", "multi\nline event", "no newline"]);
+    assert_eq!(
+        lines,
+        ["a 1 b c\nnext line", "multi\nline event", "no newline"]
+    );
 }
 
 #[test]
@@ -382,9 +392,20 @@ fn the_log_backend_writes_fmt_like_lines() {
     let lines: Vec<&str> = recs.iter().map(text).collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
     // 2026-12-01T10:00:00.123456Z  INFO my_app::db: connected to db1
-    assert_eq!(lines[0].len(), 27 + " INFO my_app::db: connected to db1".len() + 1);
-    assert!(lines[0].ends_with("Z  INFO my_app::db: connected to db1"), "{}", lines[0]);
-    assert!(lines[1].ends_with("Z  WARN my_app::db: slow query"), "{}", lines[1]);
+    assert_eq!(
+        lines[0].len(),
+        27 + " INFO my_app::db: connected to db1".len() + 1
+    );
+    assert!(
+        lines[0].ends_with("Z  INFO my_app::db: connected to db1"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].ends_with("Z  WARN my_app::db: slow query"),
+        "{}",
+        lines[1]
+    );
     assert_eq!(&lines[0][4..5], "-");
     assert_eq!(&lines[0][10..11], "T");
 }

@@ -28,7 +28,10 @@ pub fn field(line: &str, name: &str) -> Option<u64> {
     let line = format!(" {line}");
     let key = format!(" {name}=");
     let at = line.find(&key)? + key.len();
-    let digits: String = line[at..].chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = line[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse().ok()
 }
 
@@ -53,7 +56,10 @@ pub fn check_order(records: &[Record], threads: u64, per_thread: u64, exact: boo
         if exact {
             assert_eq!(n, per_thread, "thread {t}: {n} records of {per_thread}");
         } else {
-            assert!(n >= per_thread, "thread {t}: {n} records, fewer than {per_thread}");
+            assert!(
+                n >= per_thread,
+                "thread {t}: {n} records, fewer than {per_thread}"
+            );
         }
     }
     next

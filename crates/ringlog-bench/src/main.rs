@@ -21,7 +21,7 @@ use std::process::ExitCode;
 #[command(name = "ringlog-bench", version)]
 struct Args {
     /// Scenarios to run (default: all): limits, spsc, mpsc, bytes, persist,
-    /// latency, ipc.
+    /// latency, ipc, logging.
     scenarios: Vec<String>,
     /// Smaller sizes: about a minute for everything.
     #[arg(long)]
@@ -42,6 +42,10 @@ struct Args {
     #[arg(long, hide = true, default_value_t = 1.0)]
     scale: f64,
 }
+
+/// Counts allocations per thread for the `logging` scenario.
+#[global_allocator]
+static GLOBAL: scenarios::logging::CountingAlloc = scenarios::logging::CountingAlloc;
 
 fn main() -> ExitCode {
     // A copy of this binary started by the `ipc` scenario as its peer

@@ -6,6 +6,7 @@ pub mod bytes;
 pub mod ipc;
 pub mod latency;
 pub mod limits;
+pub mod logging;
 pub mod mpsc;
 pub mod persist;
 pub mod spsc;
@@ -22,7 +23,7 @@ pub struct Scenario {
 }
 
 /// Every available scenario, in the order they run by default.
-pub const ALL: [Scenario; 7] = [
+pub const ALL: [Scenario; 8] = [
     Scenario {
         name: "limits",
         about: "memcpy, sequential file write, cache-line, pipe and Unix-socket round trips",
@@ -57,6 +58,11 @@ pub const ALL: [Scenario; 7] = [
         name: "ipc",
         about: "between two processes: 8-byte round trips through shm rings (hot, cold) vs pipe and Unix-socket pairs; one-way 64-byte messages vs a pipe",
         run: ipc::run,
+    },
+    Scenario {
+        name: "logging",
+        about: "tracing::info! through the fmt layer at 1 and 4 threads: ringlog-tracing vs tracing-appender non_blocking (plain, rolling), Mutex<BufWriter<File>>",
+        run: logging::run,
     },
 ];
 

@@ -66,7 +66,7 @@ pub use verify::{
     verify, Damage, DamagedRange, ProducerReport, SeqFault, SeqFaultKind, StructureFault,
     StructureFaultKind, VerifyReport, VerifyStatus, MAX_REPORTED_FAULTS,
 };
-pub use writer::{Journal, JournalOptions, PartialAppendError, Retention, SyncPolicy};
+pub use writer::{Journal, JournalOptions, PartialAppendError, Retention, RotateEvery, SyncPolicy};
 
 /// Scans a segment file image held in memory, as recovery does: checks the
 /// header, then every frame, resynchronising after damage. Returns the

@@ -47,6 +47,46 @@ pub struct Retention {
     pub max_segments: Option<usize>,
 }
 
+/// Time-based rotation: a segment holds the records of one UTC minute, hour
+/// or day. Unix time counts no leap seconds, so periods are whole multiples
+/// of their length since the epoch and their boundaries fall on UTC minutes,
+/// hours and midnights.
+///
+/// The check runs when a batch is appended: the first batch appended in a
+/// later period than the one the current segment was created in starts a new
+/// segment. Records are cut at batch boundaries, so a segment may end with
+/// records stamped a few milliseconds past its boundary; a period with no
+/// records leaves no segment; a segment with no records yet is not rotated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateEvery {
+    /// At every UTC minute.
+    Minutely,
+    /// At every UTC hour.
+    Hourly,
+    /// At every UTC midnight.
+    Daily,
+}
+
+impl RotateEvery {
+    /// Length of one period in nanoseconds.
+    pub fn period_nanos(self) -> u64 {
+        const SECOND: u64 = 1_000_000_000;
+        match self {
+            Self::Minutely => 60 * SECOND,
+            Self::Hourly => 3_600 * SECOND,
+            Self::Daily => 86_400 * SECOND,
+        }
+    }
+
+    /// Whether a segment created at `created_unix_nanos` is due for
+    /// rotation at `now_unix_nanos`: `now` lies in a later period. A clock
+    /// that went backwards never rotates.
+    pub fn is_due(self, created_unix_nanos: u64, now_unix_nanos: u64) -> bool {
+        let period = self.period_nanos();
+        now_unix_nanos / period > created_unix_nanos / period
+    }
+}
+
 /// How a [`Journal`] is opened and runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JournalOptions {
@@ -60,6 +100,8 @@ pub struct JournalOptions {
     pub retention: Retention,
     /// What recovery does with corruption before the tail.
     pub recovery: RecoveryMode,
+    /// Also rotate at UTC time boundaries (`None`: by size only).
+    pub rotate: Option<RotateEvery>,
 }
 
 impl Default for JournalOptions {
@@ -69,6 +111,7 @@ impl Default for JournalOptions {
             sync: SyncPolicy::Never,
             retention: Retention::default(),
             recovery: RecoveryMode::Strict,
+            rotate: None,
         }
     }
 }
@@ -169,6 +212,11 @@ pub struct Journal<Fs: JournalFs = StdFs> {
     scratch: Vec<u8>,
     report: RecoveryReport,
     retention_error: Option<JournalError>,
+    /// Unix nanoseconds (UTC) that time rotation reads.
+    clock: fn() -> u64,
+    /// When the current segment was created, by `clock` (from its header
+    /// after a reopen): what [`RotateEvery::is_due`] compares against.
+    current_created: u64,
 }
 
 impl Journal<StdFs> {
@@ -303,6 +351,7 @@ impl<Fs: JournalFs> Journal<Fs> {
         let recovery = recover_dir(&fs, &dir, options.recovery, true)?;
         let mut report = recovery.report;
         let mut older = VecDeque::new();
+        let mut current_created = now_unix_nanos();
         let current = if let Some(last) = recovery.last {
             for &n in &recovery.older {
                 let path = dir.join(segment_file_name(n));
@@ -316,6 +365,7 @@ impl<Fs: JournalFs> Journal<Fs> {
                     .map_err(|e| JournalError::io("fdatasync", &path, e))?;
                 older.push_back((n, len));
             }
+            current_created = last.found.header.created_unix_nanos;
             OpenSegment {
                 number: last.number,
                 path: last.path,
@@ -346,6 +396,8 @@ impl<Fs: JournalFs> Journal<Fs> {
             scratch: Vec::new(),
             report,
             retention_error: None,
+            clock: now_unix_nanos,
+            current_created,
         })
     }
 
@@ -354,6 +406,14 @@ impl<Fs: JournalFs> Journal<Fs> {
     /// returns [`JournalError::Poisoned`]; reopen it to recover.
     pub fn is_poisoned(&self) -> bool {
         self.poisoned
+    }
+
+    /// Replaces the clock that [`RotateEvery`] rotation reads (Unix
+    /// nanoseconds, UTC; the system clock by default), so that tests and
+    /// simulations can move time. Segments rotated from then on count as
+    /// created at `clock()`.
+    pub fn set_clock(&mut self, clock: fn() -> u64) {
+        self.clock = clock;
     }
 
     /// What recovery found and did when this journal was opened.
@@ -506,13 +566,19 @@ impl<Fs: JournalFs> Journal<Fs> {
         let empty_len = SEGMENT_HEADER_LEN as u64;
         let mut chunks = vec![Chunk::default()];
         let mut seg_len = self.current.len;
+        // Time rotation cuts before the batch's first frame.
+        let mut rotate_now = self
+            .options
+            .rotate
+            .is_some_and(|every| every.is_due(self.current_created, (self.clock)()));
         let mut batch_off = 0usize;
         for &piece in pieces {
             // Start of the not-yet-assigned part of `piece`.
             let mut from = 0usize;
             let mut cut_points = Vec::new();
             walk_frames(piece, |off, n| {
-                if seg_len > empty_len && seg_len + n as u64 > limit {
+                let due = std::mem::take(&mut rotate_now);
+                if seg_len > empty_len && (seg_len + n as u64 > limit || due) {
                     cut_points.push(off);
                     seg_len = empty_len;
                 }
@@ -695,6 +761,7 @@ impl<Fs: JournalFs> Journal<Fs> {
 
     /// Bounds the open unsynced segments and applies retention.
     fn after_rotation(&mut self) -> Result<(), JournalError> {
+        self.current_created = (self.clock)();
         let open = self.unsynced.iter().filter(|u| u.file.is_some()).count();
         for u in self
             .unsynced
@@ -864,4 +931,73 @@ fn create_segment<Fs: JournalFs>(
         len: SEGMENT_HEADER_LEN as u64,
         base: base_position,
     })
+}
+
+#[cfg(all(test, not(loom)))]
+mod rotate_tests {
+    use super::*;
+    use crate::sync::{AtomicU64, Ordering};
+
+    const MIN: u64 = 60_000_000_000;
+    /// 2026-12-01T10:00:00Z.
+    const T0: u64 = 1_796_119_200_000_000_000;
+
+    #[test]
+    fn rotation_is_due_only_in_a_later_utc_period() {
+        let every = RotateEvery::Minutely;
+        assert!(!every.is_due(T0, T0));
+        assert!(!every.is_due(T0, T0 + MIN - 1));
+        assert!(every.is_due(T0, T0 + MIN));
+        // Created late in a minute: the next minute's start is due.
+        assert!(every.is_due(T0 + MIN - 1, T0 + MIN));
+        assert!(!every.is_due(T0 + MIN, T0 + MIN + 59 * 1_000_000_000));
+        // A clock that went backwards never rotates.
+        assert!(!every.is_due(T0 + 5 * MIN, T0));
+        assert!(!RotateEvery::Hourly.is_due(T0, T0 + 59 * MIN));
+        assert!(RotateEvery::Hourly.is_due(T0 + 59 * MIN, T0 + 60 * MIN));
+        // T0 is 10:00 UTC: the day ends 14 hours later, at midnight UTC.
+        assert!(!RotateEvery::Daily.is_due(T0, T0 + 14 * 60 * MIN - 1));
+        assert!(RotateEvery::Daily.is_due(T0, T0 + 14 * 60 * MIN));
+    }
+
+    static NOW: AtomicU64 = AtomicU64::new(T0);
+
+    fn test_clock() -> u64 {
+        NOW.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn a_batch_in_a_later_minute_starts_a_new_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = JournalOptions {
+            rotate: Some(RotateEvery::Minutely),
+            ..Default::default()
+        };
+        let mut j = Journal::open(dir.path(), options).unwrap();
+        j.set_clock(test_clock);
+        // The segment was created by the system clock: say it was at T0.
+        j.current_created = T0;
+        let base = j.current_segment();
+        NOW.store(T0, Ordering::Relaxed);
+        j.append(0, 0, 0, b"a").unwrap();
+        NOW.store(T0 + MIN - 1, Ordering::Relaxed);
+        j.append(0, 1, 0, b"b").unwrap();
+        assert_eq!(j.current_segment(), base, "same minute, same segment");
+        NOW.store(T0 + MIN, Ordering::Relaxed);
+        j.append(0, 2, 0, b"c").unwrap();
+        assert_eq!(j.current_segment(), base + 1, "next minute, next segment");
+        j.append(0, 3, 0, b"d").unwrap();
+        assert_eq!(j.current_segment(), base + 1);
+        NOW.store(T0 + 3 * MIN + 7, Ordering::Relaxed);
+        j.append(0, 4, 0, b"e").unwrap();
+        assert_eq!(j.current_segment(), base + 2);
+        drop(j);
+        let records: Vec<_> = crate::journal::Reader::open(dir.path())
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (0..5).collect::<Vec<_>>());
+        assert!(crate::journal::verify(dir.path()).unwrap().is_clean());
+    }
 }

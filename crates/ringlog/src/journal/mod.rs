@@ -43,7 +43,10 @@
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! ```
 
+mod cursor;
 mod error;
+mod follow;
+mod index;
 mod format;
 mod fs;
 mod reader;
@@ -52,7 +55,16 @@ mod segment;
 mod verify;
 mod writer;
 
+pub use cursor::{
+    read_cursor_file, write_cursor_file, Cursor, CursorMismatch, CursorParseError, LastRecord,
+    SegmentStamp,
+};
 pub use error::{FrameError, JournalError};
+pub use follow::{AsyncFollower, FollowEvent, FollowOptions, Follower, Gap, RecordFilter};
+pub use index::{
+    index_file_name, rebuild_index, IndexError, IndexReport, IndexUse, ProducerSummary,
+    SegmentIndex, INDEX_EXTENSION,
+};
 pub use format::{
     frame_into, frame_into_vec, framed_len, parse_frame, parse_segment_file_name,
     segment_file_name, FrameHeader, HeaderError, ParsedFrame, SegmentHeader, FORMAT_VERSION,

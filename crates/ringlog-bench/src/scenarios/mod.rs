@@ -8,6 +8,7 @@ pub mod latency;
 pub mod limits;
 pub mod mpsc;
 pub mod persist;
+pub mod read;
 pub mod spsc;
 
 /// A scenario: its name on the command line, what it measures, its entry.
@@ -22,7 +23,7 @@ pub struct Scenario {
 }
 
 /// Every available scenario, in the order they run by default.
-pub const ALL: [Scenario; 7] = [
+pub const ALL: [Scenario; 8] = [
     Scenario {
         name: "limits",
         about: "memcpy, sequential file write, cache-line, pipe and Unix-socket round trips",
@@ -57,6 +58,11 @@ pub const ALL: [Scenario; 7] = [
         name: "ipc",
         about: "between two processes: 8-byte round trips through shm rings (hot, cold) vs pipe and Unix-socket pairs; one-way 64-byte messages vs a pipe",
         run: ipc::run,
+    },
+    Scenario {
+        name: "read",
+        about: "a 4 GiB journal: seek by time and by (producer, sequence) through the index vs a full scan, follow latency, jsonl export vs reading the files",
+        run: read::run,
     },
 ];
 

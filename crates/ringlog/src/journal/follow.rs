@@ -131,8 +131,11 @@ impl Default for FollowOptions {
 
 /// Longest wait on inotify before looking again anyway.
 const SAFETY_RECHECK: Duration = Duration::from_millis(250);
-/// Bytes read at once.
+/// Bytes read at once, at most.
 const READ_CHUNK: usize = 1 << 20;
+/// Bytes of the first read in a segment: small, so a seek reads little;
+/// each later read doubles up to [`READ_CHUNK`].
+const FIRST_READ: usize = 16 << 10;
 
 /// Wakes the follower when something in the directory changes.
 #[derive(Debug)]
@@ -216,6 +219,8 @@ struct Tail {
     off: u64,
     buf: Vec<u8>,
     buf_start: u64,
+    /// Bytes the next read asks for.
+    chunk: usize,
     /// The writer is known to have moved past this segment.
     sealed: bool,
     /// Builds the index while reading a segment from its start.
@@ -245,7 +250,8 @@ impl Tail {
         if end > len {
             return Ok(false);
         }
-        let want = (n.max(READ_CHUNK) as u64).min(len - off) as usize;
+        let want = (n.max(self.chunk) as u64).min(len - off) as usize;
+        self.chunk = (self.chunk * 2).min(READ_CHUNK);
         self.buf.resize(want, 0);
         match read_exact_at(&self.file, &mut self.buf, off) {
             Ok(()) => {
@@ -501,6 +507,7 @@ impl Follower {
             off: offset.unwrap_or(hl),
             buf: Vec::new(),
             buf_start: 0,
+            chunk: FIRST_READ,
             sealed: false,
             builder: None,
         };

@@ -127,7 +127,20 @@ pub(crate) fn parse_rfc3339(s: &str) -> Result<u64, String> {
     let min = digits(&s[14..16], "minute")?;
     let sec = digits(&s[17..19], "second")?;
     let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     if !(1..=12).contains(&month)
         || day < 1
         || day > month_days[(month - 1) as usize]
@@ -267,7 +280,11 @@ pub(crate) fn base64_into(out: &mut Vec<u8>, bytes: &[u8]) {
             | u32::from(*chunk.get(2).unwrap_or(&0));
         out.push(B64[(v >> 18) as usize & 63]);
         out.push(B64[(v >> 12) as usize & 63]);
-        out.push(if n > 1 { B64[(v >> 6) as usize & 63] } else { b'=' });
+        out.push(if n > 1 {
+            B64[(v >> 6) as usize & 63]
+        } else {
+            b'='
+        });
         out.push(if n > 2 { B64[v as usize & 63] } else { b'=' });
     }
 }
@@ -314,7 +331,9 @@ impl Query {
     /// What precedes the records (the CSV header).
     pub(crate) fn write_prologue(&self, out: &mut Vec<u8>) {
         if self.format == Format::Csv {
-            out.extend_from_slice(b"producer,seq,timestamp_ns,segment,offset,len,encoding,payload\n");
+            out.extend_from_slice(
+                b"producer,seq,timestamp_ns,segment,offset,len,encoding,payload\n",
+            );
         }
     }
 
@@ -414,7 +433,10 @@ mod tests {
             parse_rfc3339("2026-12-01 11:00:00.5+01:00"),
             Ok(1_796_119_200_500_000_000)
         );
-        assert_eq!(parse_rfc3339("2000-02-29T00:00:00.000000001z"), Ok(951_782_400_000_000_001));
+        assert_eq!(
+            parse_rfc3339("2000-02-29T00:00:00.000000001z"),
+            Ok(951_782_400_000_000_001)
+        );
         for bad in [
             "2026-02-30T00:00:00Z",
             "2026-13-01T00:00:00Z",

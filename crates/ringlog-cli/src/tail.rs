@@ -175,10 +175,10 @@ pub(crate) fn tail(args: TailArgs) -> Result<i32, String> {
                 }
                 batch.cursor = Some(r.cursor());
                 batch.records += 1;
-                if batch.records >= MAX_UNCOMMITTED || batch.buf.len() >= 1 << 20 {
-                    if !commit(&mut batch, &mut out)? {
-                        return Ok(0);
-                    }
+                let full = batch.records >= MAX_UNCOMMITTED || batch.buf.len() >= 1 << 20;
+                // Committed only when full; a closed stdout ends quietly.
+                if full && !commit(&mut batch, &mut out)? {
+                    return Ok(0);
                 }
             }
             Some(FollowEvent::Gap(g)) => {

@@ -32,7 +32,10 @@ fn positions(path: &Path) -> Vec<(u64, u64)> {
         }
         let v: serde_json::Value = serde_json::from_slice(line)
             .unwrap_or_else(|e| panic!("{}: bad line {e}", path.display()));
-        out.push((v["segment"].as_u64().unwrap(), v["offset"].as_u64().unwrap()));
+        out.push((
+            v["segment"].as_u64().unwrap(),
+            v["offset"].as_u64().unwrap(),
+        ));
     }
     out
 }
@@ -56,8 +59,14 @@ fn tail_killed_at_random_moments_never_skips_and_repeats_at_most_a_batch() {
         while start.elapsed() < Duration::from_secs(6) {
             for _ in 0..50 {
                 let p = (n % 3) as usize;
-                let payload = format!("producer {p} record {} {}", seq[p], "x".repeat((n % 300) as usize));
-                journal.append(p as u32, seq[p], n, payload.as_bytes()).unwrap();
+                let payload = format!(
+                    "producer {p} record {} {}",
+                    seq[p],
+                    "x".repeat((n % 300) as usize)
+                );
+                journal
+                    .append(p as u32, seq[p], n, payload.as_bytes())
+                    .unwrap();
                 seq[p] += 1;
                 n += 1;
             }
@@ -113,7 +122,11 @@ fn tail_killed_at_random_moments_never_skips_and_repeats_at_most_a_batch() {
         let Some(first) = run.first() else { continue };
         runs_with_output += 1;
         let k = index[first];
-        assert!(k <= next, "{}: gap: starts at record {k}, expected {next}", path.display());
+        assert!(
+            k <= next,
+            "{}: gap: starts at record {k}, expected {next}",
+            path.display()
+        );
         assert!(
             next - k <= DOCUMENTED_REPEATS,
             "{}: repeats {} records",
@@ -122,12 +135,20 @@ fn tail_killed_at_random_moments_never_skips_and_repeats_at_most_a_batch() {
         );
         repeated += next - k;
         for (i, p) in run.iter().enumerate() {
-            assert_eq!(index[p], k + i, "{}: out of order at line {i}", path.display());
+            assert_eq!(
+                index[p],
+                k + i,
+                "{}: out of order at line {i}",
+                path.display()
+            );
         }
         next = k + run.len();
     }
     assert_eq!(next, total, "every record printed");
-    assert!(runs_with_output >= 10, "only {runs_with_output} runs printed");
+    assert!(
+        runs_with_output >= 10,
+        "only {runs_with_output} runs printed"
+    );
     eprintln!("{total} records, {runs_with_output} runs printed, {repeated} repeated");
 }
 
@@ -162,7 +183,10 @@ fn filters_formats_and_usage_errors() {
     let o = run(&[d, "--since", "@1290", "--until", "@1292", "--format", "csv"]);
     let text = String::from_utf8(o.stdout).unwrap();
     assert_eq!(text.lines().count(), 4, "{text}");
-    assert!(text.lines().nth(1).unwrap().ends_with("utf8,\"event 290\""), "{text}");
+    assert!(
+        text.lines().nth(1).unwrap().ends_with("utf8,\"event 290\""),
+        "{text}"
+    );
     let o = run(&[d, "--grep", "^event 29[0-9]$", "--format", "raw"]);
     assert_eq!(
         String::from_utf8(o.stdout).unwrap(),
@@ -171,9 +195,11 @@ fn filters_formats_and_usage_errors() {
     // Index built, then used: same answers.
     let o = run(&[d, "--index", "build", "--since", "@1200"]);
     let built = String::from_utf8(o.stdout).unwrap();
-    assert!(std::fs::read_dir(dir.path())
+    assert!(std::fs::read_dir(dir.path()).unwrap().any(|e| e
         .unwrap()
-        .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".rlx")));
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".rlx")));
     let o = run(&[d, "--since", "@1200"]);
     assert_eq!(String::from_utf8(o.stdout).unwrap(), built);
     assert_eq!(built.lines().count(), 100);
@@ -191,7 +217,10 @@ fn filters_formats_and_usage_errors() {
     let o = run(&["/nonexistent/journal"]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("/nonexistent/journal") && err.contains("os error 2"), "{err}");
+    assert!(
+        err.contains("/nonexistent/journal") && err.contains("os error 2"),
+        "{err}"
+    );
     let o = run(&["--help"]);
     let help = String::from_utf8_lossy(&o.stdout);
     assert!(help.contains("kill -9"), "{help}");
@@ -235,7 +264,11 @@ fn a_cursor_past_retention_is_refused_unless_gaps_are_allowed() {
     assert!(err.contains("--allow-gap") && err.contains("gone"), "{err}");
     assert_eq!(std::fs::read(&cursor).unwrap(), before, "cursor untouched");
     let o = tail(&["--allow-gap"]);
-    assert_eq!(o.status.code(), Some(1), "a gap is a failure without --follow");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a gap is a failure without --follow"
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("records lost"));
     assert!(o.stdout.lines().count() > 5);
     // The cursor moved past the gap: the next run prints nothing and is clean.

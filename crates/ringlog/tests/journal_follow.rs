@@ -36,7 +36,12 @@ fn follows_a_writer_across_rotation_without_missing_or_repeating() {
     let writer = std::thread::spawn(move || {
         for seq in 0..2000u64 {
             journal
-                .append((seq % 4) as u32, seq, seq, &vec![seq as u8; (seq % 97) as usize])
+                .append(
+                    (seq % 4) as u32,
+                    seq,
+                    seq,
+                    &vec![seq as u8; (seq % 97) as usize],
+                )
                 .unwrap();
             if seq % 64 == 0 {
                 std::thread::sleep(Duration::from_millis(1));
@@ -80,7 +85,9 @@ fn retention_deleting_unread_segments_is_a_gap() {
     let mut seqs = Vec::new();
     let mut gaps = Vec::new();
     while let Some(event) = follower
-        .next_before(Some(deadline.min(Instant::now() + Duration::from_millis(200))))
+        .next_before(Some(
+            deadline.min(Instant::now() + Duration::from_millis(200)),
+        ))
         .unwrap()
     {
         match event {
@@ -100,7 +107,10 @@ fn retention_deleting_unread_segments_is_a_gap() {
     assert!(before.windows(2).all(|w| w[1] == w[0] + 1));
     assert!(after.windows(2).all(|w| w[1] == w[0] + 1));
     assert_eq!(*after.last().unwrap(), 199);
-    assert!(after[0] > before.last().unwrap() + 1, "records really were lost");
+    assert!(
+        after[0] > before.last().unwrap() + 1,
+        "records really were lost"
+    );
     // The follower's cursor after the gap is usable.
     let c = follower.cursor().copied().unwrap();
     assert_eq!(Reader::from_cursor(dir.path(), &c).unwrap().count(), 0);
@@ -165,7 +175,10 @@ fn a_torn_tail_is_waited_on_and_damage_in_the_middle_is_an_error() {
         assert_eq!(next_record(&mut f).seq, seq);
     }
     let soon = Some(Instant::now() + Duration::from_millis(100));
-    assert!(f.next_before(soon).unwrap().is_none(), "torn tail waited on");
+    assert!(
+        f.next_before(soon).unwrap().is_none(),
+        "torn tail waited on"
+    );
     // The rest of the frame lands.
     bytes.extend_from_slice(&frame[50..]);
     std::fs::write(&seg, &bytes).unwrap();
@@ -276,7 +289,9 @@ fn index_is_built_validated_and_seeks() {
     assert!(report.segments > 10);
     assert_eq!(report.written, report.segments);
     assert_eq!(rebuild_index(dir.path()).unwrap().kept, report.segments);
-    let ix = SegmentIndex::load(dir.path(), 3).unwrap().expect("valid index");
+    let ix = SegmentIndex::load(dir.path(), 3)
+        .unwrap()
+        .expect("valid index");
     assert!(ix.entries() > 3);
     let in_three: Vec<&Record> = records.iter().filter(|r| r.segment == 3).collect();
     let mid = in_three[in_three.len() / 2];
@@ -332,7 +347,10 @@ fn index_damage_never_changes_an_answer() {
     }
     journal.sync().unwrap();
     drop(journal);
-    let records: Vec<Record> = Reader::open(dir.path()).unwrap().map(Result::unwrap).collect();
+    let records: Vec<Record> = Reader::open(dir.path())
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     rebuild_index(dir.path()).unwrap();
     let ipath = dir.path().join(index_file_name(1));
     let good = std::fs::read(&ipath).unwrap();
@@ -394,7 +412,10 @@ fn a_follower_can_build_missing_indexes() {
     let dir = tempfile::tempdir().unwrap();
     let records = sample(dir.path(), 1000, 2, 3);
     let opts = RecordFilter::default();
-    assert_eq!(query(dir.path(), opts, IndexUse::Build).len(), records.len());
+    assert_eq!(
+        query(dir.path(), opts, IndexUse::Build).len(),
+        records.len()
+    );
     let last = records.last().unwrap().segment;
     for n in 1..last {
         assert!(

@@ -70,7 +70,10 @@ fn size_from_env() -> Option<u64> {
     } else {
         (t.as_str(), 1)
     };
-    num.trim().parse::<u64>().ok().map(|n| n.saturating_mul(mult))
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .map(|n| n.saturating_mul(mult))
 }
 
 fn build(dir: &Path, target: u64) -> Result<Built, CheckError> {
@@ -152,7 +155,13 @@ pub fn run(b: &mut Bench) {
         Ok(x) => x,
         Err(e) => {
             b.failed(
-                Case::new("setup", "write the journal", Role::Ringlog, Unit::BytesPerSec, 1),
+                Case::new(
+                    "setup",
+                    "write the journal",
+                    Role::Ringlog,
+                    Unit::BytesPerSec,
+                    1,
+                ),
                 e.to_string(),
             );
             let _ = std::fs::remove_dir_all(&dir);
@@ -170,7 +179,11 @@ pub fn run(b: &mut Bench) {
         ),
         || {
             // Remove the indexes so each run builds them all.
-            for e in std::fs::read_dir(&built.dir).into_iter().flatten().flatten() {
+            for e in std::fs::read_dir(&built.dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 if e.file_name().to_string_lossy().ends_with(".rlx") {
                     let _ = std::fs::remove_file(e.path());
                 }
@@ -195,17 +208,31 @@ pub fn run(b: &mut Bench) {
         ..Default::default()
     };
     b.case(
-        Case::new(&group, "Follower through the index", Role::Ringlog, Unit::Nanos, 1),
+        Case::new(
+            &group,
+            "Follower through the index",
+            Role::Ringlog,
+            Unit::Nanos,
+            1,
+        ),
         || {
             let t = Instant::now();
             for &ts in &targets {
                 first(&built.dir, time_filter(ts), IndexUse::Use)?;
             }
-            Ok(Measured::nanos(t.elapsed().as_nanos() as f64 / SEEKS as f64))
+            Ok(Measured::nanos(
+                t.elapsed().as_nanos() as f64 / SEEKS as f64,
+            ))
         },
     );
     b.case(
-        Case::new(&group, "full scan (index ignored)", Role::Peer, Unit::Nanos, 1),
+        Case::new(
+            &group,
+            "full scan (index ignored)",
+            Role::Peer,
+            Unit::Nanos,
+            1,
+        ),
         || {
             let ts = targets[0];
             let t = Instant::now();
@@ -232,17 +259,31 @@ pub fn run(b: &mut Bench) {
         ..Default::default()
     };
     b.case(
-        Case::new(&group, "Follower through the index", Role::Ringlog, Unit::Nanos, 1),
+        Case::new(
+            &group,
+            "Follower through the index",
+            Role::Ringlog,
+            Unit::Nanos,
+            1,
+        ),
         || {
             let t = Instant::now();
             for &s in &seqs {
                 first(&built.dir, seq_filter(s), IndexUse::Use)?;
             }
-            Ok(Measured::nanos(t.elapsed().as_nanos() as f64 / SEEKS as f64))
+            Ok(Measured::nanos(
+                t.elapsed().as_nanos() as f64 / SEEKS as f64,
+            ))
         },
     );
     b.case(
-        Case::new(&group, "full scan (index ignored)", Role::Peer, Unit::Nanos, 1),
+        Case::new(
+            &group,
+            "full scan (index ignored)",
+            Role::Peer,
+            Unit::Nanos,
+            1,
+        ),
         || {
             let s = seqs[0];
             let t = Instant::now();
@@ -261,7 +302,13 @@ pub fn run(b: &mut Bench) {
 
     let group = format!("export, {gib:.1} GiB journal, bytes/s of segment files");
     b.case(
-        Case::new(&group, "read the segment files, 1 MiB reads (cat > /dev/null)", Role::Limit, Unit::BytesPerSec, 1),
+        Case::new(
+            &group,
+            "read the segment files, 1 MiB reads (cat > /dev/null)",
+            Role::Limit,
+            Unit::BytesPerSec,
+            1,
+        ),
         || {
             let t = Instant::now();
             let n = cat_files(&built.dir)?;
@@ -269,7 +316,13 @@ pub fn run(b: &mut Bench) {
         },
     );
     b.case(
-        Case::new(&group, "Reader, every record (no output)", Role::Ringlog, Unit::BytesPerSec, 1),
+        Case::new(
+            &group,
+            "Reader, every record (no output)",
+            Role::Ringlog,
+            Unit::BytesPerSec,
+            1,
+        ),
         || {
             let t = Instant::now();
             let mut n = 0u64;
@@ -278,7 +331,10 @@ pub fn run(b: &mut Bench) {
                 n += 1;
             }
             if n != built.records {
-                return Err(CheckError::new(format!("{n} records, wrote {}", built.records)));
+                return Err(CheckError::new(format!(
+                    "{n} records, wrote {}",
+                    built.records
+                )));
             }
             Ok(Measured::rate(built.bytes, t.elapsed()))
         },
@@ -287,7 +343,13 @@ pub fn run(b: &mut Bench) {
         .ok()
         .and_then(|p| Some(p.parent()?.join("ringlog")))
         .filter(|p| p.exists());
-    let export = Case::new(&group, "ringlog tail --format jsonl > /dev/null", Role::Ringlog, Unit::BytesPerSec, 1);
+    let export = Case::new(
+        &group,
+        "ringlog tail --format jsonl > /dev/null",
+        Role::Ringlog,
+        Unit::BytesPerSec,
+        1,
+    );
     match cli {
         Some(cli) => b.case(export, || {
             let devnull = std::fs::File::create("/dev/null")
@@ -350,7 +412,9 @@ fn cat_files(dir: &Path) -> Result<u64, CheckError> {
     for p in names {
         let mut f = std::fs::File::open(&p).map_err(|e| CheckError::new(e.to_string()))?;
         loop {
-            let k = f.read(&mut buf).map_err(|e| CheckError::new(e.to_string()))?;
+            let k = f
+                .read(&mut buf)
+                .map_err(|e| CheckError::new(e.to_string()))?;
             if k == 0 {
                 break;
             }

@@ -542,9 +542,7 @@ impl Reader {
         }
         let (segment, offset, expect) = match validate(dir, cursor)? {
             Resume::At { segment, offset } => (segment, offset, cursor.stamp),
-            Resume::NextSegment { segment, stamp } => {
-                (segment, u64::from(stamp.header_len), stamp)
-            }
+            Resume::NextSegment { segment, stamp } => (segment, u64::from(stamp.header_len), stamp),
         };
         let (reader, stamp) = Reader::resume_at(dir, segment, offset)?;
         if stamp != expect {
@@ -580,7 +578,11 @@ pub fn write_cursor_file(path: &Path, cursor: &Cursor) -> Result<(), JournalErro
     let mut tmp_name = path
         .file_name()
         .ok_or_else(|| {
-            JournalError::io("write cursor", path, std::io::ErrorKind::InvalidInput.into())
+            JournalError::io(
+                "write cursor",
+                path,
+                std::io::ErrorKind::InvalidInput.into(),
+            )
         })?
         .to_owned();
     tmp_name.push(".tmp");
@@ -696,8 +698,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut j = journal(dir.path(), 600);
         for seq in 0..60u64 {
-            j.append((seq % 3) as u32, seq, seq, &vec![seq as u8; (seq % 50) as usize])
-                .unwrap();
+            j.append(
+                (seq % 3) as u32,
+                seq,
+                seq,
+                &vec![seq as u8; (seq % 50) as usize],
+            )
+            .unwrap();
         }
         j.sync().unwrap();
         let records = all(dir.path());
@@ -735,12 +742,7 @@ mod tests {
         drop(j);
         let records = all(dir.path());
         let in_first = records.iter().find(|r| r.segment == 1).unwrap().cursor();
-        let last_of_first = records
-            .iter()
-            .filter(|r| r.segment == 1)
-            .last()
-            .unwrap()
-            .cursor();
+        let last_of_first = records.iter().rfind(|r| r.segment == 1).unwrap().cursor();
         let in_second = records.iter().find(|r| r.segment == 2).unwrap().cursor();
 
         // Segment 1 deleted: a cursor inside it is refused; one at its very
@@ -854,7 +856,9 @@ mod tests {
             ),
             "{err}"
         );
-        assert!(err.to_string().contains("records after the cursor are gone"));
+        assert!(err
+            .to_string()
+            .contains("records after the cursor are gone"));
     }
 
     #[test]

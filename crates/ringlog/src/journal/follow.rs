@@ -37,9 +37,7 @@ use super::cursor::{
     Resume, SegmentStamp,
 };
 use super::error::{FrameError, JournalError};
-use super::format::{
-    parse_frame, segment_file_name, FrameHeader, ParsedFrame, FRAME_HEADER_LEN,
-};
+use super::format::{parse_frame, segment_file_name, FrameHeader, ParsedFrame, FRAME_HEADER_LEN};
 use super::index::{FileRef, IndexBuilder, IndexUse, SegmentIndex, DEFAULT_INTERVAL};
 use super::reader::Record;
 use super::segment::Window;
@@ -426,7 +424,10 @@ impl Follower {
                 };
             }
             Err(JournalError::CursorMismatch {
-                reason: CursorMismatch::SegmentDeleted { segment, position, .. },
+                reason:
+                    CursorMismatch::SegmentDeleted {
+                        segment, position, ..
+                    },
                 ..
             }) if options.resume_past_deleted => {
                 let next = list_dir(&f.dir)?.into_iter().find(|&n| n > segment);
@@ -518,8 +519,7 @@ impl Follower {
                     let start = ix.start_offset(&self.options.filter);
                     tail.off = start;
                     // A hint only: a frame (or the covered end) must be there.
-                    let ok = start == ix.covered_len()
-                        || matches!(tail.at(), Ok(At::Frame(_)));
+                    let ok = start == ix.covered_len() || matches!(tail.at(), Ok(At::Frame(_)));
                     if !ok {
                         tail.off = hl;
                     }

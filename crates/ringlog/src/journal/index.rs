@@ -383,11 +383,15 @@ impl SegmentIndex {
         let n_producers = get_u32(b, 76) as usize;
         let n_time = get_u32(b, 96) as usize;
         let n_seq = get_u32(b, 100) as usize;
-        let expected = n_producers
-            .checked_mul(PRODUCER_ENTRY)
-            .and_then(|p| Some((p, n_time.checked_mul(TIME_ENTRY)?)))
-            .and_then(|(p, t)| Some(p.checked_add(t)?.checked_add(n_seq.checked_mul(SEQ_ENTRY)?)?))
-            .and_then(|x| x.checked_add(HEADER + 4));
+        let sizes = [
+            n_producers.checked_mul(PRODUCER_ENTRY),
+            n_time.checked_mul(TIME_ENTRY),
+            n_seq.checked_mul(SEQ_ENTRY),
+            Some(HEADER + 4),
+        ];
+        let expected = sizes
+            .into_iter()
+            .try_fold(0usize, |acc, n| acc.checked_add(n?));
         if expected != Some(b.len()) {
             return Err(IndexError::Length);
         }
@@ -395,7 +399,13 @@ impl SegmentIndex {
         if crc32c::crc32c(&b[..body]) != get_u32(b, body) {
             return Err(IndexError::Checksum);
         }
-        let field = |ok: bool, what| if ok { Ok(()) } else { Err(IndexError::Field(what)) };
+        let field = |ok: bool, what| {
+            if ok {
+                Ok(())
+            } else {
+                Err(IndexError::Field(what))
+            }
+        };
         field(get_u16(b, 10) == 0, "flags")?;
         field(b[42..48].iter().all(|&x| x == 0), "padding")?;
         let header_len = get_u16(b, 40);
@@ -411,7 +421,10 @@ impl SegmentIndex {
         let aligned = |o: u64| o % FRAME_ALIGN as u64 == 0;
         field(covered_len >= hl && aligned(covered_len), "covered length")?;
         let last_frame = if records == 0 {
-            field(covered_len == hl && last_off == 0 && last_crc == 0, "empty index")?;
+            field(
+                covered_len == hl && last_off == 0 && last_crc == 0,
+                "empty index",
+            )?;
             field(n_producers == 0 && n_time == 0 && n_seq == 0, "empty index")?;
             None
         } else {
@@ -458,7 +471,10 @@ impl SegmentIndex {
                 max_ts_before: get_u64(b, at + 8),
             };
             field(in_range(t.offset) && t.offset > hl, "time entry offset")?;
-            field(t.max_ts_before >= min_ts && t.max_ts_before <= max_ts, "time entry")?;
+            field(
+                t.max_ts_before >= min_ts && t.max_ts_before <= max_ts,
+                "time entry",
+            )?;
             if let Some(prev) = time.last() {
                 let prev: &TimeEntry = prev;
                 field(
@@ -687,9 +703,8 @@ impl SegmentIndex {
             let hi = self.seq.partition_point(|e| e.producer <= want);
             let entries = &self.seq[lo..hi];
             let from = filter.seq_from;
-            let k = entries.partition_point(|e| {
-                !e.has_before || from.is_some_and(|f| e.max_seq_before < f)
-            });
+            let k = entries
+                .partition_point(|e| !e.has_before || from.is_some_and(|f| e.max_seq_before < f));
             if k > 0 {
                 start = start.max(entries[k - 1].offset);
             }
@@ -757,8 +772,7 @@ pub fn rebuild_index(dir: impl AsRef<Path>) -> Result<IndexReport, JournalError>
             report.written += 1;
         }
     }
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| JournalError::io("list directory", dir, e))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| JournalError::io("list directory", dir, e))?;
     let index_suffix = format!(".{INDEX_EXTENSION}");
     let tmp_suffix = format!(".{INDEX_EXTENSION}.tmp");
     for entry in entries {

@@ -46,9 +46,9 @@
 mod cursor;
 mod error;
 mod follow;
-mod index;
 mod format;
 mod fs;
+mod index;
 mod reader;
 mod recovery;
 mod segment;
@@ -61,10 +61,6 @@ pub use cursor::{
 };
 pub use error::{FrameError, JournalError};
 pub use follow::{AsyncFollower, FollowEvent, FollowOptions, Follower, Gap, RecordFilter};
-pub use index::{
-    index_file_name, rebuild_index, IndexError, IndexReport, IndexUse, ProducerSummary,
-    SegmentIndex, INDEX_EXTENSION,
-};
 pub use format::{
     frame_into, frame_into_vec, framed_len, parse_frame, parse_segment_file_name,
     segment_file_name, FrameHeader, HeaderError, ParsedFrame, SegmentHeader, FORMAT_VERSION,
@@ -72,6 +68,10 @@ pub use format::{
     SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
 };
 pub use fs::{FaultyFile, FaultyFs, JournalFile, JournalFs, StdFs};
+pub use index::{
+    index_file_name, rebuild_index, IndexError, IndexReport, IndexUse, ProducerSummary,
+    SegmentIndex, INDEX_EXTENSION,
+};
 pub use reader::{Reader, Record};
 pub use recovery::{RecoveryMode, RecoveryReport, SkippedRange};
 pub use verify::{

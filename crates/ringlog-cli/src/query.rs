@@ -289,24 +289,32 @@ pub(crate) fn base64_into(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
+/// `s` as a JSON string: runs of bytes that need no escape are copied
+/// whole (every byte of a multi-byte UTF-8 character is >= 0x80).
 fn json_string_into(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    out.reserve(b.len() + 2);
     out.push(b'"');
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
+    let mut from = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            c if c < 0x20 => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&b[from..i]);
+        if esc.is_empty() {
+            let _ = write!(out, "\\u{c:04x}");
+        } else {
+            out.extend_from_slice(esc);
         }
+        from = i + 1;
     }
+    out.extend_from_slice(&b[from..]);
     out.push(b'"');
 }
 

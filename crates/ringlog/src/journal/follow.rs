@@ -513,7 +513,19 @@ impl Follower {
             builder: None,
         };
         if offset.is_none() && self.options.index != IndexUse::Ignore {
-            let index = SegmentIndex::load_for(&self.dir, number, stamp, &tail.file, len);
+            let filter = self.options.filter;
+            // The summary alone often says nothing here matches; else the
+            // whole index says where to start.
+            let index =
+                match SegmentIndex::load_summary_for(&self.dir, number, stamp, &tail.file, len) {
+                    Some(summary)
+                        if !filter.is_all()
+                            && summary.start_offset(&filter) == summary.covered_len() =>
+                    {
+                        Some(summary)
+                    }
+                    _ => SegmentIndex::load_for(&self.dir, number, stamp, &tail.file, len),
+                };
             match index {
                 Some(ix) if !self.options.filter.is_all() => {
                     let start = ix.start_offset(&self.options.filter);

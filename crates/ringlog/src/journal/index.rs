@@ -43,7 +43,11 @@ pub const INDEX_EXTENSION: &str = "rlx";
 
 const INDEX_MAGIC: [u8; 8] = *b"RINGLOGX";
 const INDEX_VERSION: u16 = 1;
-const HEADER: usize = 104;
+/// Header bytes: the fields, then the CRC-32C of the summary (the fields
+/// and the producer table) and 4 zero bytes.
+const HEADER: usize = 112;
+/// Where the summary's CRC is.
+const SUMMARY_CRC_AT: usize = 104;
 const PRODUCER_ENTRY: usize = 32;
 const TIME_ENTRY: usize = 16;
 const SEQ_ENTRY: usize = 24;
@@ -340,6 +344,7 @@ impl SegmentIndex {
         put_u64(&mut b, self.max_ts);
         put_u32(&mut b, self.time.len() as u32);
         put_u32(&mut b, self.seq.len() as u32);
+        b.extend_from_slice(&[0u8; 8]);
         debug_assert_eq!(b.len(), HEADER);
         for p in &self.producers {
             put_u32(&mut b, p.producer);
@@ -348,6 +353,8 @@ impl SegmentIndex {
             put_u64(&mut b, p.max_seq);
             put_u64(&mut b, p.count);
         }
+        let summary = crc32c::crc32c_append(crc32c::crc32c(&b[..SUMMARY_CRC_AT]), &b[HEADER..]);
+        b[SUMMARY_CRC_AT..SUMMARY_CRC_AT + 4].copy_from_slice(&summary.to_le_bytes());
         for t in &self.time {
             put_u64(&mut b, t.offset);
             put_u64(&mut b, t.max_ts_before);
@@ -373,13 +380,6 @@ impl SegmentIndex {
         if b.len() < HEADER + 4 {
             return Err(IndexError::Length);
         }
-        if b[..8] != INDEX_MAGIC {
-            return Err(IndexError::Magic);
-        }
-        let version = get_u16(b, 8);
-        if version != INDEX_VERSION {
-            return Err(IndexError::Version(version));
-        }
         let n_producers = get_u32(b, 76) as usize;
         let n_time = get_u32(b, 96) as usize;
         let n_seq = get_u32(b, 100) as usize;
@@ -399,6 +399,7 @@ impl SegmentIndex {
         if crc32c::crc32c(&b[..body]) != get_u32(b, body) {
             return Err(IndexError::Checksum);
         }
+        let mut ix = Self::decode_summary(b)?;
         let field = |ok: bool, what| {
             if ok {
                 Ok(())
@@ -406,64 +407,12 @@ impl SegmentIndex {
                 Err(IndexError::Field(what))
             }
         };
-        field(get_u16(b, 10) == 0, "flags")?;
-        field(b[42..48].iter().all(|&x| x == 0), "padding")?;
-        let header_len = get_u16(b, 40);
-        let hl = u64::from(header_len);
-        field(
-            (header_len as usize) <= MAX_SEGMENT_HEADER_LEN && hl % FRAME_ALIGN as u64 == 0,
-            "header length",
-        )?;
-        let covered_len = get_u64(b, 48);
-        let records = get_u64(b, 56);
-        let last_off = get_u64(b, 64);
-        let last_crc = get_u32(b, 72);
+        let hl = u64::from(ix.stamp.header_len);
+        let (covered_len, min_ts, max_ts) = (ix.covered_len, ix.min_ts, ix.max_ts);
         let aligned = |o: u64| o % FRAME_ALIGN as u64 == 0;
-        field(covered_len >= hl && aligned(covered_len), "covered length")?;
-        let last_frame = if records == 0 {
-            field(
-                covered_len == hl && last_off == 0 && last_crc == 0,
-                "empty index",
-            )?;
-            field(n_producers == 0 && n_time == 0 && n_seq == 0, "empty index")?;
-            None
-        } else {
-            field(
-                last_off >= hl
-                    && aligned(last_off)
-                    && last_off.saturating_add(FRAME_HEADER_LEN as u64) <= covered_len,
-                "last frame",
-            )?;
-            Some((last_off, last_crc))
-        };
-        let min_ts = get_u64(b, 80);
-        let max_ts = get_u64(b, 88);
-        field(records == 0 || min_ts <= max_ts, "time range")?;
         let in_range = |o: u64| o >= hl && o < covered_len && aligned(o);
-
-        let mut at = HEADER;
-        let mut producers = Vec::with_capacity(n_producers);
-        let mut total = 0u64;
-        for _ in 0..n_producers {
-            let p = ProducerSummary {
-                producer: get_u32(b, at),
-                min_seq: get_u64(b, at + 8),
-                max_seq: get_u64(b, at + 16),
-                count: get_u64(b, at + 24),
-            };
-            field(get_u32(b, at + 4) == 0, "producer padding")?;
-            field(p.min_seq <= p.max_seq && p.count >= 1, "producer summary")?;
-            field(
-                producers
-                    .last()
-                    .is_none_or(|q: &ProducerSummary| q.producer < p.producer),
-                "producer order",
-            )?;
-            total = total.saturating_add(p.count);
-            producers.push(p);
-            at += PRODUCER_ENTRY;
-        }
-        field(total == records, "producer counts")?;
+        let producers = std::mem::take(&mut ix.producers);
+        let mut at = HEADER + n_producers * PRODUCER_ENTRY;
         let mut time = Vec::with_capacity(n_time);
         for _ in 0..n_time {
             let t = TimeEntry {
@@ -521,6 +470,107 @@ impl SegmentIndex {
             seq.push(e);
             at += SEQ_ENTRY;
         }
+        ix.producers = producers;
+        ix.time = time;
+        ix.seq = seq;
+        Ok(ix)
+    }
+
+    /// Decodes and validates the header and producer table alone (they
+    /// have a CRC of their own), which is enough to tell that nothing in a
+    /// segment matches; the entries are left empty. `b` may hold more than
+    /// the summary. Never panics on any input.
+    ///
+    /// # Errors
+    ///
+    /// The first [`IndexError`] found.
+    pub fn decode_summary(b: &[u8]) -> Result<Self, IndexError> {
+        if b.len() < HEADER {
+            return Err(IndexError::Length);
+        }
+        if b[..8] != INDEX_MAGIC {
+            return Err(IndexError::Magic);
+        }
+        let version = get_u16(b, 8);
+        if version != INDEX_VERSION {
+            return Err(IndexError::Version(version));
+        }
+        let n_producers = get_u32(b, 76) as usize;
+        let n_time = get_u32(b, 96) as usize;
+        let n_seq = get_u32(b, 100) as usize;
+        let end = n_producers
+            .checked_mul(PRODUCER_ENTRY)
+            .and_then(|n| n.checked_add(HEADER))
+            .filter(|&end| end <= b.len())
+            .ok_or(IndexError::Length)?;
+        let summary = crc32c::crc32c_append(crc32c::crc32c(&b[..SUMMARY_CRC_AT]), &b[HEADER..end]);
+        if summary != get_u32(b, SUMMARY_CRC_AT) {
+            return Err(IndexError::Checksum);
+        }
+        let field = |ok: bool, what| {
+            if ok {
+                Ok(())
+            } else {
+                Err(IndexError::Field(what))
+            }
+        };
+        field(get_u32(b, SUMMARY_CRC_AT + 4) == 0, "padding")?;
+        field(get_u16(b, 10) == 0, "flags")?;
+        field(b[42..48].iter().all(|&x| x == 0), "padding")?;
+        let header_len = get_u16(b, 40);
+        let hl = u64::from(header_len);
+        field(
+            (header_len as usize) <= MAX_SEGMENT_HEADER_LEN && hl % FRAME_ALIGN as u64 == 0,
+            "header length",
+        )?;
+        let covered_len = get_u64(b, 48);
+        let records = get_u64(b, 56);
+        let last_off = get_u64(b, 64);
+        let last_crc = get_u32(b, 72);
+        let aligned = |o: u64| o % FRAME_ALIGN as u64 == 0;
+        field(covered_len >= hl && aligned(covered_len), "covered length")?;
+        let last_frame = if records == 0 {
+            field(
+                covered_len == hl && last_off == 0 && last_crc == 0,
+                "empty index",
+            )?;
+            field(n_producers == 0 && n_time == 0 && n_seq == 0, "empty index")?;
+            None
+        } else {
+            field(
+                last_off >= hl
+                    && aligned(last_off)
+                    && last_off.saturating_add(FRAME_HEADER_LEN as u64) <= covered_len,
+                "last frame",
+            )?;
+            Some((last_off, last_crc))
+        };
+        let min_ts = get_u64(b, 80);
+        let max_ts = get_u64(b, 88);
+        field(records == 0 || min_ts <= max_ts, "time range")?;
+        let mut at = HEADER;
+        let mut producers = Vec::with_capacity(n_producers);
+        let mut total = 0u64;
+        for _ in 0..n_producers {
+            let p = ProducerSummary {
+                producer: get_u32(b, at),
+                min_seq: get_u64(b, at + 8),
+                max_seq: get_u64(b, at + 16),
+                count: get_u64(b, at + 24),
+            };
+            field(get_u32(b, at + 4) == 0, "producer padding")?;
+            field(p.min_seq <= p.max_seq && p.count >= 1, "producer summary")?;
+            field(
+                producers
+                    .last()
+                    .is_none_or(|q: &ProducerSummary| q.producer < p.producer),
+                "producer order",
+            )?;
+            total = total.saturating_add(p.count);
+            producers.push(p);
+            at += PRODUCER_ENTRY;
+        }
+        field(total == records, "producer counts")?;
         Ok(Self {
             segment: get_u64(b, 16),
             stamp: SegmentStamp {
@@ -535,8 +585,8 @@ impl SegmentIndex {
             min_ts,
             max_ts,
             producers,
-            time,
-            seq,
+            time: Vec::new(),
+            seq: Vec::new(),
         })
     }
 
@@ -587,6 +637,29 @@ impl SegmentIndex {
     ) -> Option<Self> {
         let bytes = read_index_bytes(&dir.join(index_file_name(number)))?;
         let ix = Self::decode(&bytes).ok()?;
+        ix.matches_segment(number, stamp, file, len).ok()?;
+        Some(ix)
+    }
+
+    /// As [`load_for`](Self::load_for), reading and checking only the
+    /// summary (header and producer table): no entries.
+    pub(crate) fn load_summary_for(
+        dir: &Path,
+        number: u64,
+        stamp: SegmentStamp,
+        file: &File,
+        len: u64,
+    ) -> Option<Self> {
+        let index = open_index(&dir.join(index_file_name(number)))?;
+        let mut head = vec![0u8; HEADER];
+        read_exact_at(&index, &mut head, 0).ok()?;
+        let n = (get_u32(&head, 76) as u64).checked_mul(PRODUCER_ENTRY as u64)?;
+        if n > MAX_INDEX_BYTES {
+            return None;
+        }
+        head.resize(HEADER + n as usize, 0);
+        read_exact_at(&index, &mut head[HEADER..], HEADER as u64).ok()?;
+        let ix = Self::decode_summary(&head).ok()?;
         ix.matches_segment(number, stamp, file, len).ok()?;
         Some(ix)
     }
@@ -713,8 +786,8 @@ impl SegmentIndex {
     }
 }
 
-fn read_index_bytes(path: &Path) -> Option<Vec<u8>> {
-    use std::io::Read;
+/// Opens an index file without blocking on a FIFO; regular files only.
+fn open_index(path: &Path) -> Option<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -722,10 +795,13 @@ fn read_index_bytes(path: &Path) -> Option<Vec<u8>> {
         .open(path)
         .ok()?;
     let meta = file.metadata().ok()?;
-    if !meta.file_type().is_file() || meta.len() > MAX_INDEX_BYTES {
-        return None;
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    (meta.file_type().is_file() && meta.len() <= MAX_INDEX_BYTES).then_some(file)
+}
+
+fn read_index_bytes(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let file = open_index(path)?;
+    let mut bytes = Vec::new();
     file.take(MAX_INDEX_BYTES).read_to_end(&mut bytes).ok()?;
     Some(bytes)
 }

@@ -221,6 +221,8 @@ struct Tail {
     chunk: usize,
     /// The writer is known to have moved past this segment.
     sealed: bool,
+    /// The segment after this one, once seen with frames in it.
+    next: Option<(u64, SegmentStamp)>,
     /// Builds the index while reading a segment from its start.
     builder: Option<IndexBuilder>,
 }
@@ -510,6 +512,7 @@ impl Follower {
             buf_start: 0,
             chunk: FIRST_READ,
             sealed: false,
+            next: None,
             builder: None,
         };
         if offset.is_none() && self.options.index != IndexUse::Ignore {
@@ -605,7 +608,8 @@ impl Follower {
             return Ok(None);
         }
         tail.sealed = true;
-        Ok(Some((next, SegmentStamp::of(&header))))
+        tail.next = Some((next, SegmentStamp::of(&header)));
+        Ok(tail.next)
     }
 
     /// Finishes a segment read whole with a builder: writes its index.
@@ -705,8 +709,13 @@ impl Follower {
                             let end = tail.end_position();
                             let number = tail.number;
                             self.write_built_index(&mut tail);
+                            let found = tail.next.take();
                             self.state = State::In(tail);
-                            let Some((next, stamp)) = self.next_segment()? else {
+                            let found = match found {
+                                Some(f) => Some(f),
+                                None => self.next_segment()?,
+                            };
+                            let Some((next, stamp)) = found else {
                                 return Ok(None);
                             };
                             if next != number + 1 {
@@ -727,7 +736,16 @@ impl Follower {
                                     ),
                                 });
                             }
-                            self.enter(next, None, None)?;
+                            match self.enter(next, None, None) {
+                                // Deleted since it was seen: look again.
+                                Err(JournalError::Io { source, .. })
+                                    if source.kind() == std::io::ErrorKind::NotFound =>
+                                {
+                                    self.pending_gap = None;
+                                    continue;
+                                }
+                                other => other?,
+                            }
                             if let Some(gap) = self.pending_gap.take() {
                                 self.cursor = Some(gap.resume);
                                 return Ok(Some(FollowEvent::Gap(gap)));

@@ -21,6 +21,9 @@
 //! | `recovery.rs` | [`RecoveryMode`], [`RecoveryReport`]: torn-tail cut on open |
 //! | `reader.rs` | [`Reader`], [`Record`]: verified iteration across segments |
 //! | `verify.rs` | [`verify`], [`VerifyReport`]: per-producer contiguity and damaged ranges |
+//! | `cursor.rs` | [`Cursor`]: a validated position after a record, [`Reader::from_cursor`], cursor files |
+//! | `follow.rs` | [`Follower`], [`AsyncFollower`], [`RecordFilter`]: records as they land, gaps |
+//! | `index.rs` | [`SegmentIndex`], [`rebuild_index`]: the sparse `.rlx` index beside each segment |
 //!
 //! # Examples
 //!

@@ -19,7 +19,7 @@ fn tiny_quick_run_reports_every_row_ok() {
     let rows = json["rows"].as_array().expect("rows");
     assert!(!rows.is_empty());
     for scenario in [
-        "limits", "spsc", "mpsc", "bytes", "persist", "latency", "ipc",
+        "limits", "spsc", "mpsc", "bytes", "persist", "latency", "ipc", "logging", "read",
     ] {
         assert!(
             rows.iter().any(|r| r["scenario"] == scenario),

@@ -6,8 +6,10 @@
 
 mod errors;
 mod inspect;
+mod query;
 mod run;
 mod shm;
+mod tail;
 mod units;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +37,8 @@ enum Command {
     /// The pipeline across processes over shared memory: serve, produce.
     #[command(subcommand)]
     Shm(shm::ShmCommand),
+    /// Print records as they land, filtered, resuming from a cursor file.
+    Tail(tail::TailArgs),
 }
 
 fn main() {
@@ -45,6 +49,7 @@ fn main() {
         Command::Recover(args) => inspect::recover(args),
         Command::Cat(args) => inspect::cat(args),
         Command::Shm(cmd) => shm::shm(cmd),
+        Command::Tail(args) => tail::tail(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

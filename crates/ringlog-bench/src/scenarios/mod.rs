@@ -9,6 +9,7 @@ pub mod limits;
 pub mod logging;
 pub mod mpsc;
 pub mod persist;
+pub mod read;
 pub mod spsc;
 
 /// A scenario: its name on the command line, what it measures, its entry.
@@ -23,7 +24,7 @@ pub struct Scenario {
 }
 
 /// Every available scenario, in the order they run by default.
-pub const ALL: [Scenario; 8] = [
+pub const ALL: [Scenario; 9] = [
     Scenario {
         name: "limits",
         about: "memcpy, sequential file write, cache-line, pipe and Unix-socket round trips",
@@ -63,6 +64,11 @@ pub const ALL: [Scenario; 8] = [
         name: "logging",
         about: "tracing::info! through the fmt layer at 1 and 4 threads: ringlog-tracing vs tracing-appender non_blocking (plain, rolling), Mutex<BufWriter<File>>",
         run: logging::run,
+    },
+    Scenario {
+        name: "read",
+        about: "a 4 GiB journal: seek by time and by (producer, sequence) through the index vs a full scan, follow latency, jsonl export vs reading the files",
+        run: read::run,
     },
 ];
 

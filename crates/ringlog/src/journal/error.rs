@@ -166,6 +166,15 @@ pub enum JournalError {
         /// The last durable byte position.
         durable: u64,
     },
+    /// A [`Cursor`](super::Cursor) names a position the journal no longer
+    /// holds as it was: never answered by silently starting elsewhere.
+    #[error("cursor does not match the journal in {}: {reason}", dir.display())]
+    CursorMismatch {
+        /// The journal directory.
+        dir: PathBuf,
+        /// What no longer matches.
+        reason: super::cursor::CursorMismatch,
+    },
 }
 
 impl JournalError {

@@ -21,6 +21,9 @@
 //! | `recovery.rs` | [`RecoveryMode`], [`RecoveryReport`], [`plan_recovery`]: removal of interrupted creations and torn-tail cut on open, and its dry run |
 //! | `reader.rs` | [`Reader`], [`Record`]: verified iteration across segments, checking that they follow one another |
 //! | `verify.rs` | [`verify`], [`VerifyReport`], [`VerifyStatus`]: structure, per-producer contiguity, damaged ranges, clean / torn tail / damaged |
+//! | `cursor.rs` | [`Cursor`]: a validated position after a record, [`Reader::from_cursor`], cursor files |
+//! | `follow.rs` | [`Follower`], [`AsyncFollower`], [`RecordFilter`]: records as they land, gaps |
+//! | `index.rs` | [`SegmentIndex`], [`rebuild_index`]: the sparse `.rlx` index beside each segment |
 //!
 //! # Examples
 //!
@@ -43,16 +46,24 @@
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! ```
 
+mod cursor;
 mod error;
+mod follow;
 mod format;
 mod fs;
+mod index;
 mod reader;
 mod recovery;
 mod segment;
 mod verify;
 mod writer;
 
+pub use cursor::{
+    read_cursor_file, write_cursor_file, Cursor, CursorMismatch, CursorParseError, LastRecord,
+    SegmentStamp,
+};
 pub use error::{FrameError, JournalError};
+pub use follow::{AsyncFollower, FollowEvent, FollowOptions, Follower, Gap, RecordFilter};
 pub use format::{
     frame_into, frame_into_vec, framed_len, parse_frame, parse_segment_file_name,
     segment_file_name, FrameHeader, HeaderError, ParsedFrame, SegmentHeader, FORMAT_VERSION,
@@ -60,6 +71,10 @@ pub use format::{
     SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
 };
 pub use fs::{FaultyFile, FaultyFs, JournalFile, JournalFs, StdFs};
+pub use index::{
+    index_file_name, rebuild_index, IndexError, IndexReport, IndexUse, ProducerSummary,
+    SegmentIndex, INDEX_EXTENSION,
+};
 pub use reader::{Reader, Record};
 pub use recovery::{plan_recovery, RecoveryMode, RecoveryReport, SkippedRange};
 pub use verify::{

@@ -7,6 +7,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use super::cursor::SegmentStamp;
 use super::error::JournalError;
 use super::format::{segment_file_name, ParsedFrame, FRAME_HEADER_LEN};
 use super::fs::{open_regular, OpenError};
@@ -27,10 +28,21 @@ pub struct Record {
     pub segment: u64,
     /// Byte offset of the record's frame in the segment file.
     pub offset: u64,
+    /// The frame's CRC-32C: with `segment` and `offset`, what a
+    /// [`Cursor`](super::Cursor) checks to know the record is still there.
+    pub crc: u32,
+    /// Identity of the segment the record was read from.
+    pub stamp: SegmentStamp,
 }
 
 impl Record {
-    fn from_frame(p: &ParsedFrame, bytes: &[u8], segment: u64, offset: u64) -> Self {
+    pub(crate) fn from_frame(
+        p: &ParsedFrame,
+        bytes: &[u8],
+        segment: u64,
+        offset: u64,
+        stamp: SegmentStamp,
+    ) -> Self {
         Self {
             producer: p.header.producer,
             seq: p.header.seq,
@@ -39,6 +51,8 @@ impl Record {
                 .to_vec(),
             segment,
             offset,
+            crc: p.header.crc,
+            stamp,
         }
     }
 }
@@ -50,6 +64,7 @@ struct Current {
     path: PathBuf,
     window: Window<File>,
     off: u64,
+    stamp: SegmentStamp,
 }
 
 /// Iterates the records of a journal directory in order, verifying every
@@ -177,11 +192,43 @@ impl Reader {
             path: path.clone(),
             window,
             off,
+            stamp: SegmentStamp::of(&header),
         });
         match broken {
             Some(what) => Err(JournalError::Structure { path, what }),
             None => Ok(true),
         }
+    }
+
+    /// A reader that starts in segment `number` at byte `offset`, then reads
+    /// the later segments now in `dir`; returns the segment's identity for
+    /// the caller to compare. The caller has checked that a frame boundary
+    /// (or the segment's end) is at `offset`.
+    pub(crate) fn resume_at(
+        dir: &Path,
+        number: u64,
+        offset: u64,
+    ) -> Result<(Self, SegmentStamp), JournalError> {
+        let mut reader = Self::open(dir)?;
+        reader.segments.retain(|&n| n >= number);
+        let path = dir.join(segment_file_name(number));
+        if reader.segments.first() != Some(&number) || !reader.open_next()? {
+            return Err(JournalError::io(
+                "open",
+                path,
+                std::io::ErrorKind::NotFound.into(),
+            ));
+        }
+        let cur = reader.current.as_mut().expect("open_next opened it");
+        if offset < u64::from(cur.stamp.header_len) || offset > cur.window.len() {
+            return Err(JournalError::Inconsistent {
+                path,
+                what: format!("no frame boundary at byte {offset}"),
+            });
+        }
+        cur.off = offset;
+        let stamp = cur.stamp;
+        Ok((reader, stamp))
     }
 
     fn next_record(&mut self) -> Result<Option<Record>, JournalError> {
@@ -202,7 +249,8 @@ impl Reader {
                         continue;
                     }
                     let bytes = cur.window.get(off, p.framed_len).map_err(read_err)?;
-                    return Ok(Some(Record::from_frame(&p, bytes, cur.number, off)));
+                    let (number, stamp) = (cur.number, cur.stamp);
+                    return Ok(Some(Record::from_frame(&p, bytes, number, off, stamp)));
                 }
                 Step::Bad(error) => {
                     let err = JournalError::Corrupt {

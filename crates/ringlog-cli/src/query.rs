@@ -1,0 +1,526 @@
+//! What `tail` (and `cat`) select and how they print it: the filter options,
+//! their parsing, and the output formats.
+//!
+//! Time bounds apply to the records' timestamps, which the pipeline writes
+//! as nanoseconds since the Unix epoch. Selection by time, producer and
+//! sequence goes to the library's [`RecordFilter`], which seeks through the
+//! segments' index files where they are valid; `--grep` is applied here.
+
+use std::io::{self, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{Args, ValueEnum};
+use ringlog::journal::{FollowOptions, Gap, IndexUse, Record, RecordFilter};
+
+use crate::units::parse_duration;
+
+/// Options that select records and say how to print them.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct QueryArgs {
+    /// Only records at or after this time: RFC 3339 (`2026-12-01T10:00:00Z`,
+    /// `2026-12-01 10:00:00.5+01:00`), a time ago (`10m`, `2h`, `30s`), or a
+    /// raw timestamp in ns (`@1764583200000000000`).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) since: Option<String>,
+    /// Only records at or before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) until: Option<String>,
+    /// Only this producer's records.
+    #[arg(long)]
+    pub(crate) producer: Option<u32>,
+    /// Only records with a sequence number at or above this.
+    #[arg(long, value_name = "SEQ")]
+    pub(crate) seq_from: Option<u64>,
+    /// Only records with a sequence number at or below this.
+    #[arg(long, value_name = "SEQ")]
+    pub(crate) seq_to: Option<u64>,
+    /// Only records whose payload is UTF-8 text matching this regular
+    /// expression (binary payloads never match).
+    #[arg(long, value_name = "REGEX")]
+    pub(crate) grep: Option<String>,
+    /// How to print records.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+    /// Index files: `use` them to seek when valid, `build` (also write the
+    /// missing ones of sealed segments read whole), or `ignore` them.
+    #[arg(long, value_enum, default_value_t = IndexMode::Use)]
+    pub(crate) index: IndexMode,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// `producer seq timestamp payload`, one line per record; the payload
+    /// as text with non-printable bytes escaped (`\n`, `\x00`).
+    Text,
+    /// One JSON object per line: producer, seq, timestamp_ns, segment,
+    /// offset, len, and `payload` (UTF-8 text) or `payload_base64`.
+    Jsonl,
+    /// A header line, then `producer,seq,timestamp_ns,segment,offset,len,encoding,payload`
+    /// with the payload as text (`utf8`) or base64 (`base64`).
+    Csv,
+    /// The payloads' bytes, nothing else.
+    Raw,
+}
+
+/// `--index` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum IndexMode {
+    /// Seek through valid index files.
+    Use,
+    /// Seek, and write the missing index files of sealed segments.
+    Build,
+    /// Always scan.
+    Ignore,
+}
+
+/// A parsed, validated query.
+#[derive(Debug, Clone)]
+pub(crate) struct Query {
+    /// Selection the library applies (and seeks with).
+    pub(crate) filter: RecordFilter,
+    grep: Option<regex::bytes::Regex>,
+    /// The output format.
+    pub(crate) format: Format,
+    index: IndexUse,
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos().min(u128::from(u64::MAX)) as u64)
+        .unwrap_or(0)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn digits(s: &str, what: &str) -> Result<i64, String> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("bad {what} `{s}`"));
+    }
+    s.parse().map_err(|_| format!("bad {what} `{s}`"))
+}
+
+/// Parses an RFC 3339 date-time into ns since the Unix epoch.
+pub(crate) fn parse_rfc3339(s: &str) -> Result<u64, String> {
+    let b = s.as_bytes();
+    let err = || format!("`{s}` is not an RFC 3339 time (e.g. 2026-12-01T10:00:00Z)");
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+        return Err(err());
+    }
+    if !matches!(b[10], b'T' | b't' | b' ') {
+        return Err(err());
+    }
+    let year = digits(&s[0..4], "year")?;
+    let month = digits(&s[5..7], "month")?;
+    let day = digits(&s[8..10], "day")?;
+    let hour = digits(&s[11..13], "hour")?;
+    let min = digits(&s[14..16], "minute")?;
+    let sec = digits(&s[17..19], "second")?;
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > month_days[(month - 1) as usize]
+        || hour > 23
+        || min > 59
+        || sec > 60
+    {
+        return Err(err());
+    }
+    let mut rest = &s[19..];
+    let mut nanos = 0i64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return Err(err());
+        }
+        let mut digits_ns = frac[..n.min(9)].to_owned();
+        while digits_ns.len() < 9 {
+            digits_ns.push('0');
+        }
+        nanos = digits(&digits_ns, "fraction")?;
+        rest = &frac[n..];
+    }
+    let offset_secs = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6
+            && (rest.starts_with('+') || rest.starts_with('-'))
+            && rest.as_bytes()[3] == b':' =>
+        {
+            let h = digits(&rest[1..3], "offset")?;
+            let m = digits(&rest[4..6], "offset")?;
+            if h > 23 || m > 59 {
+                return Err(err());
+            }
+            let v = h * 3600 + m * 60;
+            if rest.starts_with('-') {
+                -v
+            } else {
+                v
+            }
+        }
+        _ => return Err(err()),
+    };
+    let secs =
+        days_from_civil(year, month, day) * 86_400 + hour * 3600 + min * 60 + sec - offset_secs;
+    let ns = i128::from(secs) * 1_000_000_000 + i128::from(nanos);
+    u64::try_from(ns).map_err(|_| format!("`{s}` is before 1970 or too far ahead"))
+}
+
+/// Parses a `--since` / `--until` value: RFC 3339, a time ago, or `@ns`.
+pub(crate) fn parse_time(s: &str, now: u64) -> Result<u64, String> {
+    let t = s.trim();
+    if let Some(raw) = t.strip_prefix('@') {
+        return raw
+            .parse()
+            .map_err(|_| format!("`{s}` is not a raw timestamp (e.g. @1764583200000000000)"));
+    }
+    if t.len() >= 10 && t.as_bytes()[4] == b'-' {
+        return parse_rfc3339(t);
+    }
+    let ago = parse_duration(t)
+        .map_err(|e| format!("`{s}` is neither an RFC 3339 time nor a time ago: {e}"))?;
+    let ago = u64::try_from(ago.as_nanos()).unwrap_or(u64::MAX);
+    Ok(now.saturating_sub(ago))
+}
+
+impl QueryArgs {
+    /// Validates the options into a [`Query`]; `Err` is a usage error.
+    pub(crate) fn build(&self) -> Result<Query, String> {
+        let now = now_ns();
+        let since = self
+            .since
+            .as_deref()
+            .map(|s| parse_time(s, now).map_err(|e| format!("--since: {e}")))
+            .transpose()?;
+        let until = self
+            .until
+            .as_deref()
+            .map(|s| parse_time(s, now).map_err(|e| format!("--until: {e}")))
+            .transpose()?;
+        if let (Some(a), Some(b)) = (since, until) {
+            if a > b {
+                return Err(format!("--since ({a} ns) is after --until ({b} ns)"));
+            }
+        }
+        if let (Some(a), Some(b)) = (self.seq_from, self.seq_to) {
+            if a > b {
+                return Err(format!("--seq-from {a} is above --seq-to {b}"));
+            }
+        }
+        let grep = self
+            .grep
+            .as_deref()
+            .map(|g| regex::bytes::Regex::new(g).map_err(|e| format!("--grep: {e}")))
+            .transpose()?;
+        Ok(Query {
+            filter: RecordFilter {
+                since,
+                until,
+                producer: self.producer,
+                seq_from: self.seq_from,
+                seq_to: self.seq_to,
+            },
+            grep,
+            format: self.format,
+            index: match self.index {
+                IndexMode::Use => IndexUse::Use,
+                IndexMode::Build => IndexUse::Build,
+                IndexMode::Ignore => IndexUse::Ignore,
+            },
+        })
+    }
+}
+
+fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    for &b in bytes {
+        if b.is_ascii_graphic() || b == b' ' {
+            if b == b'\\' {
+                out.extend_from_slice(b"\\\\");
+            } else {
+                out.push(b);
+            }
+        } else {
+            out.extend(std::ascii::escape_default(b));
+        }
+    }
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding.
+pub(crate) fn base64_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    for chunk in bytes.chunks(3) {
+        let n = chunk.len();
+        let v = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        out.push(B64[(v >> 18) as usize & 63]);
+        out.push(B64[(v >> 12) as usize & 63]);
+        out.push(if n > 1 {
+            B64[(v >> 6) as usize & 63]
+        } else {
+            b'='
+        });
+        out.push(if n > 2 { B64[v as usize & 63] } else { b'=' });
+    }
+}
+
+/// `s` as a JSON string: runs of bytes that need no escape are copied
+/// whole (every byte of a multi-byte UTF-8 character is >= 0x80).
+fn json_string_into(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    out.reserve(b.len() + 2);
+    out.push(b'"');
+    let mut from = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            c if c < 0x20 => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&b[from..i]);
+        if esc.is_empty() {
+            let _ = write!(out, "\\u{c:04x}");
+        } else {
+            out.extend_from_slice(esc);
+        }
+        from = i + 1;
+    }
+    out.extend_from_slice(&b[from..]);
+    out.push(b'"');
+}
+
+impl Query {
+    /// The follower's options for this query.
+    pub(crate) fn follow_options(&self) -> FollowOptions {
+        FollowOptions {
+            filter: self.filter,
+            index: self.index,
+            ..Default::default()
+        }
+    }
+
+    /// Whether a record the library's filter passed also passes `--grep`.
+    pub(crate) fn accepts(&self, r: &Record) -> bool {
+        match &self.grep {
+            None => true,
+            Some(re) => std::str::from_utf8(&r.payload).is_ok() && re.is_match(&r.payload),
+        }
+    }
+
+    /// What precedes the records (the CSV header).
+    pub(crate) fn write_prologue(&self, out: &mut Vec<u8>) {
+        if self.format == Format::Csv {
+            out.extend_from_slice(
+                b"producer,seq,timestamp_ns,segment,offset,len,encoding,payload\n",
+            );
+        }
+    }
+
+    /// Appends one record in the query's format.
+    pub(crate) fn write_record(&self, out: &mut Vec<u8>, r: &Record) {
+        match self.format {
+            Format::Text => {
+                let _ = write!(out, "{} {} {} ", r.producer, r.seq, r.timestamp);
+                escape_into(out, &r.payload);
+                out.push(b'\n');
+            }
+            Format::Jsonl => {
+                let _ = write!(
+                    out,
+                    "{{\"producer\":{},\"seq\":{},\"timestamp_ns\":{},\"segment\":{},\"offset\":{},\"len\":{},",
+                    r.producer,
+                    r.seq,
+                    r.timestamp,
+                    r.segment,
+                    r.offset,
+                    r.payload.len()
+                );
+                match std::str::from_utf8(&r.payload) {
+                    Ok(text) => {
+                        out.extend_from_slice(b"\"payload\":");
+                        json_string_into(out, text);
+                    }
+                    Err(_) => {
+                        out.extend_from_slice(b"\"payload_base64\":\"");
+                        base64_into(out, &r.payload);
+                        out.push(b'"');
+                    }
+                }
+                out.extend_from_slice(b"}\n");
+            }
+            Format::Csv => {
+                let _ = write!(
+                    out,
+                    "{},{},{},{},{},{},",
+                    r.producer,
+                    r.seq,
+                    r.timestamp,
+                    r.segment,
+                    r.offset,
+                    r.payload.len()
+                );
+                match std::str::from_utf8(&r.payload) {
+                    Ok(text) => {
+                        out.extend_from_slice(b"utf8,\"");
+                        out.extend_from_slice(text.replace('"', "\"\"").as_bytes());
+                        out.push(b'"');
+                    }
+                    Err(_) => {
+                        out.extend_from_slice(b"base64,");
+                        base64_into(out, &r.payload);
+                    }
+                }
+                out.push(b'\n');
+            }
+            Format::Raw => out.extend_from_slice(&r.payload),
+        }
+    }
+}
+
+/// The one line that reports a gap on stderr.
+pub(crate) fn gap_message(g: &Gap) -> String {
+    format!(
+        "ringlog: warning: records lost before they were read: segments {}..={} were deleted \
+         (journal positions {}..{}); continuing in segment {}",
+        g.first_segment, g.last_segment, g.from_position, g.to_position, g.resume.segment
+    )
+}
+
+/// Writes `buf` to `out` and flushes; a closed pipe is `Ok(false)`.
+pub(crate) fn emit(out: &mut impl Write, buf: &mut Vec<u8>) -> io::Result<bool> {
+    let result = out.write_all(buf).and_then(|()| out.flush());
+    buf.clear();
+    match result {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_times() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Ok(0));
+        assert_eq!(
+            parse_rfc3339("2026-12-01T10:00:00Z"),
+            Ok(1_796_119_200_000_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-12-01 11:00:00.5+01:00"),
+            Ok(1_796_119_200_500_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2000-02-29T00:00:00.000000001z"),
+            Ok(951_782_400_000_000_001)
+        );
+        for bad in [
+            "2026-02-30T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-12-01T10:00:00",
+            "2026-12-01T10:00:00+1:00",
+            "1969-12-31T23:59:59Z",
+            "yesterday",
+        ] {
+            assert!(parse_rfc3339(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn relative_and_raw_times() {
+        let now = 1_000_000_000_000;
+        assert_eq!(parse_time("10m", now), Ok(now - 600_000_000_000));
+        assert_eq!(parse_time("@42", now), Ok(42));
+        assert_eq!(parse_time("500ms", now), Ok(now - 500_000_000));
+        assert!(parse_time("ten minutes", now).is_err());
+    }
+
+    #[test]
+    fn base64_matches_the_standard() {
+        let enc = |b: &[u8]| {
+            let mut v = Vec::new();
+            base64_into(&mut v, b);
+            String::from_utf8(v).unwrap()
+        };
+        assert_eq!(enc(b""), "");
+        assert_eq!(enc(b"f"), "Zg==");
+        assert_eq!(enc(b"fo"), "Zm8=");
+        assert_eq!(enc(b"foobar"), "Zm9vYmFy");
+        assert_eq!(enc(&[0xff, 0x00, 0x80]), "/wCA");
+    }
+
+    #[test]
+    fn jsonl_is_valid_json_for_text_and_binary() {
+        let q = QueryArgs {
+            since: None,
+            until: None,
+            producer: None,
+            seq_from: None,
+            seq_to: None,
+            grep: Some("^he".into()),
+            format: Format::Jsonl,
+            index: IndexMode::Use,
+        }
+        .build()
+        .unwrap();
+        let stamp = ringlog::journal::SegmentStamp {
+            created_unix_nanos: 0,
+            base_position: 0,
+            header_len: 48,
+        };
+        let mk = |payload: &[u8]| Record {
+            producer: 1,
+            seq: 2,
+            timestamp: 3,
+            payload: payload.to_vec(),
+            segment: 1,
+            offset: 48,
+            crc: 0,
+            stamp,
+        };
+        for payload in [&b"he said \"hi\"\n\x01"[..], &[0xff, 0xfe][..]] {
+            let mut out = Vec::new();
+            q.write_record(&mut out, &mk(payload));
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(v["seq"], 2);
+            match v.get("payload") {
+                Some(p) => assert_eq!(p.as_str().unwrap().as_bytes(), payload),
+                None => assert_eq!(v["payload_base64"], "//4="),
+            }
+        }
+        assert!(q.accepts(&mk(b"hello")));
+        assert!(!q.accepts(&mk(b"oh hello")));
+        assert!(!q.accepts(&mk(&[b'h', b'e', 0xff])));
+    }
+}

@@ -7,17 +7,18 @@
 //! to its end. 2 is always a usage error.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use ringlog::journal::{
-    parse_segment_file_name, plan_recovery, segment_file_name, verify as verify_journal, Damage,
-    Journal, JournalOptions, Reader, RecoveryMode, RecoveryReport, SeqFaultKind,
-    StructureFaultKind, VerifyReport, VerifyStatus, MAX_REPORTED_FAULTS,
+    parse_segment_file_name, plan_recovery, rebuild_index, segment_file_name,
+    verify as verify_journal, Damage, Journal, JournalOptions, Reader, RecoveryMode,
+    RecoveryReport, SeqFaultKind, StructureFaultKind, VerifyReport, VerifyStatus,
+    MAX_REPORTED_FAULTS,
 };
 
 use crate::errors::chain;
+use crate::query::{emit, QueryArgs};
 
 /// Exit code of `verify` for a journal whose only fault is a torn tail.
 pub(crate) const EXIT_TORN_TAIL: i32 = 3;
@@ -39,6 +40,10 @@ pub(crate) struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Also write the sparse index of every segment whose index is missing,
+    /// damaged or stale (indexes are only hints: verify never trusts them).
+    #[arg(long)]
+    rebuild_index: bool,
 }
 
 /// Arguments of `ringlog recover`.
@@ -102,27 +107,12 @@ impl ModeArg {
 pub(crate) struct CatArgs {
     /// Journal directory.
     path: PathBuf,
-    /// Only this producer's records.
-    #[arg(long)]
-    producer: Option<u32>,
-    /// Print at most this many records.
+    /// Print at most this many records (of those the filters select).
     #[arg(long)]
     limit: Option<u64>,
-    /// How to print records.
-    #[arg(long, value_enum, default_value_t = CatFormat::Text)]
-    format: CatFormat,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum CatFormat {
-    /// One line per record: `<UTC time> <producer> <seq> <payload>`, the
-    /// payload as text with invalid UTF-8 and control bytes escaped.
-    Text,
-    /// One line per record: `<producer> <seq> <timestamp ns> <payload in hex>`.
-    Hex,
-    /// One JSON object per line; the payload as base64 (`payload_b64`) and,
-    /// when it is valid UTF-8, as text (`payload`).
-    Json,
+    /// Which records and how to print them.
+    #[command(flatten)]
+    query: QueryArgs,
 }
 
 fn status_name(s: VerifyStatus) -> &'static str {
@@ -388,6 +378,13 @@ fn print_faults(r: &VerifyReport, faults: &[Fault]) {
 
 pub(crate) fn verify(args: VerifyArgs) -> Result<i32, String> {
     let r = verify_journal(&args.path).map_err(|e| chain(&e))?;
+    if args.rebuild_index {
+        let ix = rebuild_index(&args.path).map_err(|e| chain(&e))?;
+        eprintln!(
+            "ringlog: indexes: {} kept, {} written, {} stale files removed",
+            ix.kept, ix.written, ix.removed
+        );
+    }
     let status = r.status();
     let faults = faults(&args.path, &r);
     if args.json {
@@ -504,6 +501,7 @@ pub(crate) fn recover(args: RecoverArgs) -> Result<i32, String> {
         }
         return Ok(1);
     }
+    let mut index = None;
     let (report, records, kept, after_status) = if args.dry_run {
         let plan = plan_recovery(dir, mode).map_err(|e| chain(&e))?;
         let (records, kept) = kept_by_plan(dir, &plan)?;
@@ -517,6 +515,9 @@ pub(crate) fn recover(args: RecoverArgs) -> Result<i32, String> {
         let journal = Journal::open(dir, options).map_err(|e| chain(&e))?;
         let report = journal.recovery_report().clone();
         drop(journal);
+        // The sparse indexes are hints; after a cut they may describe
+        // bytes that are gone, so make them match the segments again.
+        index = Some(rebuild_index(dir).map_err(|e| chain(&e))?);
         let after = verify_journal(dir).map_err(|e| chain(&e))?;
         (
             report,
@@ -527,6 +528,17 @@ pub(crate) fn recover(args: RecoverArgs) -> Result<i32, String> {
     };
     let verb = |done: &'static str, would: &'static str| if args.dry_run { would } else { done };
     let mut actions = Vec::new();
+    if let Some(ix) = index.as_ref().filter(|ix| ix.written + ix.removed > 0) {
+        actions.push((
+            "rebuild_index",
+            dir.to_path_buf(),
+            None,
+            format!(
+                "rebuilt {} segment indexes and removed {} stale index files",
+                ix.written, ix.removed
+            ),
+        ));
+    }
     for p in &report.removed_temp_paths {
         actions.push((
             "remove_temp_file",
@@ -642,163 +654,55 @@ pub(crate) fn recover(args: RecoverArgs) -> Result<i32, String> {
     })
 }
 
-/// `bytes` as text: valid UTF-8 as is, except control characters and
-/// backslash, which are escaped (`\n`, `\t`, `\\`, `\u{7f}`, ...); bytes
-/// that are not UTF-8 as `\xNN`. The result is one line.
-fn escape(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if c.is_control() || c == '\\' {
-                out.extend(c.escape_default());
-            } else {
-                out.push(c);
-            }
-        }
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    out
-}
-
-/// Standard base64 (RFC 4648, with padding).
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Nanoseconds since the Unix epoch as RFC 3339 UTC with nanoseconds
-/// (`2024-03-01T12:00:00.000000001Z`), by the days-to-civil algorithm of
-/// Howard Hinnant's `chrono`-compatible date library.
-fn rfc3339_utc(unix_nanos: u64) -> String {
-    let secs = unix_nanos / 1_000_000_000;
-    let nanos = unix_nanos % 1_000_000_000;
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (hour, minute, second) = (rem / 3600, rem / 60 % 60, rem % 60);
-    // Days since 0000-03-01, in 400-year eras of 146097 days.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{nanos:09}Z")
-}
-
 pub(crate) fn cat(args: CatArgs) -> Result<i32, String> {
+    // Every option is checked before the journal is opened.
+    let query = match args.query.build() {
+        Ok(q) => q,
+        Err(msg) => {
+            eprintln!("ringlog: error: {msg}");
+            return Ok(2);
+        }
+    };
+    // `cat` reads the whole journal through the `Reader`, which checks
+    // that the segments follow one another, so a missing or foreign
+    // segment is an error rather than a silent hole; `tail` seeks through
+    // the index instead.
     let mut reader = Reader::open(&args.path).map_err(|e| chain(&e))?;
-    if let Some(p) = args.producer {
+    if let Some(p) = query.filter.producer {
         reader = reader.producer(p);
     }
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    for (n, rec) in reader.enumerate() {
-        if args.limit.is_some_and(|l| n as u64 >= l) {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut buf = Vec::with_capacity(1 << 16);
+    query.write_prologue(&mut buf);
+    let mut printed = 0u64;
+    for rec in reader {
+        if args.limit.is_some_and(|l| printed >= l) {
             break;
         }
         let rec = match rec {
             Ok(rec) => rec,
             Err(e) => {
                 // What was read so far is printed before the error.
-                let _ = out.flush();
+                let _ = emit(&mut out, &mut buf);
                 return Err(chain(&e));
             }
         };
-        let line = match args.format {
-            CatFormat::Text => format!(
-                "{} {} {} {}",
-                rfc3339_utc(rec.timestamp),
-                rec.producer,
-                rec.seq,
-                escape(&rec.payload)
-            ),
-            CatFormat::Hex => {
-                let hex: String = rec.payload.iter().map(|b| format!("{b:02x}")).collect();
-                format!("{} {} {} {}", rec.producer, rec.seq, rec.timestamp, hex)
+        if !query.filter.matches(rec.producer, rec.seq, rec.timestamp) || !query.accepts(&rec) {
+            continue;
+        }
+        query.write_record(&mut buf, &rec);
+        printed += 1;
+        if buf.len() >= 1 << 16 {
+            match emit(&mut out, &mut buf) {
+                Ok(true) => {}
+                Ok(false) => return Ok(0), // stdout closed (e.g. piped into `head`)
+                Err(e) => return Err(format!("writing to standard output: {e}")),
             }
-            CatFormat::Json => {
-                let mut v = serde_json::json!({
-                    "producer": rec.producer, "seq": rec.seq, "timestamp_ns": rec.timestamp,
-                    "segment": rec.segment, "offset": rec.offset, "len": rec.payload.len(),
-                    "payload_b64": base64(&rec.payload),
-                });
-                if let Ok(text) = std::str::from_utf8(&rec.payload) {
-                    v["payload"] = serde_json::Value::from(text);
-                }
-                v.to_string()
-            }
-        };
-        if writeln!(out, "{line}").is_err() {
-            return Ok(0); // stdout closed (e.g. piped into `head`)
         }
     }
-    let _ = out.flush();
-    Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{base64, escape, rfc3339_utc};
-
-    #[test]
-    fn base64_matches_rfc_4648_vectors() {
-        let cases = [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ];
-        for (plain, encoded) in cases {
-            assert_eq!(base64(plain.as_bytes()), encoded, "{plain:?}");
-        }
-        assert_eq!(base64(&[0xff, 0x00, 0xfe]), "/wD+");
-    }
-
-    #[test]
-    fn utc_dates_match_known_instants() {
-        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(rfc3339_utc(1), "1970-01-01T00:00:00.000000001Z");
-        // 2000-02-29 (a leap day in a year divisible by 400).
-        assert_eq!(
-            rfc3339_utc(951_782_400_000_000_000),
-            "2000-02-29T00:00:00.000000000Z"
-        );
-        // date -u -d @1709294400.123456789
-        assert_eq!(
-            rfc3339_utc(1_709_294_400_123_456_789),
-            "2024-03-01T12:00:00.123456789Z"
-        );
-        assert_eq!(rfc3339_utc(u64::MAX), "2554-07-21T23:34:33.709551615Z");
-    }
-
-    #[test]
-    fn escape_keeps_text_and_escapes_the_rest() {
-        assert_eq!(escape("héllo wörld".as_bytes()), "héllo wörld");
-        assert_eq!(escape(b"a\nb\tc\\d"), "a\\nb\\tc\\\\d");
-        assert_eq!(escape(&[b'x', 0xff, 0x00, b'y']), "x\\xff\\u{0}y");
+    match emit(&mut out, &mut buf) {
+        Ok(_) => Ok(0),
+        Err(e) => Err(format!("writing to standard output: {e}")),
     }
 }

@@ -50,15 +50,22 @@ pub(crate) struct QueryArgs {
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
-    /// `producer seq timestamp payload`, one line per record; the payload
-    /// as text with non-printable bytes escaped (`\n`, `\x00`).
+    /// `<UTC time> <producer> <seq> <payload>`, one line per record: the
+    /// time in RFC 3339 with nanoseconds, the payload as text with control
+    /// characters, backslashes and bytes that are not UTF-8 escaped
+    /// (`\n`, `\\`, `\xff`).
     Text,
     /// One JSON object per line: producer, seq, timestamp_ns, segment,
-    /// offset, len, and `payload` (UTF-8 text) or `payload_base64`.
+    /// offset, len, and `payload` (UTF-8 text) or `payload_b64` (base64).
     Jsonl,
+    /// As `jsonl`, but always with `payload_b64`, and `payload` as well when
+    /// the payload is UTF-8 text.
+    Json,
     /// A header line, then `producer,seq,timestamp_ns,segment,offset,len,encoding,payload`
     /// with the payload as text (`utf8`) or base64 (`base64`).
     Csv,
+    /// `<producer> <seq> <timestamp ns> <payload in hex>`, one line per record.
+    Hex,
     /// The payloads' bytes, nothing else.
     Raw,
 }
@@ -255,18 +262,50 @@ impl QueryArgs {
     }
 }
 
-fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
-    for &b in bytes {
-        if b.is_ascii_graphic() || b == b' ' {
-            if b == b'\\' {
-                out.extend_from_slice(b"\\\\");
-            } else {
-                out.push(b);
-            }
+/// Appends `bytes` as one line of text: valid UTF-8 as is, except control
+/// characters and backslash, which are escaped (`\n`, `\t`, `\\`,
+/// `\u{7f}`); bytes that are not UTF-8 as `\xNN`.
+pub(crate) fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    for chunk in bytes.utf8_chunks() {
+        let valid = chunk.valid();
+        if valid.bytes().all(|b| b >= 0x20 && b != 0x7f && b != b'\\') {
+            out.extend_from_slice(valid.as_bytes());
         } else {
-            out.extend(std::ascii::escape_default(b));
+            for c in valid.chars() {
+                if c.is_control() || c == '\\' {
+                    let _ = write!(out, "{}", c.escape_default());
+                } else {
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                }
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
         }
     }
+}
+
+/// Nanoseconds since the Unix epoch as RFC 3339 UTC with nanoseconds
+/// (`2024-03-01T12:00:00.000000001Z`), by the days-to-civil algorithm of
+/// Howard Hinnant's date library.
+pub(crate) fn rfc3339_utc(unix_nanos: u64) -> String {
+    let secs = unix_nanos / 1_000_000_000;
+    let nanos = unix_nanos % 1_000_000_000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (hour, minute, second) = (rem / 3600, rem / 60 % 60, rem % 60);
+    // Days since 0000-03-01, in 400-year eras of 146097 days.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{nanos:09}Z")
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -349,11 +388,24 @@ impl Query {
     pub(crate) fn write_record(&self, out: &mut Vec<u8>, r: &Record) {
         match self.format {
             Format::Text => {
-                let _ = write!(out, "{} {} {} ", r.producer, r.seq, r.timestamp);
+                let _ = write!(
+                    out,
+                    "{} {} {} ",
+                    rfc3339_utc(r.timestamp),
+                    r.producer,
+                    r.seq
+                );
                 escape_into(out, &r.payload);
                 out.push(b'\n');
             }
-            Format::Jsonl => {
+            Format::Hex => {
+                let _ = write!(out, "{} {} {} ", r.producer, r.seq, r.timestamp);
+                for b in &r.payload {
+                    let _ = write!(out, "{b:02x}");
+                }
+                out.push(b'\n');
+            }
+            Format::Jsonl | Format::Json => {
                 let _ = write!(
                     out,
                     "{{\"producer\":{},\"seq\":{},\"timestamp_ns\":{},\"segment\":{},\"offset\":{},\"len\":{},",
@@ -364,16 +416,18 @@ impl Query {
                     r.offset,
                     r.payload.len()
                 );
-                match std::str::from_utf8(&r.payload) {
-                    Ok(text) => {
-                        out.extend_from_slice(b"\"payload\":");
-                        json_string_into(out, text);
+                let text = std::str::from_utf8(&r.payload).ok();
+                if self.format == Format::Json || text.is_none() {
+                    out.extend_from_slice(b"\"payload_b64\":\"");
+                    base64_into(out, &r.payload);
+                    out.push(b'"');
+                    if text.is_some() {
+                        out.push(b',');
                     }
-                    Err(_) => {
-                        out.extend_from_slice(b"\"payload_base64\":\"");
-                        base64_into(out, &r.payload);
-                        out.push(b'"');
-                    }
+                }
+                if let Some(text) = text {
+                    out.extend_from_slice(b"\"payload\":");
+                    json_string_into(out, text);
                 }
                 out.extend_from_slice(b"}\n");
             }
@@ -516,11 +570,43 @@ mod tests {
             assert_eq!(v["seq"], 2);
             match v.get("payload") {
                 Some(p) => assert_eq!(p.as_str().unwrap().as_bytes(), payload),
-                None => assert_eq!(v["payload_base64"], "//4="),
+                None => assert_eq!(v["payload_b64"], "//4="),
             }
         }
         assert!(q.accepts(&mk(b"hello")));
         assert!(!q.accepts(&mk(b"oh hello")));
         assert!(!q.accepts(&mk(&[b'h', b'e', 0xff])));
+    }
+
+    #[test]
+    fn utc_dates_match_known_instants() {
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339_utc(1), "1970-01-01T00:00:00.000000001Z");
+        // 2000-02-29 (a leap day in a year divisible by 400).
+        assert_eq!(
+            rfc3339_utc(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000000Z"
+        );
+        // date -u -d @1709294400.123456789
+        assert_eq!(
+            rfc3339_utc(1_709_294_400_123_456_789),
+            "2024-03-01T12:00:00.123456789Z"
+        );
+        assert_eq!(rfc3339_utc(u64::MAX), "2554-07-21T23:34:33.709551615Z");
+        // The formatter and the parser agree.
+        let t = 1_764_583_200_123_456_789;
+        assert_eq!(parse_rfc3339(&rfc3339_utc(t)), Ok(t));
+    }
+
+    #[test]
+    fn escape_keeps_text_and_escapes_the_rest() {
+        let esc = |b: &[u8]| {
+            let mut out = Vec::new();
+            escape_into(&mut out, b);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(esc("héllo wörld".as_bytes()), "héllo wörld");
+        assert_eq!(esc(b"a\nb\tc\\d"), "a\\nb\\tc\\\\d");
+        assert_eq!(esc(&[b'x', 0xff, 0x00, b'y']), "x\\xff\\u{0}y");
     }
 }

@@ -584,3 +584,80 @@ fn cat_text_prints_utc_time_producer_seq_and_the_payload_as_a_line() {
         "1 0 1709294400123456789 6c696e65206f6e650a6e65787401205c20656e64\n"
     );
 }
+
+#[test]
+fn cat_filters_by_producer_sequence_time_and_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = JournalOptions {
+        segment_bytes: 4096,
+        ..Default::default()
+    };
+    let mut j = Journal::open(dir.path(), options).unwrap();
+    for i in 0..300u64 {
+        let p = (i % 3) as u32;
+        j.append(p, i / 3, 5_000 + i, format!("event {i}").as_bytes())
+            .unwrap();
+    }
+    j.sync().unwrap();
+    drop(j);
+    let d = dir.path().to_str().unwrap();
+    let o = ringlog(&[
+        "cat",
+        d,
+        "--producer",
+        "2",
+        "--seq-from",
+        "10",
+        "--seq-to",
+        "12",
+        "--format",
+        "jsonl",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let got: Vec<(u64, u64, String)> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["producer"].as_u64().unwrap(),
+                v["seq"].as_u64().unwrap(),
+                v["payload"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (2, 10, "event 32".to_owned()),
+            (2, 11, "event 35".to_owned()),
+            (2, 12, "event 38".to_owned())
+        ]
+    );
+    // Timestamps 5_100..=5_102 are records 100..=102.
+    let o = ringlog(&[
+        "cat", d, "--since", "@5100", "--until", "@5102", "--format", "raw",
+    ]);
+    assert_eq!(
+        String::from_utf8(o.stdout).unwrap(),
+        "event 100event 101event 102"
+    );
+    let o = ringlog(&[
+        "cat",
+        d,
+        "--grep",
+        "^event 29[0-9]$",
+        "--limit",
+        "3",
+        "--format",
+        "csv",
+    ]);
+    let out = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(lines[0].starts_with("producer,seq,"), "{out}");
+    assert!(lines[3].ends_with("utf8,\"event 292\""), "{out}");
+    // A bad option is a usage error, before anything is read.
+    let o = ringlog(&["cat", d, "--grep", "("]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}

@@ -178,7 +178,7 @@ fn filters_formats_and_usage_errors() {
     let o = run(&[d, "--producer", "1", "--seq-from", "10", "--seq-to", "12"]);
     assert!(o.status.success());
     let text = String::from_utf8(o.stdout).unwrap();
-    let seqs: Vec<&str> = text.lines().map(|l| l.split(' ').nth(1).unwrap()).collect();
+    let seqs: Vec<&str> = text.lines().map(|l| l.split(' ').nth(2).unwrap()).collect();
     assert_eq!(seqs, ["10", "11", "12"], "{text}");
     let o = run(&[d, "--since", "@1290", "--until", "@1292", "--format", "csv"]);
     let text = String::from_utf8(o.stdout).unwrap();

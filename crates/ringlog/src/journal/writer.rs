@@ -783,6 +783,12 @@ impl<Fs: JournalFs> Journal<Fs> {
                 self.retention_error = Some(JournalError::io("remove", &path, e));
                 break;
             }
+            // Its sparse index goes with it. An index that is left behind
+            // (this removal failed, or a crash came first) is only a
+            // stale hint, which readers ignore and `rebuild_index` removes.
+            let _ = self
+                .fs
+                .remove_file(&self.dir.join(super::index::index_file_name(number)));
             self.unsynced.retain(|s| s.number != number);
             self.older.pop_front();
             bytes -= len;

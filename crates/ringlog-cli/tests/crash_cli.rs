@@ -71,8 +71,8 @@ fn last_durable(progress: &Path) -> Vec<u64> {
     };
     // A kill may cut the last line short: take the last complete one.
     body.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .last()
+        .rev()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .map(|v| {
             v["durable_seq"]
                 .as_array()

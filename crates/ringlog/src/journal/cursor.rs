@@ -694,6 +694,7 @@ mod tests {
     /// From the cursor after every record, a reader yields exactly the
     /// records after it: no record twice, none skipped, across rotation.
     #[test]
+    #[cfg_attr(miri, ignore = "file I/O")]
     fn from_cursor_resumes_exactly_after_every_record() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = journal(dir.path(), 600);
@@ -732,6 +733,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "file I/O")]
     fn cursor_into_deleted_or_rewritten_segment_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = journal(dir.path(), 400);
@@ -827,6 +829,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "file I/O")]
     fn retention_past_the_cursor_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let options = JournalOptions {
@@ -862,6 +865,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "file I/O")]
     fn cursor_file_is_replaced_whole() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cursor");

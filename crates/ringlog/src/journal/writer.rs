@@ -973,6 +973,7 @@ mod rotate_tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "file I/O")]
     fn a_batch_in_a_later_minute_starts_a_new_segment() {
         let dir = tempfile::tempdir().unwrap();
         let options = JournalOptions {

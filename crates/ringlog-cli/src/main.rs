@@ -4,6 +4,7 @@
 //! the OS error), 2 invalid arguments.
 
 mod errors;
+mod forward;
 mod inspect;
 mod query;
 mod run;
@@ -34,6 +35,10 @@ enum Command {
     Shm(shm::ShmCommand),
     /// Print records as they land, filtered, resuming from a cursor file.
     Tail(tail::TailArgs),
+    /// Stream a journal into NATS JetStream, once per record, resuming from a cursor.
+    Forward(forward::ForwardArgs),
+    /// Compare a JetStream stream with the journal it was forwarded from.
+    StreamCheck(forward::StreamCheckArgs),
 }
 
 fn main() {
@@ -44,6 +49,8 @@ fn main() {
         Command::Cat(args) => inspect::cat(args),
         Command::Shm(cmd) => shm::shm(cmd),
         Command::Tail(args) => tail::tail(args),
+        Command::Forward(args) => forward::forward(args),
+        Command::StreamCheck(args) => forward::stream_check(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -72,6 +72,8 @@ pub struct Metrics {
     pub cursor_writes: u64,
     /// The committed cursor, as in the cursor file.
     pub cursor: Option<String>,
+    /// The last publish failure (retried), with its causes.
+    pub last_error: Option<String>,
     /// Seconds since the start.
     pub elapsed_secs: f64,
 }
@@ -198,6 +200,12 @@ struct Outgoing {
     subject: String,
     headers: HeaderMap,
     payload: Bytes,
+    /// When its first publish failed.
+    first_failure: Option<Instant>,
+    /// Publishes after the first.
+    attempts: u64,
+    /// Whether the publish in flight is a retry.
+    retried: bool,
 }
 
 impl Outgoing {
@@ -214,6 +222,9 @@ impl Outgoing {
             subject: format!("{prefix}.{}", r.producer),
             headers,
             payload: Bytes::from(r.payload),
+            first_failure: None,
+            attempts: 0,
+            retried: false,
         }
     }
 
@@ -222,6 +233,21 @@ impl Outgoing {
             .payload(self.payload.clone())
             .headers(self.headers.clone())
     }
+}
+
+/// An error and its sources on one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = s.source();
+    }
+    out
 }
 
 /// The `Nats-Msg-Id` of a record: `<producer>-<seq>`.
@@ -506,6 +532,8 @@ impl Forwarder {
             dedup: o.dedup,
             retry_for: o.retry_for,
             prefix: o.stream.subject_prefix.clone(),
+            retry_delay: Duration::from_millis(100),
+            retries_in_flight: 0,
         };
         let mut queue: VecDeque<Record> = VecDeque::new();
         let mut reading = true;
@@ -520,18 +548,23 @@ impl Forwarder {
 
         let result: Result<(), ForwardError> = async {
             loop {
-                while run.window.len() < o.window && !run.window.has_failed() {
+                while run.window.len() < o.window
+                    && !run.window.has_failed()
+                    && run.retries_in_flight == 0
+                {
                     let Some(r) = queue.pop_front() else { break };
                     run.publish(r).await?;
                 }
-                if run.window.has_failed() && run.acks.is_empty() {
+                let retrying = run.window.has_failed() && run.acks.is_empty();
+                if retrying {
                     run.retry_failed().await?;
-                    continue;
                 }
                 if !reading && queue.is_empty() && run.window.is_empty() {
                     break;
                 }
-                tokio::select! {
+                if retrying {
+                    // Nothing is in flight; intake waits for the retries.
+                } else { tokio::select! {
                     Some((id, result)) = run.acks.next(), if !run.acks.is_empty() => {
                         run.settle(id, result)?;
                     }
@@ -548,7 +581,7 @@ impl Forwarder {
                         }
                     },
                     _ = tick.tick() => {}
-                }
+                } }
                 // Relaxed: the flag carries no data.
                 if reading && o.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
                     reading = false;
@@ -617,6 +650,8 @@ struct Run<'a> {
     dedup: Dedup,
     retry_for: Option<Duration>,
     prefix: String,
+    retry_delay: Duration,
+    retries_in_flight: usize,
 }
 
 impl Run<'_> {
@@ -706,6 +741,7 @@ impl Run<'_> {
                 source: e,
             });
         }
+        self.metrics.last_error = Some(chain(&*e));
         self.window.fail(id);
         Ok(())
     }
@@ -715,6 +751,16 @@ impl Run<'_> {
         id: u64,
         result: Result<jetstream::publish::PublishAck, NatsError>,
     ) -> Result<(), ForwardError> {
+        if let Some(out) = self.window.item_mut(id) {
+            if std::mem::take(&mut out.retried) {
+                self.retries_in_flight -= 1;
+                self.retry_delay = if result.is_ok() {
+                    Duration::from_millis(100)
+                } else {
+                    (self.retry_delay * 2).min(Duration::from_secs(5))
+                };
+            }
+        }
         match result {
             Ok(ack) => {
                 self.metrics.acknowledged += 1;
@@ -728,43 +774,37 @@ impl Run<'_> {
         }
     }
 
-    /// Publishes the failed records again, one at a time and in order,
-    /// with a backoff of 100 ms doubling to 5 s, until each is
-    /// acknowledged.
+    /// Publishes every failed record again, in order, after a backoff of
+    /// 100 ms that doubles (to 5 s) while retries keep failing; their
+    /// acknowledgements are settled like any other. New records wait until
+    /// the retried ones are settled.
     async fn retry_failed(&mut self) -> Result<(), ForwardError> {
+        tokio::time::sleep(self.retry_delay).await;
         for id in self.window.failed_ids() {
-            let mut delay = Duration::from_millis(100);
-            let mut attempts = 0u64;
-            let first = Instant::now();
-            loop {
-                tokio::time::sleep(delay).await;
-                attempts += 1;
-                self.metrics.retried += 1;
-                let out = self.window.item(id).expect("failed ids are in the window");
-                let (subject, message) = (out.subject.clone(), out.message());
-                let result = match self.js.send_publish(subject, message).await {
-                    Ok(fut) => fut.await.map_err(|e| Box::new(e) as NatsError),
-                    Err(e) => Err(Box::new(e) as NatsError),
-                };
-                match result {
-                    Ok(ack) => {
-                        self.settle(id, Ok(ack))?;
-                        break;
-                    }
-                    Err(e) => {
-                        self.note_failure(id, e)?;
-                        if self.retry_for.is_some_and(|r| first.elapsed() >= r) {
-                            let out = self.window.item(id).expect("still failed");
-                            return Err(ForwardError::GaveUp {
-                                producer: out.producer,
-                                seq: out.seq,
-                                attempts,
-                                source: "no acknowledgement within the retry time".into(),
-                            });
-                        }
-                        delay = (delay * 2).min(Duration::from_secs(5));
-                    }
-                }
+            let out = self
+                .window
+                .item_mut(id)
+                .expect("failed ids are in the window");
+            let first = *out.first_failure.get_or_insert_with(Instant::now);
+            if self.retry_for.is_some_and(|r| first.elapsed() >= r) {
+                return Err(ForwardError::GaveUp {
+                    producer: out.producer,
+                    seq: out.seq,
+                    attempts: out.attempts,
+                    source: self.metrics.last_error.clone().unwrap_or_default().into(),
+                });
+            }
+            out.attempts += 1;
+            out.retried = true;
+            let (subject, message) = (out.subject.clone(), out.message());
+            self.window.resend(id);
+            self.metrics.retried += 1;
+            self.retries_in_flight += 1;
+            match self.js.send_publish(subject, message).await {
+                Ok(fut) => self.acks.push_back(Box::pin(async move {
+                    (id, fut.await.map_err(|e| Box::new(e) as NatsError))
+                })),
+                Err(e) => self.settle(id, Err(Box::new(e)))?,
             }
         }
         Ok(())

@@ -116,6 +116,20 @@ impl<T> AckWindow<T> {
         self.slots.get(i).map(|s| &s.item)
     }
 
+    /// The record of `id`, mutable, if it is in the window.
+    pub fn item_mut(&mut self, id: u64) -> Option<&mut T> {
+        self.slot_mut(id).map(|s| &mut s.item)
+    }
+
+    /// Marks a failed `id` in flight again (published once more).
+    pub fn resend(&mut self, id: u64) {
+        if let Some(s) = self.slot_mut(id) {
+            if s.state == SlotState::Failed {
+                s.state = SlotState::InFlight;
+            }
+        }
+    }
+
     /// The state of `id`, if it is in the window.
     pub fn state(&self, id: u64) -> Option<SlotState> {
         let i = usize::try_from(id.checked_sub(self.front_id)?).ok()?;
@@ -183,6 +197,10 @@ mod tests {
         assert_eq!(w.failed_ids(), vec![ids[3]]);
         assert_eq!(w.committed(), Some(&cursor(3)));
         assert_eq!(w.item(ids[3]), Some(&4));
+        w.resend(ids[3]);
+        assert_eq!(w.state(ids[3]), Some(SlotState::InFlight));
+        assert!(!w.has_failed());
+        assert_eq!(w.committed(), Some(&cursor(3)));
         assert_eq!(w.ack(ids[3]), 2);
         assert_eq!(w.committed(), Some(&cursor(5)));
         assert!(w.is_empty());

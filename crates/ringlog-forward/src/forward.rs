@@ -172,6 +172,15 @@ impl ForwardOptions {
                 self.server
             )));
         }
+        if let Some(c) = &self.cursor_file {
+            let parent = c.parent().filter(|p| !p.as_os_str().is_empty());
+            if c.is_dir() || parent.is_some_and(|p| !p.is_dir()) {
+                return Err(ForwardError::InvalidOption(format!(
+                    "cursor file {}: must be a file in an existing directory",
+                    c.display()
+                )));
+            }
+        }
         if !self.dir.is_dir() {
             return Err(ForwardError::InvalidOption(format!(
                 "{} is not a directory",

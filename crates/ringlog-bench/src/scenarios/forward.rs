@@ -8,7 +8,9 @@
 //! `sync_interval: always`, their stores under the work directory. The
 //! forwarder reads the journal (synced), publishes with its headers and
 //! `Nats-Msg-Id`, and keeps its cursor; the plain loop publishes the same
-//! payloads from memory with no headers. Records per second from the first
+//! payloads from memory, with no headers and with the forwarder's headers
+//! (unique `Nats-Msg-Id`s), so the server's cost of headers and
+//! deduplication is told apart from the forwarder's own. Records per second from the first
 //! publish to the last acknowledgement; each run uses a fresh stream,
 //! deleted afterwards, and is checked to have every record acknowledged.
 //! Without `nats-server` on PATH the scenario prints why and is skipped.
@@ -152,11 +154,21 @@ async fn fresh_stream(
     }
 }
 
+/// A publish acknowledgement being waited for.
+type AckFuture = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<jetstream::publish::PublishAck, jetstream::context::PublishError>,
+            > + Send,
+    >,
+>;
+
 async fn plain_loop(
     js: &jetstream::Context,
     name: &str,
     size: usize,
     per: u64,
+    headers: bool,
 ) -> Result<Measured, CheckError> {
     let payloads: Vec<(String, bytes::Bytes)> = (0..per)
         .flat_map(|seq| {
@@ -164,18 +176,7 @@ async fn plain_loop(
         })
         .collect();
     let t = Instant::now();
-    let mut acks: FuturesOrdered<
-        std::pin::Pin<
-            Box<
-                dyn std::future::Future<
-                        Output = Result<
-                            jetstream::publish::PublishAck,
-                            jetstream::context::PublishError,
-                        >,
-                    > + Send,
-            >,
-        >,
-    > = FuturesOrdered::new();
+    let mut acks: FuturesOrdered<AckFuture> = FuturesOrdered::new();
     let mut acked = 0u64;
     for (subject, body) in payloads {
         if acks.len() >= WINDOW {
@@ -184,10 +185,22 @@ async fn plain_loop(
                 acked += 1;
             }
         }
-        let fut = js
-            .publish(subject, body)
-            .await
-            .map_err(|e| CheckError::new(format!("publish: {e}")))?;
+        let fut = if headers {
+            // The forwarder's headers, values of the same shape.
+            let mut h = async_nats::HeaderMap::new();
+            h.insert(ringlog_forward::HEADER_PRODUCER, "1");
+            h.insert(ringlog_forward::HEADER_SEQ, acked.to_string().as_str());
+            h.insert(ringlog_forward::HEADER_TIMESTAMP, "1700000000000000000");
+            h.insert(ringlog_forward::HEADER_CRC, "0x12345678");
+            h.insert(
+                "Nats-Msg-Id",
+                format!("{subject}-{}", acks.len() as u64 + acked).as_str(),
+            );
+            js.publish_with_headers(subject, h, body).await
+        } else {
+            js.publish(subject, body).await
+        };
+        let fut = fut.map_err(|e| CheckError::new(format!("publish: {e}")))?;
         acks.push_back(Box::pin(std::future::IntoFuture::into_future(fut)));
     }
     while let Some(r) = acks.next().await {
@@ -309,7 +322,24 @@ pub fn run(b: &mut Bench) {
                     n += 1;
                     let name = format!("PLAIN{n}");
                     rt.block_on(fresh_stream(&js, &name, nodes))?;
-                    let r = rt.block_on(plain_loop(&js, &name, size, per));
+                    let r = rt.block_on(plain_loop(&js, &name, size, per, false));
+                    let _ = rt.block_on(js.delete_stream(&name));
+                    r
+                },
+            );
+            b.case(
+                Case::new(
+                    &group,
+                    "async-nats publish loop (memory, the forwarder's headers and Nats-Msg-Id)",
+                    Role::Peer,
+                    Unit::ItemsPerSec,
+                    2,
+                ),
+                || {
+                    n += 1;
+                    let name = format!("HDR{n}");
+                    rt.block_on(fresh_stream(&js, &name, nodes))?;
+                    let r = rt.block_on(plain_loop(&js, &name, size, per, true));
                     let _ = rt.block_on(js.delete_stream(&name));
                     r
                 },

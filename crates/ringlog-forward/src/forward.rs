@@ -12,6 +12,7 @@ use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMes
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use futures_util::stream::{FuturesOrdered, StreamExt};
+use futures_util::FutureExt;
 use ringlog::journal::{
     read_cursor_file, segment_file_name, write_cursor_file, Cursor, FollowEvent, FollowOptions,
     Follower, Record,
@@ -201,13 +202,14 @@ pub struct ForwardReport {
 }
 
 /// A message to publish, kept until acknowledged so it can be published
-/// again.
+/// again; its headers are built for each publish (no copy kept).
 #[derive(Debug, Clone)]
 struct Outgoing {
     producer: u32,
     seq: u64,
+    timestamp: u64,
+    crc: u32,
     subject: String,
-    headers: HeaderMap,
     payload: Bytes,
     /// When its first publish failed.
     first_failure: Option<Instant>,
@@ -219,17 +221,12 @@ struct Outgoing {
 
 impl Outgoing {
     fn of(prefix: &str, r: Record) -> Self {
-        let mut headers = HeaderMap::new();
-        headers.insert(HEADER_PRODUCER, r.producer.to_string().as_str());
-        headers.insert(HEADER_SEQ, r.seq.to_string().as_str());
-        headers.insert(HEADER_TIMESTAMP, r.timestamp.to_string().as_str());
-        headers.insert(HEADER_CRC, format!("{:#010x}", r.crc).as_str());
-        headers.insert("Nats-Msg-Id", msg_id(r.producer, r.seq).as_str());
         Self {
             producer: r.producer,
             seq: r.seq,
+            timestamp: r.timestamp,
+            crc: r.crc,
             subject: format!("{prefix}.{}", r.producer),
-            headers,
             payload: Bytes::from(r.payload),
             first_failure: None,
             attempts: 0,
@@ -238,9 +235,15 @@ impl Outgoing {
     }
 
     fn message(&self) -> PublishMessage {
+        let mut headers = HeaderMap::new();
+        headers.insert(HEADER_PRODUCER, self.producer.to_string().as_str());
+        headers.insert(HEADER_SEQ, self.seq.to_string().as_str());
+        headers.insert(HEADER_TIMESTAMP, self.timestamp.to_string().as_str());
+        headers.insert(HEADER_CRC, format!("{:#010x}", self.crc).as_str());
+        headers.insert("Nats-Msg-Id", msg_id(self.producer, self.seq).as_str());
         PublishMessage::build()
             .payload(self.payload.clone())
-            .headers(self.headers.clone())
+            .headers(headers)
     }
 }
 
@@ -576,6 +579,11 @@ impl Forwarder {
                 } else { tokio::select! {
                     Some((id, result)) = run.acks.next(), if !run.acks.is_empty() => {
                         run.settle(id, result)?;
+                        // And every other one already there, without a
+                        // round through the select.
+                        while let Some(Some((id, result))) = run.acks.next().now_or_never() {
+                            run.settle(id, result)?;
+                        }
                     }
                     read = rx.recv(), if reading && queue.is_empty() => match read {
                         Some(Read::Records { records, journal_end }) => {

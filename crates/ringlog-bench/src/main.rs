@@ -21,7 +21,7 @@ use std::process::ExitCode;
 #[command(name = "ringlog-bench", version)]
 struct Args {
     /// Scenarios to run (default: all): limits, spsc, mpsc, bytes, persist,
-    /// latency, ipc, logging, read.
+    /// latency, ipc, logging, read, forward.
     scenarios: Vec<String>,
     /// Smaller sizes: about a minute for everything.
     #[arg(long)]

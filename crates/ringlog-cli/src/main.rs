@@ -5,6 +5,7 @@
 //! only fault is a torn tail that `recover` cuts.
 
 mod errors;
+mod forward;
 mod inspect;
 mod query;
 mod run;
@@ -39,6 +40,10 @@ enum Command {
     Shm(shm::ShmCommand),
     /// Print records as they land, filtered, resuming from a cursor file.
     Tail(tail::TailArgs),
+    /// Stream a journal into NATS JetStream, once per record, resuming from a cursor.
+    Forward(forward::ForwardArgs),
+    /// Compare a JetStream stream with the journal it was forwarded from.
+    StreamCheck(forward::StreamCheckArgs),
 }
 
 fn main() {
@@ -50,6 +55,8 @@ fn main() {
         Command::Cat(args) => inspect::cat(args),
         Command::Shm(cmd) => shm::shm(cmd),
         Command::Tail(args) => tail::tail(args),
+        Command::Forward(args) => forward::forward(args),
+        Command::StreamCheck(args) => forward::stream_check(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

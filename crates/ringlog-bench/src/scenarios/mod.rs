@@ -3,6 +3,7 @@
 use crate::bench::Bench;
 
 pub mod bytes;
+pub mod forward;
 pub mod ipc;
 pub mod latency;
 pub mod limits;
@@ -24,7 +25,7 @@ pub struct Scenario {
 }
 
 /// Every available scenario, in the order they run by default.
-pub const ALL: [Scenario; 9] = [
+pub const ALL: [Scenario; 10] = [
     Scenario {
         name: "limits",
         about: "memcpy, sequential file write, cache-line, pipe and Unix-socket round trips",
@@ -69,6 +70,11 @@ pub const ALL: [Scenario; 9] = [
         name: "read",
         about: "a 4 GiB journal: seek by time and by (producer, sequence) through the index vs a full scan, follow latency, jsonl export vs reading the files",
         run: read::run,
+    },
+    Scenario {
+        name: "forward",
+        about: "64 B and 1 KiB records into NATS JetStream, one and three nodes: ringlog forward vs a plain async-nats publish loop, same ack window",
+        run: forward::run,
     },
 ];
 

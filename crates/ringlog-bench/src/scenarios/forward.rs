@@ -1,0 +1,352 @@
+//! Forwarding a journal into NATS JetStream: `ringlog_forward::Forwarder`
+//! against a plain `async-nats` publish loop with the same window of
+//! unacknowledged publishes, in the same run.
+//!
+//! Records of 64 B and 1 KiB from 4 producers (200,000 records, 20,000
+//! with `--quick`), to a one-node server and to a three-node cluster (R3
+//! stream), both started by the scenario on 127.0.0.1 with
+//! `sync_interval: always`, their stores under the work directory. The
+//! forwarder reads the journal (synced), publishes with its headers and
+//! `Nats-Msg-Id`, and keeps its cursor; the plain loop publishes the same
+//! payloads from memory, with no headers and with the forwarder's headers
+//! (unique `Nats-Msg-Id`s), so the server's cost of headers and
+//! deduplication is told apart from the forwarder's own. Records per second from the first
+//! publish to the last acknowledgement; each run uses a fresh stream,
+//! deleted afterwards, and is checked to have every record acknowledged.
+//! Without `nats-server` on PATH the scenario prints why and is skipped.
+
+use crate::bench::{Bench, Case, Measured, Role, Unit};
+use crate::check::CheckError;
+use async_nats::jetstream;
+use futures_util::stream::{FuturesOrdered, StreamExt};
+use ringlog::journal::{Journal, JournalOptions};
+use ringlog_forward::{ForwardOptions, Forwarder, StreamSpec};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PRODUCERS: u32 = 4;
+const WINDOW: usize = 1024;
+
+fn nats_server() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Servers killed on drop.
+struct Servers {
+    children: Vec<Child>,
+    urls: String,
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn start(bin: &Path, dir: &Path, n: usize) -> Result<Servers, CheckError> {
+    let err = |e: std::io::Error| CheckError::new(format!("start nats-server: {e}"));
+    let ports: Vec<(u16, u16)> = (0..n)
+        .map(|_| Ok((free_port()?, free_port()?)))
+        .collect::<std::io::Result<_>>()
+        .map_err(err)?;
+    let mut servers = Servers {
+        children: Vec::new(),
+        urls: ports
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{}", p.0))
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    for (i, &(client, route)) in ports.iter().enumerate() {
+        let store = dir.join(format!("n{i}"));
+        std::fs::create_dir_all(&store).map_err(err)?;
+        let mut text = format!(
+            "server_name: n{i}\nlisten: 127.0.0.1:{client}\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
+            store.display()
+        );
+        if n > 1 {
+            let routes: Vec<String> = ports
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(_, p)| format!("nats-route://127.0.0.1:{}", p.1))
+                .collect();
+            text.push_str(&format!(
+                "cluster {{\n  name: bench\n  listen: 127.0.0.1:{route}\n  routes: [{}]\n}}\n",
+                routes.join(", ")
+            ));
+        }
+        let config = dir.join(format!("n{i}.conf"));
+        std::fs::write(&config, text).map_err(err)?;
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(err)?;
+        servers.children.push(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", client)).is_err() {
+            if Instant::now() > deadline {
+                return Err(CheckError::new(format!("nats-server n{i} did not listen")));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(servers)
+}
+
+fn payload(size: usize, p: u32, seq: u64) -> Vec<u8> {
+    let mut v = vec![b'a' + (p as u8 % 26); size];
+    v[..8].copy_from_slice(&seq.to_le_bytes());
+    v
+}
+
+fn build(dir: &Path, size: usize, per: u64) -> Result<(), CheckError> {
+    let err = |e: ringlog::journal::JournalError| CheckError::new(format!("journal: {e}"));
+    let mut j = Journal::open(dir, JournalOptions::default()).map_err(err)?;
+    for seq in 0..per {
+        for p in 1..=PRODUCERS {
+            j.append(p, seq, seq, &payload(size, p, seq)).map_err(err)?;
+        }
+    }
+    j.sync().map_err(err)?;
+    Ok(())
+}
+
+async fn fresh_stream(
+    js: &jetstream::Context,
+    name: &str,
+    replicas: usize,
+) -> Result<(), CheckError> {
+    let _ = js.delete_stream(name).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = js
+            .create_stream(jetstream::stream::Config {
+                name: name.to_owned(),
+                subjects: vec![format!("{name}.>")],
+                num_replicas: replicas,
+                ..Default::default()
+            })
+            .await;
+        match r {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() > deadline => {
+                return Err(CheckError::new(format!("create stream {name}: {e}")))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// A publish acknowledgement being waited for.
+type AckFuture = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<jetstream::publish::PublishAck, jetstream::context::PublishError>,
+            > + Send,
+    >,
+>;
+
+async fn plain_loop(
+    js: &jetstream::Context,
+    name: &str,
+    size: usize,
+    per: u64,
+    headers: bool,
+) -> Result<Measured, CheckError> {
+    let payloads: Vec<(String, bytes::Bytes)> = (0..per)
+        .flat_map(|seq| {
+            (1..=PRODUCERS).map(move |p| (format!("{name}.{p}"), payload(size, p, seq).into()))
+        })
+        .collect();
+    let t = Instant::now();
+    let mut acks: FuturesOrdered<AckFuture> = FuturesOrdered::new();
+    let mut acked = 0u64;
+    for (subject, body) in payloads {
+        if acks.len() >= WINDOW {
+            if let Some(r) = acks.next().await {
+                r.map_err(|e| CheckError::new(format!("ack: {e}")))?;
+                acked += 1;
+            }
+        }
+        let fut = if headers {
+            // The forwarder's headers, values of the same shape.
+            let mut h = async_nats::HeaderMap::new();
+            h.insert(ringlog_forward::HEADER_PRODUCER, "1");
+            h.insert(ringlog_forward::HEADER_SEQ, acked.to_string().as_str());
+            h.insert(ringlog_forward::HEADER_TIMESTAMP, "1700000000000000000");
+            h.insert(ringlog_forward::HEADER_CRC, "0x12345678");
+            h.insert(
+                "Nats-Msg-Id",
+                format!("{subject}-{}", acks.len() as u64 + acked).as_str(),
+            );
+            js.publish_with_headers(subject, h, body).await
+        } else {
+            js.publish(subject, body).await
+        };
+        let fut = fut.map_err(|e| CheckError::new(format!("publish: {e}")))?;
+        acks.push_back(Box::pin(std::future::IntoFuture::into_future(fut)));
+    }
+    while let Some(r) = acks.next().await {
+        r.map_err(|e| CheckError::new(format!("ack: {e}")))?;
+        acked += 1;
+    }
+    let elapsed = t.elapsed();
+    let want = per * u64::from(PRODUCERS);
+    if acked != want {
+        return Err(CheckError::new(format!("{acked} acknowledged of {want}")));
+    }
+    Ok(Measured::rate(want, elapsed))
+}
+
+/// Runs every case of the scenario.
+pub fn run(b: &mut Bench) {
+    b.scenario("forward");
+    let Some(bin) = nats_server() else {
+        b.note("forward: skipped: nats-server is not on PATH (ci/nats.sh installs it)");
+        return;
+    };
+    let records = b.settings.size(200_000, 20_000, 400);
+    let per = records.div_ceil(u64::from(PRODUCERS));
+    let root = b.settings.work_dir.join("forward");
+    let _ = std::fs::remove_dir_all(&root);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            b.note(&format!("forward: skipped: no async runtime: {e}"));
+            return;
+        }
+    };
+    for nodes in [1usize, 3] {
+        let servers = start(&bin, &root.join(format!("nats{nodes}")), nodes);
+        let servers = match servers {
+            Ok(s) => s,
+            Err(e) => {
+                b.failed(
+                    Case::new(
+                        format!("{nodes}-node"),
+                        "start servers",
+                        Role::Limit,
+                        Unit::ItemsPerSec,
+                        1,
+                    ),
+                    e.to_string(),
+                );
+                continue;
+            }
+        };
+        let js = rt.block_on(async {
+            ringlog_forward::connect(&servers.urls)
+                .await
+                .map(jetstream::new)
+        });
+        let js = match js {
+            Ok(js) => js,
+            Err(e) => {
+                b.note(&format!("forward: connect: {e}"));
+                continue;
+            }
+        };
+        for size in [64usize, 1024] {
+            let dir = root.join(format!("journal-{size}"));
+            let _ = std::fs::remove_dir_all(&dir);
+            if let Err(e) = build(&dir, size, per) {
+                b.note(&format!("forward: {e}"));
+                continue;
+            }
+            let group = format!(
+                "{} records of {size} B to {nodes} node{} (R{nodes}), window {WINDOW}",
+                per * u64::from(PRODUCERS),
+                if nodes == 1 { "" } else { "s" }
+            );
+            let mut n = 0u32;
+            b.case(
+                Case::new(
+                    &group,
+                    "ringlog_forward::Forwarder (journal, synced, headers, cursor)",
+                    Role::Ringlog,
+                    Unit::ItemsPerSec,
+                    2,
+                ),
+                || {
+                    n += 1;
+                    let name = format!("FWD{n}");
+                    rt.block_on(fresh_stream(&js, &name, nodes))?;
+                    let mut spec = StreamSpec::new(&name);
+                    spec.subject_prefix = name.clone();
+                    let mut o = ForwardOptions::new(&dir, servers.urls.clone(), spec);
+                    o.window = WINDOW;
+                    o.cursor_file = Some(root.join(format!("cursor-{name}")));
+                    let t = Instant::now();
+                    let r = rt.block_on(Forwarder::new(o).run());
+                    let elapsed = t.elapsed();
+                    let _ = std::fs::remove_file(root.join(format!("cursor-{name}")));
+                    let _ = rt.block_on(js.delete_stream(&name));
+                    let r = r.map_err(|e| CheckError::new(format!("forward: {e}")))?;
+                    let want = per * u64::from(PRODUCERS);
+                    if r.metrics.acknowledged != want || r.metrics.duplicates != 0 {
+                        return Err(CheckError::new(format!("{:?}, {want} expected", r.metrics)));
+                    }
+                    Ok(Measured::rate(want, elapsed))
+                },
+            );
+            b.case(
+                Case::new(
+                    &group,
+                    "async-nats publish loop (memory, no headers)",
+                    Role::Peer,
+                    Unit::ItemsPerSec,
+                    2,
+                ),
+                || {
+                    n += 1;
+                    let name = format!("PLAIN{n}");
+                    rt.block_on(fresh_stream(&js, &name, nodes))?;
+                    let r = rt.block_on(plain_loop(&js, &name, size, per, false));
+                    let _ = rt.block_on(js.delete_stream(&name));
+                    r
+                },
+            );
+            b.case(
+                Case::new(
+                    &group,
+                    "async-nats publish loop (memory, the forwarder's headers and Nats-Msg-Id)",
+                    Role::Peer,
+                    Unit::ItemsPerSec,
+                    2,
+                ),
+                || {
+                    n += 1;
+                    let name = format!("HDR{n}");
+                    rt.block_on(fresh_stream(&js, &name, nodes))?;
+                    let r = rt.block_on(plain_loop(&js, &name, size, per, true));
+                    let _ = rt.block_on(js.delete_stream(&name));
+                    r
+                },
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        drop(servers);
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -1,0 +1,213 @@
+//! `ringlog forward` and `ringlog stream-check`: a journal into NATS
+//! JetStream, once per record, and the check that it arrived.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use ringlog_forward::{
+    check_stream, Dedup, ForwardError, ForwardOptions, Forwarder, Metrics, StreamSpec, MAX_WINDOW,
+};
+
+use crate::errors::chain;
+
+/// How duplicates are kept out of the stream on a replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DedupArg {
+    /// `Nats-Msg-Id` only: exactly once within the stream's duplicate window.
+    MsgId,
+    /// Also skip records up to the last sequence stored per producer:
+    /// exactly once beyond the window for increasing sequence numbers.
+    LastSubject,
+}
+
+/// Where the stream is and what it must look like.
+#[derive(Debug, Args)]
+pub(crate) struct StreamArgs {
+    /// The journal directory.
+    dir: PathBuf,
+    /// NATS server URLs, comma-separated.
+    #[arg(long, value_name = "URL[,URL…]")]
+    server: String,
+    /// The JetStream stream.
+    #[arg(long, value_name = "S")]
+    stream: String,
+    /// Records go to `P.<producer>`; the stream must take `P.>`.
+    #[arg(long, value_name = "P", default_value = "ringlog")]
+    subject_prefix: String,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `ringlog forward`.
+///
+/// Publishes every record of the journal to the stream, with headers
+/// Ringlog-Producer, Ringlog-Seq, Ringlog-Timestamp, Ringlog-Crc and
+/// `Nats-Msg-Id: <producer>-<seq>`, the payload as the message. Only records
+/// made durable locally are published (the forwarder syncs the segment
+/// itself). The cursor file is written only over acknowledged records, so a
+/// kill -9 repeats at most the unacknowledged window, and the server drops
+/// those repeats (reported as duplicates, or skipped with
+/// `--dedup last-subject`). Records deleted by retention before they were
+/// forwarded stop it with a gap error (exit 1).
+#[derive(Debug, Args)]
+pub(crate) struct ForwardArgs {
+    #[command(flatten)]
+    target: StreamArgs,
+    /// Resume from (and keep) this cursor file.
+    #[arg(long, value_name = "FILE")]
+    cursor: Option<PathBuf>,
+    /// Keep following the journal (until SIGINT / SIGTERM); otherwise stop
+    /// once caught up.
+    #[arg(long)]
+    follow: bool,
+    /// Most unacknowledged publishes.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    window: usize,
+    /// Stream replicas (on creation; checked on an existing stream).
+    #[arg(long, value_name = "N")]
+    replicas: Option<usize>,
+    /// Stream duplicate window in seconds (on creation; checked when given).
+    #[arg(long, value_name = "SECS")]
+    duplicate_window: Option<u64>,
+    /// Fail when the stream does not exist instead of creating it.
+    #[arg(long)]
+    no_create: bool,
+    /// How replays are kept out of the stream.
+    #[arg(long, value_enum, default_value = "last-subject")]
+    dedup: DedupArg,
+    /// Wait this long for an acknowledgement before publishing again.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    ack_timeout_ms: u64,
+    /// Start from the oldest record even when older ones were deleted
+    /// before a cursor existed (otherwise a gap error).
+    #[arg(long)]
+    allow_initial_gap: bool,
+    /// No progress lines (errors are always printed).
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn metrics_line(m: &Metrics) -> String {
+    format!(
+        "forwarded {} acknowledged {} retried {} duplicates {} already-in-stream {} lag {} records {} bytes",
+        m.forwarded, m.acknowledged, m.retried, m.duplicates, m.already_in_stream, m.lag_records, m.lag_bytes
+    )
+}
+
+fn fail(e: ForwardError) -> Result<i32, String> {
+    match e {
+        ForwardError::InvalidOption(_) => {
+            eprintln!("ringlog: error: {}", chain(&e));
+            Ok(2)
+        }
+        e => Err(chain(&e)),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("start the async runtime: {}", chain(&e)))
+}
+
+pub(crate) fn forward(args: ForwardArgs) -> Result<i32, String> {
+    if args.window == 0 || args.window > MAX_WINDOW {
+        eprintln!("ringlog: error: --window must be 1 to {MAX_WINDOW}");
+        return Ok(2);
+    }
+    if args.ack_timeout_ms == 0 {
+        eprintln!("ringlog: error: --ack-timeout-ms must be above 0");
+        return Ok(2);
+    }
+    let t = &args.target;
+    let spec = StreamSpec {
+        name: t.stream.clone(),
+        subject_prefix: t.subject_prefix.clone(),
+        replicas: args.replicas,
+        duplicate_window: args.duplicate_window.map(Duration::from_secs),
+        create: !args.no_create,
+    };
+    let mut options = ForwardOptions::new(t.dir.clone(), t.server.clone(), spec);
+    options.cursor_file = args.cursor.clone();
+    options.follow = args.follow;
+    options.window = args.window;
+    options.ack_timeout = Duration::from_millis(args.ack_timeout_ms);
+    options.allow_initial_gap = args.allow_initial_gap;
+    options.dedup = match args.dedup {
+        DedupArg::MsgId => Dedup::MsgId,
+        DedupArg::LastSubject => Dedup::LastSubject,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| format!("install a signal handler: {}", chain(&e)))?;
+    }
+    options.stop = Some(stop);
+    if !args.quiet {
+        options.progress = Some(Box::new(|m: &Metrics| {
+            eprintln!("ringlog: forward: {}", metrics_line(m));
+        }));
+    }
+    let rt = runtime()?;
+    match rt.block_on(Forwarder::new(options).run()) {
+        Ok(report) => {
+            if t.json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&report).map_err(|e| e.to_string())?
+                );
+            } else {
+                println!("{}", metrics_line(&report.metrics));
+                if let Some(c) = &report.metrics.cursor {
+                    println!("cursor {c}");
+                }
+            }
+            Ok(0)
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// `ringlog stream-check`: reads the stream back and compares it with the
+/// journal: every (producer, sequence) once, in order per producer, CRCs
+/// matching. Exit 1 when it is not clean.
+#[derive(Debug, Args)]
+pub(crate) struct StreamCheckArgs {
+    #[command(flatten)]
+    target: StreamArgs,
+}
+
+pub(crate) fn stream_check(args: StreamCheckArgs) -> Result<i32, String> {
+    let t = &args.target;
+    let mut spec = StreamSpec::new(t.stream.clone());
+    spec.subject_prefix = t.subject_prefix.clone();
+    spec.create = false;
+    let rt = runtime()?;
+    match rt.block_on(check_stream(&t.dir, &t.server, &spec)) {
+        Ok(check) => {
+            if t.json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&check).map_err(|e| e.to_string())?
+                );
+            } else {
+                println!(
+                    "journal {} records, stream {} messages: missing {} duplicates {} out-of-order {} crc-mismatches {} unknown {}",
+                    check.journal_records, check.messages, check.missing, check.duplicates,
+                    check.out_of_order, check.crc_mismatches, check.unknown
+                );
+                for p in &check.problems {
+                    println!("  {p}");
+                }
+            }
+            Ok(if check.is_clean() { 0 } else { 1 })
+        }
+        Err(e) => fail(e),
+    }
+}

@@ -1,0 +1,829 @@
+//! [`Forwarder`]: follows a journal and publishes every record to a
+//! JetStream stream, persisting its cursor only over acknowledged records.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use futures_util::stream::{FuturesOrdered, StreamExt};
+use futures_util::FutureExt;
+use ringlog::journal::{
+    read_cursor_file, segment_file_name, write_cursor_file, Cursor, FollowEvent, FollowOptions,
+    Follower, Record,
+};
+use serde::Serialize;
+
+use crate::error::{ForwardError, NatsError};
+use crate::stream::{ensure_stream, StreamSpec};
+use crate::window::AckWindow;
+
+/// Header carrying the record's producer id.
+pub const HEADER_PRODUCER: &str = "Ringlog-Producer";
+/// Header carrying the record's sequence number.
+pub const HEADER_SEQ: &str = "Ringlog-Seq";
+/// Header carrying the record's timestamp.
+pub const HEADER_TIMESTAMP: &str = "Ringlog-Timestamp";
+/// Header carrying the record's frame CRC-32C, `0x` and 8 hex digits.
+pub const HEADER_CRC: &str = "Ringlog-Crc";
+
+/// The most unacknowledged publishes allowed: the JetStream context holds at
+/// most 5,000 acknowledgements in flight.
+pub const MAX_WINDOW: usize = 4999;
+
+/// How duplicates are kept out of the stream when a record is published
+/// again (after a failure, or after a restart from the cursor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dedup {
+    /// Only the `Nats-Msg-Id` header: the server drops a record it stored
+    /// within its duplicate window (and says so in the acknowledgement).
+    MsgId,
+    /// Also, before the first record of each producer after a start, read
+    /// the last message on `P.<producer>` and skip records up to its
+    /// sequence: exactly once beyond the duplicate window, for producers
+    /// whose sequence numbers increase (as the journal's `verify` checks).
+    LastSubject,
+}
+
+/// Counters of a forwarding run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Metrics {
+    /// Records published (a record counts once, however often retried).
+    pub forwarded: u64,
+    /// Acknowledgements received, duplicates included.
+    pub acknowledged: u64,
+    /// Publishes repeated after a failure.
+    pub retried: u64,
+    /// Acknowledgements in which the server said the record was a duplicate.
+    pub duplicates: u64,
+    /// Records skipped because the stream already held them
+    /// ([`Dedup::LastSubject`]).
+    pub already_in_stream: u64,
+    /// Records read from the journal and not yet acknowledged.
+    pub lag_records: u64,
+    /// Journal bytes past the committed cursor.
+    pub lag_bytes: u64,
+    /// Times the cursor file was written.
+    pub cursor_writes: u64,
+    /// The committed cursor, as in the cursor file.
+    pub cursor: Option<String>,
+    /// The last publish failure (retried), with its causes.
+    pub last_error: Option<String>,
+    /// Seconds since the start.
+    pub elapsed_secs: f64,
+}
+
+/// A progress callback, called about every [`ForwardOptions::progress_interval`].
+pub type Progress = Box<dyn FnMut(&Metrics) + Send>;
+
+/// What a [`Forwarder`] does.
+pub struct ForwardOptions {
+    /// The journal directory.
+    pub dir: PathBuf,
+    /// Server URLs, comma-separated (`nats://127.0.0.1:4222,nats://…`).
+    pub server: String,
+    /// The stream and its configuration.
+    pub stream: StreamSpec,
+    /// Where the cursor is kept; `None`: start from the oldest record and
+    /// keep no cursor.
+    pub cursor_file: Option<PathBuf>,
+    /// Keep following the journal; otherwise stop once caught up.
+    pub follow: bool,
+    /// Most unacknowledged publishes (1 to [`MAX_WINDOW`]).
+    pub window: usize,
+    /// How long to wait for one acknowledgement before publishing again.
+    pub ack_timeout: Duration,
+    /// Give up on a record after failing this long (`None`: never).
+    pub retry_for: Option<Duration>,
+    /// How duplicates are avoided.
+    pub dedup: Dedup,
+    /// Least time between two writes of the cursor file.
+    pub cursor_interval: Duration,
+    /// Refuse to start from the oldest record when records before it were
+    /// already deleted (no cursor file yet): that is a gap too.
+    pub allow_initial_gap: bool,
+    /// Set to stop: nothing more is published, the window is drained and
+    /// the cursor written.
+    pub stop: Option<Arc<AtomicBool>>,
+    /// Called with the metrics while running.
+    pub progress: Option<Progress>,
+    /// How often `progress` is called.
+    pub progress_interval: Duration,
+}
+
+impl std::fmt::Debug for ForwardOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForwardOptions")
+            .field("dir", &self.dir)
+            .field("server", &self.server)
+            .field("stream", &self.stream)
+            .field("cursor_file", &self.cursor_file)
+            .field("follow", &self.follow)
+            .field("window", &self.window)
+            .field("dedup", &self.dedup)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ForwardOptions {
+    /// Options with the defaults: window 1024, acknowledgement timeout 5 s,
+    /// retry for ever, [`Dedup::LastSubject`], cursor written at most every
+    /// 100 ms.
+    pub fn new(dir: impl Into<PathBuf>, server: impl Into<String>, stream: StreamSpec) -> Self {
+        Self {
+            dir: dir.into(),
+            server: server.into(),
+            stream,
+            cursor_file: None,
+            follow: false,
+            window: 1024,
+            ack_timeout: Duration::from_secs(5),
+            retry_for: None,
+            dedup: Dedup::LastSubject,
+            cursor_interval: Duration::from_millis(100),
+            allow_initial_gap: false,
+            stop: None,
+            progress: None,
+            progress_interval: Duration::from_secs(1),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ForwardError> {
+        self.stream.validate()?;
+        if !(1..=MAX_WINDOW).contains(&self.window) {
+            return Err(ForwardError::InvalidOption(format!(
+                "window {}: must be 1 to {MAX_WINDOW}",
+                self.window
+            )));
+        }
+        if self.ack_timeout.is_zero() {
+            return Err(ForwardError::InvalidOption(
+                "the acknowledgement timeout must be longer than 0".to_owned(),
+            ));
+        }
+        if self.server.split(',').any(|s| s.trim().is_empty()) {
+            return Err(ForwardError::InvalidOption(format!(
+                "server list {:?} has an empty entry",
+                self.server
+            )));
+        }
+        if let Some(c) = &self.cursor_file {
+            let parent = c.parent().filter(|p| !p.as_os_str().is_empty());
+            if c.is_dir() || parent.is_some_and(|p| !p.is_dir()) {
+                return Err(ForwardError::InvalidOption(format!(
+                    "cursor file {}: must be a file in an existing directory",
+                    c.display()
+                )));
+            }
+        }
+        if !self.dir.is_dir() {
+            return Err(ForwardError::InvalidOption(format!(
+                "{} is not a directory",
+                self.dir.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ForwardReport {
+    /// The counters.
+    pub metrics: Metrics,
+    /// Whether the run stopped because [`ForwardOptions::stop`] was set.
+    pub stopped: bool,
+}
+
+/// A message to publish, kept until acknowledged so it can be published
+/// again; its headers are built for each publish (no copy kept).
+#[derive(Debug, Clone)]
+struct Outgoing {
+    producer: u32,
+    seq: u64,
+    timestamp: u64,
+    crc: u32,
+    subject: String,
+    payload: Bytes,
+    /// When its first publish failed.
+    first_failure: Option<Instant>,
+    /// Publishes after the first.
+    attempts: u64,
+    /// Whether the publish in flight is a retry.
+    retried: bool,
+}
+
+impl Outgoing {
+    fn of(prefix: &str, r: Record) -> Self {
+        Self {
+            producer: r.producer,
+            seq: r.seq,
+            timestamp: r.timestamp,
+            crc: r.crc,
+            subject: format!("{prefix}.{}", r.producer),
+            payload: Bytes::from(r.payload),
+            first_failure: None,
+            attempts: 0,
+            retried: false,
+        }
+    }
+
+    fn message(&self) -> PublishMessage {
+        let mut headers = HeaderMap::new();
+        headers.insert(HEADER_PRODUCER, self.producer.to_string().as_str());
+        headers.insert(HEADER_SEQ, self.seq.to_string().as_str());
+        headers.insert(HEADER_TIMESTAMP, self.timestamp.to_string().as_str());
+        headers.insert(HEADER_CRC, format!("{:#010x}", self.crc).as_str());
+        headers.insert("Nats-Msg-Id", msg_id(self.producer, self.seq).as_str());
+        PublishMessage::build()
+            .payload(self.payload.clone())
+            .headers(headers)
+    }
+}
+
+/// An error and its sources on one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = s.source();
+    }
+    out
+}
+
+/// The `Nats-Msg-Id` of a record: `<producer>-<seq>`.
+pub fn msg_id(producer: u32, seq: u64) -> String {
+    format!("{producer}-{seq}")
+}
+
+/// What the reading thread hands over.
+enum Read {
+    Records {
+        records: Vec<Record>,
+        journal_end: u64,
+    },
+    Idle {
+        journal_end: u64,
+    },
+    CaughtUp,
+    Failed(ForwardError),
+}
+
+/// Frame bytes in the journal: the current segment's base position plus its
+/// frame bytes, plus those of later segments (their headers counted as this
+/// one's).
+fn journal_end(dir: &Path, r: &Record) -> u64 {
+    let len = |n: u64| {
+        std::fs::metadata(dir.join(segment_file_name(n)))
+            .map(|m| m.len().saturating_sub(u64::from(r.stamp.header_len)))
+            .ok()
+    };
+    let mut end = r.stamp.base_position + len(r.segment).unwrap_or(0);
+    let mut n = r.segment + 1;
+    while let Some(l) = len(n) {
+        end += l;
+        n += 1;
+    }
+    end
+}
+
+/// Reads the journal on a thread of its own: batches of records that it
+/// made durable itself (`fdatasync` of the segment after reading them, so
+/// whatever the writer's sync policy, only locally durable records are
+/// published).
+fn spawn_reader(
+    dir: PathBuf,
+    start: Option<Cursor>,
+    follow: bool,
+    allow_initial_gap: bool,
+    stop: Arc<AtomicBool>,
+    tx: tokio::sync::mpsc::Sender<Read>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let fail = |e| ForwardError::Journal {
+            dir: dir.clone(),
+            source: e,
+        };
+        let options = FollowOptions {
+            resume_past_deleted: true,
+            ..Default::default()
+        };
+        let follower = match &start {
+            Some(c) => Follower::from_cursor(&dir, c, options),
+            None => Follower::open(&dir, options),
+        };
+        let mut follower = match follower {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = tx.blocking_send(Read::Failed(fail(e)));
+                return;
+            }
+        };
+        let mut first = start.is_none() && !allow_initial_gap;
+        let mut synced: Option<(u64, File)> = None;
+        let mut last: Option<Record> = None;
+        // Relaxed: the flag carries no data.
+        while !stop.load(Ordering::Relaxed) {
+            let mut records = Vec::new();
+            let mut bytes = 0usize;
+            let mut outcome = None;
+            while records.len() < 512 && bytes < (1 << 20) {
+                let event = if records.is_empty() && follow {
+                    follower.next_before(Some(Instant::now() + Duration::from_millis(100)))
+                } else {
+                    follower.try_next()
+                };
+                match event {
+                    Ok(Some(FollowEvent::Record(r))) => {
+                        if first {
+                            first = false;
+                            let at = r.stamp.base_position
+                                + r.offset.saturating_sub(u64::from(r.stamp.header_len));
+                            if at > 0 {
+                                outcome = Some(Read::Failed(ForwardError::Gap {
+                                    first_segment: 0,
+                                    last_segment: r.segment.saturating_sub(1),
+                                    from_position: 0,
+                                    to_position: at,
+                                }));
+                                break;
+                            }
+                        }
+                        bytes += r.payload.len();
+                        records.push(r);
+                    }
+                    Ok(Some(FollowEvent::Gap(g))) => {
+                        outcome = Some(Read::Failed(ForwardError::Gap {
+                            first_segment: g.first_segment,
+                            last_segment: g.last_segment,
+                            from_position: g.from_position,
+                            to_position: g.to_position,
+                        }));
+                        break;
+                    }
+                    Ok(None) => {
+                        if records.is_empty() && !follow {
+                            outcome = Some(Read::CaughtUp);
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        outcome = Some(Read::Failed(fail(e)));
+                        break;
+                    }
+                }
+            }
+            // Durable before published: sync every segment the batch read.
+            let mut segments: Vec<u64> = records.iter().map(|r| r.segment).collect();
+            segments.dedup();
+            for n in segments {
+                let path = dir.join(segment_file_name(n));
+                let result = match &synced {
+                    Some((m, f)) if *m == n => f.sync_data(),
+                    _ => File::open(&path).and_then(|f| {
+                        let r = f.sync_data();
+                        synced = Some((n, f));
+                        r
+                    }),
+                };
+                if let Err(source) = result {
+                    let _ = tx.blocking_send(Read::Failed(ForwardError::Sync { path, source }));
+                    return;
+                }
+            }
+            if let Some(r) = records.last() {
+                last = Some(r.clone());
+            }
+            let end = last.as_ref().map_or(0, |r| journal_end(&dir, r));
+            let item = if records.is_empty() {
+                Read::Idle { journal_end: end }
+            } else {
+                Read::Records {
+                    records,
+                    journal_end: end,
+                }
+            };
+            if tx.blocking_send(item).is_err() {
+                return;
+            }
+            if let Some(o) = outcome {
+                let _ = tx.blocking_send(o);
+                return;
+            }
+        }
+    })
+}
+
+type AckFuture = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = (u64, Result<jetstream::publish::PublishAck, NatsError>)>
+            + Send,
+    >,
+>;
+
+/// Whether a publish error is worth publishing again.
+fn retryable(kind: &PublishErrorKind) -> bool {
+    !matches!(
+        kind,
+        PublishErrorKind::MaxPayloadExceeded
+            | PublishErrorKind::WrongLastMessageId
+            | PublishErrorKind::WrongLastSequence
+    )
+}
+
+/// Connects to the servers, reconnecting by itself with a backoff of
+/// 100 ms doubling to 5 s.
+///
+/// # Errors
+///
+/// [`ForwardError::Connect`].
+pub async fn connect(server: &str) -> Result<async_nats::Client, ForwardError> {
+    let urls: Vec<async_nats::ServerAddr> = server
+        .split(',')
+        .map(|s| s.trim().parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e: std::io::Error| ForwardError::Connect {
+            server: server.to_owned(),
+            source: Box::new(e),
+        })?;
+    async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .reconnect_delay_callback(|attempts| {
+            let ms = 100u64.saturating_mul(1 << attempts.min(6) as u64);
+            Duration::from_millis(ms.min(5000))
+        })
+        .connection_timeout(Duration::from_secs(5))
+        .connect(urls)
+        .await
+        .map_err(|e| ForwardError::Connect {
+            server: server.to_owned(),
+            source: Box::new(e),
+        })
+}
+
+/// Follows a journal and forwards its records to a stream.
+///
+/// # Examples
+///
+/// ```no_run
+/// use ringlog_forward::{Forwarder, ForwardOptions, StreamSpec};
+/// let rt = tokio::runtime::Runtime::new().unwrap();
+/// let mut options = ForwardOptions::new("journal", "nats://127.0.0.1:4222", StreamSpec::new("LOG"));
+/// options.cursor_file = Some("journal.cursor".into());
+/// let report = rt.block_on(Forwarder::new(options).run()).unwrap();
+/// println!("{} records acknowledged", report.metrics.acknowledged);
+/// ```
+#[derive(Debug)]
+pub struct Forwarder {
+    options: ForwardOptions,
+}
+
+impl Forwarder {
+    /// A forwarder; nothing is done until [`run`](Self::run).
+    pub fn new(options: ForwardOptions) -> Self {
+        Self { options }
+    }
+
+    /// Runs until caught up (or, with [`ForwardOptions::follow`], until
+    /// stopped), then waits for every outstanding acknowledgement and writes
+    /// the cursor.
+    ///
+    /// # Errors
+    ///
+    /// Invalid options, connection, stream conflicts, journal errors, a
+    /// [`ForwardError::Gap`], a refused record. The cursor file holds the
+    /// last committed cursor whatever the error.
+    pub async fn run(mut self) -> Result<ForwardReport, ForwardError> {
+        self.options.validate()?;
+        let o = &mut self.options;
+        let start = match &o.cursor_file {
+            Some(p) => read_cursor_file(p).map_err(|source| ForwardError::Cursor {
+                path: p.clone(),
+                source,
+            })?,
+            None => None,
+        };
+        let client = connect(&o.server).await?;
+        let js = jetstream::ContextBuilder::new()
+            .timeout(o.ack_timeout)
+            .max_ack_inflight(o.window + 1)
+            .backpressure_on_inflight(true)
+            .build(client);
+        let stream = ensure_stream(&js, &o.stream).await?;
+
+        let started = Instant::now();
+        let stop_reader = Arc::new(AtomicBool::new(false));
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let reader = spawn_reader(
+            o.dir.clone(),
+            start,
+            o.follow,
+            o.allow_initial_gap,
+            Arc::clone(&stop_reader),
+            tx,
+        );
+        let mut run = Run {
+            js: &js,
+            stream: &stream,
+            window: AckWindow::new(start),
+            acks: FuturesOrdered::new(),
+            metrics: Metrics::default(),
+            last_stored: HashMap::new(),
+            dedup: o.dedup,
+            retry_for: o.retry_for,
+            prefix: o.stream.subject_prefix.clone(),
+            retry_delay: Duration::from_millis(100),
+            retries_in_flight: 0,
+        };
+        let mut queue: VecDeque<Record> = VecDeque::new();
+        let mut reading = true;
+        let mut stopped = false;
+        let mut failure: Option<ForwardError> = None;
+        let mut journal_end_pos = 0u64;
+        let mut written: Option<Cursor> = start;
+        let mut last_write = Instant::now();
+        let mut last_progress = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+        let result: Result<(), ForwardError> = async {
+            loop {
+                while run.window.len() < o.window
+                    && !run.window.has_failed()
+                    && run.retries_in_flight == 0
+                {
+                    let Some(r) = queue.pop_front() else { break };
+                    run.publish(r).await?;
+                }
+                let retrying = run.window.has_failed() && run.acks.is_empty();
+                if retrying {
+                    run.retry_failed().await?;
+                }
+                if !reading && queue.is_empty() && run.window.is_empty() {
+                    break;
+                }
+                if retrying {
+                    // Nothing is in flight; intake waits for the retries.
+                } else { tokio::select! {
+                    Some((id, result)) = run.acks.next(), if !run.acks.is_empty() => {
+                        run.settle(id, result)?;
+                        // And every other one already there, without a
+                        // round through the select.
+                        while let Some(Some((id, result))) = run.acks.next().now_or_never() {
+                            run.settle(id, result)?;
+                        }
+                    }
+                    read = rx.recv(), if reading && queue.is_empty() => match read {
+                        Some(Read::Records { records, journal_end }) => {
+                            journal_end_pos = journal_end;
+                            queue.extend(records);
+                        }
+                        Some(Read::Idle { journal_end }) => journal_end_pos = journal_end.max(journal_end_pos),
+                        Some(Read::CaughtUp) | None => reading = false,
+                        Some(Read::Failed(e)) => {
+                            reading = false;
+                            failure = Some(e);
+                        }
+                    },
+                    _ = tick.tick() => {}
+                } }
+                // Relaxed: the flag carries no data.
+                if reading && o.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+                    reading = false;
+                    stopped = true;
+                    queue.clear();
+                }
+                let committed = run.window.committed().copied();
+                if let Some(path) = &o.cursor_file {
+                    if committed != written && last_write.elapsed() >= o.cursor_interval {
+                        persist(path, committed.as_ref(), &mut run.metrics)?;
+                        written = committed;
+                        last_write = Instant::now();
+                    }
+                }
+                if let Some(p) = o.progress.as_mut() {
+                    if last_progress.elapsed() >= o.progress_interval {
+                        last_progress = Instant::now();
+                        run.fill_metrics(&queue, journal_end_pos, started);
+                        p(&run.metrics);
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+        // Relaxed: the flag carries no data.
+        stop_reader.store(true, Ordering::Relaxed);
+        drop(rx);
+        let _ = reader.join();
+        // Whatever happened, the cursor file holds what was acknowledged.
+        let committed = run.window.committed().copied();
+        if let Some(path) = &o.cursor_file {
+            if committed != written {
+                persist(path, committed.as_ref(), &mut run.metrics)?;
+            }
+        }
+        result?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        run.fill_metrics(&queue, journal_end_pos, started);
+        Ok(ForwardReport {
+            metrics: run.metrics,
+            stopped,
+        })
+    }
+}
+
+fn persist(path: &Path, c: Option<&Cursor>, m: &mut Metrics) -> Result<(), ForwardError> {
+    let Some(c) = c else { return Ok(()) };
+    write_cursor_file(path, c).map_err(|source| ForwardError::Cursor {
+        path: path.to_owned(),
+        source,
+    })?;
+    m.cursor_writes += 1;
+    Ok(())
+}
+
+struct Run<'a> {
+    js: &'a jetstream::Context,
+    stream: &'a jetstream::stream::Stream,
+    window: AckWindow<Outgoing>,
+    acks: FuturesOrdered<AckFuture>,
+    metrics: Metrics,
+    last_stored: HashMap<u32, Option<u64>>,
+    dedup: Dedup,
+    retry_for: Option<Duration>,
+    prefix: String,
+    retry_delay: Duration,
+    retries_in_flight: usize,
+}
+
+impl Run<'_> {
+    fn fill_metrics(&mut self, queue: &VecDeque<Record>, journal_end: u64, started: Instant) {
+        let committed = self.window.committed();
+        self.metrics.lag_records = (self.window.len() + queue.len()) as u64;
+        self.metrics.lag_bytes = journal_end.saturating_sub(committed.map_or(0, Cursor::position));
+        self.metrics.cursor = committed.map(ToString::to_string);
+        self.metrics.elapsed_secs = started.elapsed().as_secs_f64();
+    }
+
+    /// The sequence of the producer's last record in the stream.
+    async fn last_stored(&mut self, producer: u32) -> Result<Option<u64>, ForwardError> {
+        if let Some(&s) = self.last_stored.get(&producer) {
+            return Ok(s);
+        }
+        let subject = format!("{}.{producer}", self.prefix);
+        let mut delay = Duration::from_millis(100);
+        let started = Instant::now();
+        let found = loop {
+            match self.stream.get_last_raw_message_by_subject(&subject).await {
+                Ok(m) => {
+                    break m
+                        .headers
+                        .get(HEADER_SEQ)
+                        .and_then(|v| v.as_str().parse::<u64>().ok());
+                }
+                Err(e)
+                    if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+                {
+                    break None
+                }
+                Err(e) => {
+                    if self.retry_for.is_some_and(|r| started.elapsed() >= r) {
+                        return Err(ForwardError::Stream {
+                            stream: self.stream.cached_info().config.name.clone(),
+                            op: "read the last message of a producer",
+                            source: Box::new(e),
+                        });
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        self.last_stored.insert(producer, found);
+        Ok(found)
+    }
+
+    async fn publish(&mut self, r: Record) -> Result<(), ForwardError> {
+        let cursor = r.cursor();
+        if self.dedup == Dedup::LastSubject {
+            if let Some(last) = self.last_stored(r.producer).await? {
+                if r.seq <= last {
+                    self.metrics.already_in_stream += 1;
+                    let id = self.window.push(cursor, Outgoing::of(&self.prefix, r));
+                    self.window.ack(id);
+                    return Ok(());
+                }
+            }
+        }
+        let out = Outgoing::of(&self.prefix, r);
+        let subject = out.subject.clone();
+        let message = out.message();
+        let id = self.window.push(cursor, out);
+        self.metrics.forwarded += 1;
+        match self.js.send_publish(subject, message).await {
+            Ok(fut) => self.acks.push_back(Box::pin(async move {
+                (id, fut.await.map_err(|e| Box::new(e) as NatsError))
+            })),
+            Err(e) => {
+                self.note_failure(id, Box::new(e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn note_failure(&mut self, id: u64, e: NatsError) -> Result<(), ForwardError> {
+        let refused = e
+            .downcast_ref::<jetstream::context::PublishError>()
+            .is_some_and(|p| !retryable(&p.kind()));
+        let out = self.window.item(id).expect("in the window");
+        if refused {
+            return Err(ForwardError::Refused {
+                producer: out.producer,
+                seq: out.seq,
+                source: e,
+            });
+        }
+        self.metrics.last_error = Some(chain(&*e));
+        self.window.fail(id);
+        Ok(())
+    }
+
+    fn settle(
+        &mut self,
+        id: u64,
+        result: Result<jetstream::publish::PublishAck, NatsError>,
+    ) -> Result<(), ForwardError> {
+        if let Some(out) = self.window.item_mut(id) {
+            if std::mem::take(&mut out.retried) {
+                self.retries_in_flight -= 1;
+                self.retry_delay = if result.is_ok() {
+                    Duration::from_millis(100)
+                } else {
+                    (self.retry_delay * 2).min(Duration::from_secs(5))
+                };
+            }
+        }
+        match result {
+            Ok(ack) => {
+                self.metrics.acknowledged += 1;
+                if ack.duplicate {
+                    self.metrics.duplicates += 1;
+                }
+                self.window.ack(id);
+                Ok(())
+            }
+            Err(e) => self.note_failure(id, e),
+        }
+    }
+
+    /// Publishes every failed record again, in order, after a backoff of
+    /// 100 ms that doubles (to 5 s) while retries keep failing; their
+    /// acknowledgements are settled like any other. New records wait until
+    /// the retried ones are settled.
+    async fn retry_failed(&mut self) -> Result<(), ForwardError> {
+        tokio::time::sleep(self.retry_delay).await;
+        for id in self.window.failed_ids() {
+            let out = self
+                .window
+                .item_mut(id)
+                .expect("failed ids are in the window");
+            let first = *out.first_failure.get_or_insert_with(Instant::now);
+            if self.retry_for.is_some_and(|r| first.elapsed() >= r) {
+                return Err(ForwardError::GaveUp {
+                    producer: out.producer,
+                    seq: out.seq,
+                    attempts: out.attempts,
+                    source: self.metrics.last_error.clone().unwrap_or_default().into(),
+                });
+            }
+            out.attempts += 1;
+            out.retried = true;
+            let (subject, message) = (out.subject.clone(), out.message());
+            self.window.resend(id);
+            self.metrics.retried += 1;
+            self.retries_in_flight += 1;
+            match self.js.send_publish(subject, message).await {
+                Ok(fut) => self.acks.push_back(Box::pin(async move {
+                    (id, fut.await.map_err(|e| Box::new(e) as NatsError))
+                })),
+                Err(e) => self.settle(id, Err(Box::new(e)))?,
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,40 @@
+//! Forwards a ringlog journal into NATS JetStream, once per record.
+//!
+//! The journal stays the record of truth. A [`Forwarder`] follows it
+//! (`ringlog::journal::Follower`), makes what it read durable locally
+//! (`fdatasync` of the segment) before publishing it, publishes every record
+//! to `P.<producer>` with its producer, sequence, timestamp and frame CRC as
+//! headers and `Nats-Msg-Id: <producer>-<seq>`, keeps a bounded window of
+//! unacknowledged publishes, and writes its cursor file only over records
+//! whose acknowledgement and every earlier one's arrived. After any restart
+//! it replays from that cursor; the server drops what it already holds
+//! (`Nats-Msg-Id` within the stream's duplicate window, and beyond it the
+//! last sequence stored per producer, [`Dedup::LastSubject`]). Records
+//! deleted by retention before they were forwarded stop it with
+//! [`ForwardError::Gap`].
+//!
+//! [`check_stream`] is the way back: it reads the stream and compares it
+//! with the journal.
+//!
+//! | file | what it is |
+//! |---|---|
+//! | `forward.rs` | [`Forwarder`], [`ForwardOptions`], [`Metrics`], the headers |
+//! | `window.rs` | [`AckWindow`]: the acknowledgement window and the cursor rule |
+//! | `stream.rs` | [`StreamSpec`], [`ensure_stream`]: create or check the stream |
+//! | `check.rs` | [`check_stream`], [`StreamCheck`]: compare a stream with its journal |
+//! | `error.rs` | [`ForwardError`] |
+
+mod check;
+mod error;
+mod forward;
+mod stream;
+mod window;
+
+pub use check::{check_stream, StreamCheck, MAX_LISTED};
+pub use error::{ForwardError, NatsError};
+pub use forward::{
+    connect, msg_id, Dedup, ForwardOptions, ForwardReport, Forwarder, Metrics, Progress,
+    HEADER_CRC, HEADER_PRODUCER, HEADER_SEQ, HEADER_TIMESTAMP, MAX_WINDOW,
+};
+pub use stream::{ensure_stream, StreamSpec};
+pub use window::{AckWindow, SlotState};

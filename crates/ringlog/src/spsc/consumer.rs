@@ -59,7 +59,7 @@ impl<T> Consumer<T> {
             tail,
             cached_head: tail,
             strategy: WaitStrategy::DEFAULT,
-            counters: Counters::default(),
+            counters: Counters::new(tail),
             space_armed: false,
             data_acked: false,
         }
@@ -90,7 +90,7 @@ impl<T> Consumer<T> {
 
     /// A snapshot of this handle's counters (values popped, batches).
     pub fn stats(&self) -> SpscStats {
-        self.counters.snapshot(std::mem::size_of::<T>())
+        self.counters.snapshot(self.tail, std::mem::size_of::<T>())
     }
 
     /// Re-reads the producer's `head` and returns the published values.
@@ -126,7 +126,7 @@ impl<T> Consumer<T> {
     }
 
     /// Gives `n > 0` popped slots back to the producer and wakes it if it
-    /// sleeps.
+    /// sleeps. Counts nothing: `tail` itself is the record count.
     #[inline]
     fn release(&mut self, n: usize) {
         self.tail = self.tail.wrapping_add(n);
@@ -135,7 +135,6 @@ impl<T> Consumer<T> {
         // `refresh`.
         self.shared.tail.store(self.tail, Ordering::Release);
         self.shared.space_ready.notify(&mut self.space_armed);
-        self.counters.moved(n);
     }
 
     /// Pops the oldest value without waiting.
@@ -211,6 +210,7 @@ impl<T> Consumer<T> {
         // `release` moves tail past all n slots.
         unsafe { self.shared.read_into(self.tail, n, out) };
         self.release(n);
+        self.counters.batch(n);
         n
     }
 

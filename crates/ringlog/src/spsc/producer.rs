@@ -60,7 +60,7 @@ impl<T> Producer<T> {
             head,
             cached_tail,
             strategy: WaitStrategy::DEFAULT,
-            counters: Counters::default(),
+            counters: Counters::new(head),
             data_armed: false,
             space_acked: false,
         }
@@ -90,7 +90,7 @@ impl<T> Producer<T> {
     /// A snapshot of this handle's counters (values pushed, batches,
     /// drops).
     pub fn stats(&self) -> SpscStats {
-        self.counters.snapshot(std::mem::size_of::<T>())
+        self.counters.snapshot(self.head, std::mem::size_of::<T>())
     }
 
     /// Free slots according to the cached `tail`: a lower bound.
@@ -122,7 +122,7 @@ impl<T> Producer<T> {
     }
 
     /// Publishes `n > 0` values written after `head`, and wakes the consumer
-    /// if it sleeps.
+    /// if it sleeps. Counts nothing: `head` itself is the record count.
     #[inline]
     fn publish(&mut self, n: usize) {
         self.head = self.head.wrapping_add(n);
@@ -130,7 +130,13 @@ impl<T> Producer<T> {
         // head in the consumer's `refresh`.
         self.shared.head.store(self.head, Ordering::Release);
         self.shared.data_ready.notify(&mut self.data_armed);
-        self.counters.moved(n);
+    }
+
+    /// [`publish`](Self::publish) for a batch operation, which counts once.
+    #[inline]
+    fn publish_batch(&mut self, n: usize) {
+        self.publish(n);
+        self.counters.batch(n);
     }
 
     /// Pushes `value` without waiting.
@@ -221,7 +227,7 @@ impl<T> Producer<T> {
         // (tail loaded with Acquire).
         let n = unsafe { self.shared.write_from(self.head, free, iter) };
         if n > 0 {
-            self.publish(n);
+            self.publish_batch(n);
         }
         n
     }
@@ -237,7 +243,7 @@ impl<T> Producer<T> {
         // SAFETY: we are the producer and n <= free slots after head.
         let written = unsafe { self.shared.write_from(self.head, n, &mut items.drain(..n)) };
         debug_assert_eq!(written, n);
-        self.publish(n);
+        self.publish_batch(n);
         n
     }
 
@@ -257,7 +263,7 @@ impl<T> Producer<T> {
                 .write_from(self.head, n, &mut items.iter().copied())
         };
         debug_assert_eq!(written, n);
-        self.publish(n);
+        self.publish_batch(n);
         n
     }
 

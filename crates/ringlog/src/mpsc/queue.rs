@@ -301,7 +301,7 @@ impl<T> Queue<T> {
 
     /// Whether position `pos` is published.
     #[inline]
-    fn is_published(&self, pos: usize) -> bool {
+    pub(crate) fn is_published(&self, pos: usize) -> bool {
         // Acquire: pairs with the Release publication in `write`, so the
         // item's bytes are visible to whoever then reads them.
         self.slot(pos).stamp.load(Ordering::Acquire) == pos.wrapping_add(1)

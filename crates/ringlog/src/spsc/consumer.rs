@@ -2,6 +2,7 @@
 
 use super::error::{PopError, TryPopError};
 use super::stats::{Counters, SpscStats};
+use super::wake::{Notifier, Waiter};
 use super::Shared;
 use crate::sync::{Arc, Ordering};
 use crate::wait::{Deadline, WaitStrategy};
@@ -35,10 +36,11 @@ pub struct Consumer<T> {
     cached_head: usize,
     strategy: WaitStrategy,
     counters: Counters,
-    /// The producer asked for space wake-ups and we acknowledged.
-    space_armed: bool,
-    /// The producer acknowledged our request for data wake-ups.
-    data_acked: bool,
+    /// Our side of the space wake-up handshake: notifying while the
+    /// producer is in a sleep episode.
+    space_armed: Notifier,
+    /// Our side of the data wake-up handshake: our sleep episodes.
+    data_acked: Waiter,
 }
 
 impl<T> std::fmt::Debug for Consumer<T> {
@@ -60,8 +62,8 @@ impl<T> Consumer<T> {
             cached_head: tail,
             strategy: WaitStrategy::DEFAULT,
             counters: Counters::new(tail),
-            space_armed: false,
-            data_acked: false,
+            space_armed: Notifier::default(),
+            data_acked: Waiter::default(),
         }
     }
 

@@ -2,6 +2,7 @@
 
 use super::error::{PushError, TryPushError};
 use super::stats::{Counters, SpscStats};
+use super::wake::{Notifier, Waiter};
 use super::Shared;
 use crate::sync::{Arc, Ordering};
 use crate::wait::{Deadline, WaitStrategy};
@@ -34,10 +35,11 @@ pub struct Producer<T> {
     cached_tail: usize,
     strategy: WaitStrategy,
     counters: Counters,
-    /// The consumer asked for data wake-ups and we acknowledged.
-    data_armed: bool,
-    /// The consumer acknowledged our request for space wake-ups.
-    space_acked: bool,
+    /// Our side of the data wake-up handshake: notifying while the
+    /// consumer is in a sleep episode.
+    data_armed: Notifier,
+    /// Our side of the space wake-up handshake: our sleep episodes.
+    space_acked: Waiter,
 }
 
 impl<T> std::fmt::Debug for Producer<T> {
@@ -61,14 +63,23 @@ impl<T> Producer<T> {
             cached_tail,
             strategy: WaitStrategy::DEFAULT,
             counters: Counters::new(head),
-            data_armed: false,
-            space_acked: false,
+            data_armed: Notifier::default(),
+            space_acked: Waiter::default(),
         }
     }
 
     /// Sets how blocking calls wait (spin, yield, then sleep).
     pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
         self.strategy = strategy;
+    }
+
+    /// loom builds only: stop notifying the consumer right after arming for
+    /// its sleep episode instead of when the episode ends, so that a model
+    /// can show that arming must last the whole episode.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn disarm_early_for_loom(&mut self) {
+        self.data_armed.disarm_early = true;
     }
 
     /// Number of slots (a power of two).

@@ -158,7 +158,11 @@ fn stats_derived_from_indices_count_singles_and_batches() {
     // Singles are derived from the index, batches counted: mix both, across
     // the wrap of the indices, with blocking and non-blocking calls.
     let (mut tx, mut rx) = channel_starting_at::<u32>(8, usize::MAX - 3);
-    assert_eq!(tx.stats(), SpscStats::default(), "a fresh handle counts nothing");
+    assert_eq!(
+        tx.stats(),
+        SpscStats::default(),
+        "a fresh handle counts nothing"
+    );
     tx.try_push(1).unwrap();
     tx.push(2, None).unwrap();
     assert_eq!(tx.push_slice(&[3, 4, 5]), 3);
@@ -169,7 +173,11 @@ fn stats_derived_from_indices_count_singles_and_batches() {
     assert_eq!(rx.take_batch(3, &mut out), 3);
     assert_eq!(rx.pop(None), Ok(5));
     assert_eq!(rx.take_batch(8, &mut out), 1);
-    assert_eq!(rx.take_batch(8, &mut out), 0, "an empty take is not counted");
+    assert_eq!(
+        rx.take_batch(8, &mut out),
+        0,
+        "an empty take is not counted"
+    );
     assert_eq!(out, [2, 3, 4, 6]);
     let s = tx.stats();
     // 3 single pushes + 1 slice of 3.

@@ -88,6 +88,8 @@ pub struct Measured {
     pub value: f64,
     /// Items the channel dropped by policy in this run, if it may drop.
     pub dropped: Option<u64>,
+    /// Items per consumer call that returned any, for throughput cases.
+    pub per_call: Option<f64>,
 }
 
 impl Measured {
@@ -96,7 +98,15 @@ impl Measured {
         Self {
             value: work as f64 / elapsed.as_secs_f64().max(1e-9),
             dropped: None,
+            per_call: None,
         }
+    }
+
+    /// The same, with the consumer's `items` taken in `calls` calls that
+    /// returned any.
+    pub fn with_per_call(mut self, items: u64, calls: u64) -> Self {
+        self.per_call = Some(items as f64 / calls.max(1) as f64);
+        self
     }
 
     /// The same, with a drop count.
@@ -110,6 +120,7 @@ impl Measured {
         Self {
             value: ns,
             dropped: None,
+            per_call: None,
         }
     }
 }
@@ -181,6 +192,12 @@ pub struct Row {
     pub max: Option<f64>,
     /// Median of the items dropped by policy, for lossy cases.
     pub dropped: Option<u64>,
+    /// Median CPUs the process used during a run: user + system time from
+    /// `getrusage` over the run's wall time (2.0: two cores busy).
+    pub cpus: Option<f64>,
+    /// Median items per consumer call that returned any (throughput
+    /// cases that report it).
+    pub per_call: Option<f64>,
     /// How many times better than the best peer of the group (>1: better;
     /// for latency, peer ns / our ns).
     pub vs_best_peer: Option<f64>,
@@ -244,6 +261,29 @@ impl Bench {
         self.case_metrics(case, &[""], |_| Ok(vec![run()?]));
     }
 
+    /// A throughput case, run pinned (consumer and producers on different
+    /// cores, see [`crate::pin`]) and unpinned: one row in the group
+    /// `"<group>, pinned"` and one in `"<group>, unpinned"`, so that ratios
+    /// compare runs of the same kind. Producers must be spawned with
+    /// [`crate::pin::spawn`]. Without two cores the pinned row is left out.
+    pub fn throughput(
+        &mut self,
+        case: Case,
+        mut run: impl FnMut() -> Result<Measured, CheckError> + Send,
+    ) {
+        for (label, pinned) in [("pinned", true), ("unpinned", false)] {
+            if pinned && crate::pin::cores().is_empty() {
+                continue;
+            }
+            let mut c = case.clone();
+            c.group = format!("{}, {label}", case.group);
+            self.case(c, || {
+                crate::pin::run(pinned, &mut run)
+                    .unwrap_or_else(|| Err(CheckError::new("the OS refused to pin the consumer")))
+            });
+        }
+    }
+
     /// Like [`case`](Self::case) for a run that yields several figures (the
     /// latency percentiles): one row per metric, its name appended to the
     /// group.
@@ -256,6 +296,8 @@ impl Bench {
         let runs = self.settings.runs.max(1);
         let mut values: Vec<Vec<f64>> = vec![Vec::new(); metrics.len()];
         let mut dropped: Vec<u64> = Vec::new();
+        let mut cpus: Vec<f64> = Vec::new();
+        let mut per_call: Vec<f64> = Vec::new();
         let mut error = None;
         for i in 0..runs {
             self.progress.set_message(format!(
@@ -265,13 +307,20 @@ impl Bench {
                 case.name,
                 i + 1
             ));
-            match run(i) {
+            let (cpu0, wall0) = (crate::pin::cpu_time(), std::time::Instant::now());
+            let result = run(i);
+            let wall = wall0.elapsed().as_secs_f64().max(1e-9);
+            cpus.push((crate::pin::cpu_time().saturating_sub(cpu0)).as_secs_f64() / wall);
+            match result {
                 Ok(ms) if ms.len() == metrics.len() => {
                     for (v, m) in values.iter_mut().zip(&ms) {
                         v.push(m.value);
                     }
                     if let Some(d) = ms[0].dropped {
                         dropped.push(d);
+                    }
+                    if let Some(p) = ms[0].per_call {
+                        per_call.push(p);
                     }
                 }
                 Ok(ms) => {
@@ -289,6 +338,8 @@ impl Bench {
             }
         }
         dropped.sort_unstable();
+        let cpus = (error.is_none() && !cpus.is_empty()).then(|| median(&mut cpus));
+        let per_call = (error.is_none() && !per_call.is_empty()).then(|| median(&mut per_call));
         for (metric, mut v) in metrics.iter().zip(values) {
             let group = if metric.is_empty() {
                 case.group.clone()
@@ -318,6 +369,8 @@ impl Bench {
                 min,
                 max,
                 dropped: (ok && !dropped.is_empty()).then(|| dropped[dropped.len() / 2]),
+                cpus,
+                per_call,
                 vs_best_peer: None,
                 best_peer: None,
                 vs_limit: None,

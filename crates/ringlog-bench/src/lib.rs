@@ -9,6 +9,7 @@
 //! | [`mod@bench`] | running a case `--runs` times, median/min/max, ratios to the best peer and the limit |
 //! | [`machine`] | CPU model, core count, the filesystem a temp dir lands on |
 //! | [`output`] | the terminal table, JSON and the self-contained HTML report |
+//! | [`pin`] | pinned and unpinned runs, CPU time from `getrusage` |
 //! | [`scenarios`] | one file per scenario: `limits`, `spsc`, `mpsc`, `bytes`, `persist`, `latency`, `ipc` |
 
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -23,6 +24,7 @@ pub mod bench;
 pub mod check;
 pub mod machine;
 pub mod output;
+pub mod pin;
 pub mod records;
 pub mod scenarios;
 pub mod wait;

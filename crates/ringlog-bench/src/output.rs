@@ -93,6 +93,14 @@ fn notes(row: &Row) -> String {
     if let Some(d) = row.dropped {
         n.push(format!("dropped {d}"));
     }
+    if row.unit != Unit::Nanos {
+        if let Some(c) = row.cpus {
+            n.push(format!("{c:.2} CPUs"));
+        }
+        if let Some(p) = row.per_call {
+            n.push(format!("{p:.1} items/call"));
+        }
+    }
     n.join(", ")
 }
 

@@ -4,7 +4,10 @@
 //!
 //! These models fail (a loom deadlock or data race) if the producer's
 //! publish is weakened to Relaxed, if an armed side stops notifying, or if
-//! the wake-up handshake's `arm` skips its notify.
+//! the wake-up handshake's `arm` skips its notify. The arming of the
+//! handshake lasts one sleep episode: `disarming_before_the_episode_ends_is_caught`
+//! shows (with a loom-only switch) that a notifier which stops notifying
+//! right after arming, before the waiter's episode is over, loses a wake-up.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p ringlog
 //! --release --test loom_spsc --target-dir target-loom`
@@ -65,6 +68,47 @@ fn blocking_pop_is_woken_by_push() {
         assert_eq!(rx.pop(None), Ok(2));
         drop(producer.join().unwrap());
         assert_eq!(rx.pop(None), Err(PopError::Disconnected));
+    });
+}
+
+/// One sleep episode per pop: the producer arms for each, and disarms once
+/// the consumer says it is done, so every episode needs its own arming.
+#[test]
+fn every_sleep_episode_is_woken() {
+    loom::model(|| {
+        let (mut tx, mut rx) = sleepy_channel::<usize>(4);
+        let producer = thread::spawn(move || {
+            for i in 1..=3 {
+                tx.try_push(i).unwrap();
+            }
+            tx
+        });
+        for i in 1..=3 {
+            assert_eq!(rx.pop(None), Ok(i));
+        }
+        drop(producer.join().unwrap());
+        assert_eq!(rx.pop(None), Err(PopError::Disconnected));
+    });
+}
+
+/// The same hand-over as `blocking_pop_is_woken_by_push`, with a producer
+/// that disarms right after arming instead of when the consumer's sleep
+/// episode ends: the consumer can read the acknowledgement, sleep without
+/// a bound, and miss the second push. loom must report the deadlock.
+#[test]
+#[should_panic]
+fn disarming_before_the_episode_ends_is_caught() {
+    loom::model(|| {
+        let (mut tx, mut rx) = sleepy_channel::<usize>(2);
+        tx.disarm_early_for_loom();
+        let producer = thread::spawn(move || {
+            tx.try_push(1).unwrap();
+            tx.try_push(2).unwrap();
+            tx
+        });
+        assert_eq!(rx.pop(None), Ok(1));
+        assert_eq!(rx.pop(None), Ok(2));
+        drop(producer.join().unwrap());
     });
 }
 

@@ -1,6 +1,7 @@
 //! Latency: the time of single pushes (p50/p99/p99.9, `Instant` around each
 //! push, recorded in an HDR histogram) with the consumer draining
-//! concurrently, and the round trip of an SPSC ping-pong over two rings.
+//! concurrently, and the round trip of an SPSC ping-pong over two rings,
+//! against rtrb, crossbeam-channel and kanal.
 //! A cache-line ping-pong (two threads and one `AtomicU64`) is the limit of
 //! the round trip.
 //!
@@ -90,6 +91,21 @@ pub fn run(b: &mut Bench) {
             })
         },
     );
+    b.case_metrics(case("kanal bounded send", Role::Peer), &METRICS, |_| {
+        push_latency(n, false, |sink| {
+            let (tx, rx) = kanal::bounded::<u64>(CAP);
+            let consumer = thread::spawn(move || {
+                let mut c = SeqCheck::exact(1);
+                while let Ok(v) = rx.recv() {
+                    c.see(v);
+                }
+                c
+            });
+            sink(&mut |v| tx.send(v).is_ok());
+            drop(tx);
+            consumer
+        })
+    });
     b.case_metrics(case("rtrb push", Role::Peer), &METRICS, |_| {
         push_latency(n, false, |sink| {
             let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAP);
@@ -211,6 +227,25 @@ pub fn run(b: &mut Bench) {
             r
         },
     );
+    b.case_metrics(case("kanal, two channels", Role::Peer), &METRICS, |_| {
+        let (a_tx, b_rx) = kanal::bounded::<u64>(CAP);
+        let (b_tx, a_rx) = kanal::bounded::<u64>(CAP);
+        let echo = thread::spawn(move || {
+            while let Ok(v) = b_rx.recv() {
+                if b_tx.send(v + 1).is_err() {
+                    return;
+                }
+            }
+        });
+        let r = round_trips(trips, |v| {
+            a_tx.send(v).ok()?;
+            a_rx.recv().ok()
+        });
+        drop(a_tx);
+        echo.join()
+            .map_err(|_| CheckError::new("echo thread panicked"))?;
+        r
+    });
     b.case_metrics(
         case("cache line (AtomicU64 ping-pong)", Role::Limit),
         &METRICS,

@@ -1,16 +1,18 @@
 //! MPSC throughput of `u64` items, capacity 4096, at 1, 2 and 4 producers:
-//! ringlog's typed MPSC under every policy against crossbeam-channel, flume
-//! and `std::sync::mpsc::sync_channel`. Under the drop policies the figure
+//! ringlog's typed MPSC under every policy (blocking calls) against the
+//! blocking channels crossbeam-channel, flume, kanal and
+//! `std::sync::mpsc::sync_channel`, each pinned and unpinned, with the items
+//! the consumer got per call. Under the drop policies the figure
 //! is completed pushes per second (delivered or dropped: the rate a producer
 //! gets through its stream) and the row carries the drop count; delivered +
 //! dropped must equal sent, and each producer's sequence must stay in order.
 
 use crate::bench::{Bench, Case, Measured, Role, Unit};
 use crate::check::{item, CheckError, SeqCheck};
+use crate::pin::spawn;
 use ringlog::mpsc::{self, Policy, PushError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread;
 use std::time::Instant;
 
 const CAP: usize = 4096;
@@ -24,36 +26,45 @@ pub fn run(b: &mut Bench) {
         let n = total / p as u64;
         let group = format!("u64, {p} producer{}", if p == 1 { "" } else { "s" });
         let case = |name: &str, role| Case::new(&group, name, role, Unit::ItemsPerSec, p + 1);
-        b.case(case("ringlog mpsc Block", Role::Ringlog), || {
+        b.throughput(case("ringlog mpsc Block", Role::Ringlog), || {
             ringlog_run(p, n, Policy::BLOCK)
         });
-        b.case(case("ringlog mpsc DropNewest", Role::Ringlog), || {
+        b.throughput(case("ringlog mpsc DropNewest", Role::Ringlog), || {
             ringlog_run(p, n, Policy::DropNewest)
         });
-        b.case(case("ringlog mpsc DropOldest", Role::Ringlog), || {
+        b.throughput(case("ringlog mpsc DropOldest", Role::Ringlog), || {
             ringlog_run(p, n, Policy::DropOldest)
         });
         let mut k = 0;
-        b.case(case("ringlog mpsc SpillToDisk", Role::Ringlog), || {
+        b.throughput(case("ringlog mpsc SpillToDisk", Role::Ringlog), || {
             k += 1;
             let path = dir.join(format!("mpsc-{p}-{k}.spill"));
             let r = ringlog_run(p, n, Policy::SpillToDisk(path.clone()));
             let _ = std::fs::remove_file(&path);
             r
         });
-        b.case(case("crossbeam-channel bounded", Role::Peer), || {
+        b.throughput(case("crossbeam-channel bounded", Role::Peer), || {
             peer_run(p, n, || {
                 let (tx, rx) = crossbeam_channel::bounded::<u64>(CAP);
                 (move |v| tx.send(v).is_ok(), rx.into_iter())
             })
         });
-        b.case(case("flume bounded", Role::Peer), || {
+        b.throughput(case("flume bounded", Role::Peer), || {
             peer_run(p, n, || {
                 let (tx, rx) = flume::bounded::<u64>(CAP);
                 (move |v| tx.send(v).is_ok(), rx.into_iter())
             })
         });
-        b.case(case("std sync_channel", Role::Peer), || {
+        b.throughput(case("kanal bounded", Role::Peer), || {
+            peer_run(p, n, || {
+                let (tx, rx) = kanal::bounded::<u64>(CAP);
+                (
+                    move |v| tx.send(v).is_ok(),
+                    std::iter::from_fn(move || rx.recv().ok()),
+                )
+            })
+        });
+        b.throughput(case("std sync_channel", Role::Peer), || {
             peer_run(p, n, || {
                 let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(CAP);
                 (move |v| tx.send(v).is_ok(), rx.into_iter())
@@ -73,7 +84,7 @@ fn ringlog_run(p: usize, n: u64, policy: Policy) -> Result<Measured, CheckError>
         .map(|id| {
             let mut tx = tx.clone();
             let (refused, failed) = (refused.clone(), failed.clone());
-            thread::spawn(move || {
+            spawn(move || {
                 let mut dropped = 0;
                 for s in 0..n {
                     match tx.push(item(id, s)) {
@@ -96,7 +107,9 @@ fn ringlog_run(p: usize, n: u64, policy: Policy) -> Result<Measured, CheckError>
         SeqCheck::exact(p)
     };
     let mut out = Vec::with_capacity(1024);
+    let mut calls = 0;
     while rx.take_batch_until(1024, &mut out, None).is_ok() {
+        calls += 1;
         for v in out.drain(..) {
             check.see(v);
         }
@@ -132,12 +145,13 @@ fn ringlog_run(p: usize, n: u64, policy: Policy) -> Result<Measured, CheckError>
         Measured::rate(delivered + dropped, elapsed).with_dropped(dropped)
     } else {
         Measured::rate(delivered, elapsed)
-    })
+    }
+    .with_per_call(delivered, calls))
 }
 
 /// A peer channel: `make` builds it and returns a cloneable send function
 /// (false once the receiver is gone) and the receiving iterator, which ends
-/// when every sender is dropped.
+/// when every sender is dropped. Their receivers take one item per call.
 fn peer_run<S, R>(p: usize, n: u64, make: impl FnOnce() -> (S, R)) -> Result<Measured, CheckError>
 where
     S: Fn(u64) -> bool + Clone + Send + 'static,
@@ -148,7 +162,7 @@ where
     let producers: Vec<_> = (0..p)
         .map(|id| {
             let send = send.clone();
-            thread::spawn(move || {
+            spawn(move || {
                 for s in 0..n {
                     if !send(item(id, s)) {
                         return;
@@ -167,5 +181,5 @@ where
         h.join().map_err(|_| CheckError::new("producer panicked"))?;
     }
     let delivered = check.finish(&vec![n; p], 0)?;
-    Ok(Measured::rate(delivered, elapsed))
+    Ok(Measured::rate(delivered, elapsed).with_per_call(delivered, delivered))
 }

@@ -1,12 +1,16 @@
 //! SPSC throughput of `u64` items, capacity 4096, consumer on its own
-//! thread: ringlog's typed SPSC one at a time and in batches, against rtrb
-//! (one at a time and in chunks), crossbeam-queue's `ArrayQueue`,
-//! crossbeam-channel, flume and `std::sync::mpsc::sync_channel`. Every
-//! consumer checks the sequence it receives.
+//! thread, like against like: ringlog's non-blocking calls with a backoff
+//! (one at a time and in batches) against rtrb (one at a time and in chunks)
+//! and crossbeam-queue's `ArrayQueue`; ringlog's blocking calls against
+//! crossbeam-channel, flume, kanal and `std::sync::mpsc::sync_channel`. Every
+//! case runs pinned and unpinned, and reports the items its consumer got per
+//! call. Every consumer checks the sequence it receives.
 
 use crate::bench::{Bench, Case, Measured, Role, Unit};
 use crate::check::{item, CheckError, SeqCheck};
+use crate::pin::spawn;
 use crate::wait::Backoff;
+use ringlog::spsc::TryPopError;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -19,31 +23,43 @@ const BATCH: usize = 256;
 pub fn run(b: &mut Bench) {
     b.scenario("spsc");
     let n = b.settings.size(20_000_000, 2_000_000, 1_000);
-    let group = "u64, 1 producer, capacity 4096";
+    let group = "u64, 1 producer, capacity 4096, non-blocking calls + backoff";
     let case = |name: &str, role| Case::new(group, name, role, Unit::ItemsPerSec, 2);
-    b.case(case("ringlog spsc push/pop", Role::Ringlog), || {
-        ringlog_single(n)
+    b.throughput(case("ringlog spsc try_push/try_pop", Role::Ringlog), || {
+        ringlog_spin_single(n)
     });
-    b.case(
-        case("ringlog spsc push_all/take_batch (256)", Role::Ringlog),
-        || ringlog_batch(n),
+    b.throughput(
+        case("ringlog spsc push_slice/take_batch (256)", Role::Ringlog),
+        || ringlog_spin_batch(n),
     );
-    b.case(case("rtrb push/pop", Role::Peer), || rtrb_single(n));
-    b.case(case("rtrb chunks (256)", Role::Peer), || rtrb_chunks(n));
-    b.case(case("crossbeam-queue ArrayQueue", Role::Peer), || {
+    b.throughput(case("rtrb push/pop", Role::Peer), || rtrb_single(n));
+    b.throughput(case("rtrb chunks (256)", Role::Peer), || rtrb_chunks(n));
+    b.throughput(case("crossbeam-queue ArrayQueue", Role::Peer), || {
         array_queue(n)
     });
-    b.case(case("crossbeam-channel bounded", Role::Peer), || {
+    let group = "u64, 1 producer, capacity 4096, blocking calls";
+    let case = |name: &str, role| Case::new(group, name, role, Unit::ItemsPerSec, 2);
+    b.throughput(case("ringlog spsc push/pop", Role::Ringlog), || {
+        ringlog_single(n)
+    });
+    b.throughput(
+        case("ringlog spsc push_all/take_batch_wait (256)", Role::Ringlog),
+        || ringlog_batch(n),
+    );
+    b.throughput(case("crossbeam-channel bounded", Role::Peer), || {
         crossbeam(n)
     });
-    b.case(case("flume bounded", Role::Peer), || flume_run(n));
-    b.case(case("std sync_channel", Role::Peer), || std_run(n));
+    b.throughput(case("flume bounded", Role::Peer), || flume_run(n));
+    b.throughput(case("kanal bounded", Role::Peer), || kanal_run(n));
+    b.throughput(case("std sync_channel", Role::Peer), || std_run(n));
 }
 
+/// Ends a run: `calls` is how many consumer calls returned items.
 fn finish(
     start: Instant,
     check: SeqCheck,
     n: u64,
+    calls: u64,
     producer: thread::JoinHandle<()>,
 ) -> Result<Measured, CheckError> {
     let elapsed = start.elapsed();
@@ -51,13 +67,105 @@ fn finish(
         .join()
         .map_err(|_| CheckError::new("producer panicked"))?;
     let got = check.finish(&[n], 0)?;
-    Ok(Measured::rate(got, elapsed))
+    Ok(Measured::rate(got, elapsed).with_per_call(got, calls))
+}
+
+fn ringlog_spin_single(n: u64) -> Result<Measured, CheckError> {
+    let (mut tx, mut rx) = ringlog::spsc::channel::<u64>(CAP);
+    let start = Instant::now();
+    let p = spawn(move || {
+        let mut backoff = Backoff::new();
+        for i in 0..n {
+            let mut v = item(0, i);
+            loop {
+                match tx.try_push(v) {
+                    Ok(()) => break,
+                    Err(ringlog::spsc::TryPushError::Full(back)) => {
+                        v = back;
+                        backoff.snooze();
+                    }
+                    Err(_) => return,
+                }
+            }
+            backoff.reset();
+        }
+    });
+    let mut check = SeqCheck::exact(1);
+    let mut backoff = Backoff::new();
+    let mut calls = 0;
+    loop {
+        match rx.try_pop() {
+            Ok(v) => {
+                check.see(v);
+                calls += 1;
+                backoff.reset();
+            }
+            Err(TryPopError::Disconnected) => break,
+            Err(TryPopError::Empty) => backoff.snooze(),
+        }
+    }
+    finish(start, check, n, calls, p)
+}
+
+fn ringlog_spin_batch(n: u64) -> Result<Measured, CheckError> {
+    let (mut tx, mut rx) = ringlog::spsc::channel::<u64>(CAP);
+    let start = Instant::now();
+    let p = spawn(move || {
+        let mut backoff = Backoff::new();
+        let mut buf = Vec::with_capacity(BATCH);
+        let mut i = 0;
+        while i < n {
+            let end = (i + BATCH as u64).min(n);
+            buf.clear();
+            buf.extend((i..end).map(|s| item(0, s)));
+            let mut done = 0;
+            while done < buf.len() {
+                let k = tx.push_slice(&buf[done..]);
+                if k == 0 {
+                    if tx.is_abandoned() {
+                        return;
+                    }
+                    backoff.snooze();
+                } else {
+                    backoff.reset();
+                    done += k;
+                }
+            }
+            i = end;
+        }
+    });
+    let mut check = SeqCheck::exact(1);
+    let mut backoff = Backoff::new();
+    let mut calls = 0;
+    // Like rtrb's reader below: everything published, up to the capacity.
+    let mut out = Vec::with_capacity(CAP);
+    loop {
+        if rx.take_batch(CAP, &mut out) > 0 {
+            calls += 1;
+            backoff.reset();
+            for v in out.drain(..) {
+                check.see(v);
+            }
+        } else if rx.is_abandoned() {
+            // Closed: whatever it published before is visible now.
+            if rx.take_batch(CAP, &mut out) == 0 {
+                break;
+            }
+            calls += 1;
+            for v in out.drain(..) {
+                check.see(v);
+            }
+        } else {
+            backoff.snooze();
+        }
+    }
+    finish(start, check, n, calls, p)
 }
 
 fn ringlog_single(n: u64) -> Result<Measured, CheckError> {
     let (mut tx, mut rx) = ringlog::spsc::channel::<u64>(CAP);
     let start = Instant::now();
-    let p = thread::spawn(move || {
+    let p = spawn(move || {
         for i in 0..n {
             if tx.push(item(0, i), None).is_err() {
                 return;
@@ -65,16 +173,18 @@ fn ringlog_single(n: u64) -> Result<Measured, CheckError> {
         }
     });
     let mut check = SeqCheck::exact(1);
+    let mut calls = 0u64;
     while let Ok(v) = rx.pop(None) {
         check.see(v);
+        calls += 1;
     }
-    finish(start, check, n, p)
+    finish(start, check, n, calls, p)
 }
 
 fn ringlog_batch(n: u64) -> Result<Measured, CheckError> {
     let (mut tx, mut rx) = ringlog::spsc::channel::<u64>(CAP);
     let start = Instant::now();
-    let p = thread::spawn(move || {
+    let p = spawn(move || {
         let mut buf = Vec::with_capacity(BATCH);
         let mut i = 0;
         while i < n {
@@ -89,18 +199,20 @@ fn ringlog_batch(n: u64) -> Result<Measured, CheckError> {
     let mut check = SeqCheck::exact(1);
     // Like rtrb's reader below: everything published, up to the capacity.
     let mut out = Vec::with_capacity(CAP);
+    let mut calls = 0;
     while rx.take_batch_wait(CAP, &mut out, None).is_ok() {
+        calls += 1;
         for v in out.drain(..) {
             check.see(v);
         }
     }
-    finish(start, check, n, p)
+    finish(start, check, n, calls, p)
 }
 
 fn rtrb_single(n: u64) -> Result<Measured, CheckError> {
     let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAP);
     let start = Instant::now();
-    let p = thread::spawn(move || {
+    let p = spawn(move || {
         let mut backoff = Backoff::new();
         for i in 0..n {
             let mut v = item(0, i);
@@ -112,29 +224,32 @@ fn rtrb_single(n: u64) -> Result<Measured, CheckError> {
         }
     });
     let mut check = SeqCheck::exact(1);
+    let mut calls = 0u64;
     let mut backoff = Backoff::new();
     loop {
         match rx.pop() {
             Ok(v) => {
                 check.see(v);
+                calls += 1;
                 backoff.reset();
             }
             Err(_) if rx.is_abandoned() => {
                 while let Ok(v) = rx.pop() {
                     check.see(v);
+                    calls += 1;
                 }
                 break;
             }
             Err(_) => backoff.snooze(),
         }
     }
-    finish(start, check, n, p)
+    finish(start, check, n, calls, p)
 }
 
 fn rtrb_chunks(n: u64) -> Result<Measured, CheckError> {
     let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAP);
     let start = Instant::now();
-    let p = thread::spawn(move || {
+    let p = spawn(move || {
         let mut backoff = Backoff::new();
         let mut i = 0;
         while i < n {
@@ -151,6 +266,7 @@ fn rtrb_chunks(n: u64) -> Result<Measured, CheckError> {
         }
     });
     let mut check = SeqCheck::exact(1);
+    let mut calls = 0;
     let mut backoff = Backoff::new();
     loop {
         let k = rx.slots();
@@ -162,12 +278,13 @@ fn rtrb_chunks(n: u64) -> Result<Measured, CheckError> {
             continue;
         }
         backoff.reset();
+        calls += 1;
         let chunk = rx.read_chunk(k).expect("slots() said so");
         for v in chunk.into_iter() {
             check.see(v);
         }
     }
-    finish(start, check, n, p)
+    finish(start, check, n, calls, p)
 }
 
 fn array_queue(n: u64) -> Result<Measured, CheckError> {
@@ -175,7 +292,7 @@ fn array_queue(n: u64) -> Result<Measured, CheckError> {
     let done = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let (pq, pdone) = (q.clone(), done.clone());
-    let p = thread::spawn(move || {
+    let p = spawn(move || {
         let mut backoff = Backoff::new();
         for i in 0..n {
             let mut v = item(0, i);
@@ -189,30 +306,33 @@ fn array_queue(n: u64) -> Result<Measured, CheckError> {
         pdone.store(true, Ordering::Release);
     });
     let mut check = SeqCheck::exact(1);
+    let mut calls = 0u64;
     let mut backoff = Backoff::new();
     loop {
         match q.pop() {
             Some(v) => {
                 check.see(v);
+                calls += 1;
                 backoff.reset();
             }
             // Acquire: pairs with the producer's Release store of `done`.
             None if done.load(Ordering::Acquire) => {
                 while let Some(v) = q.pop() {
                     check.see(v);
+                    calls += 1;
                 }
                 break;
             }
             None => backoff.snooze(),
         }
     }
-    finish(start, check, n, p)
+    finish(start, check, n, calls, p)
 }
 
 fn crossbeam(n: u64) -> Result<Measured, CheckError> {
     let (tx, rx) = crossbeam_channel::bounded::<u64>(CAP);
     let start = Instant::now();
-    let p = thread::spawn(move || {
+    let p = spawn(move || {
         for i in 0..n {
             if tx.send(item(0, i)).is_err() {
                 return;
@@ -220,16 +340,18 @@ fn crossbeam(n: u64) -> Result<Measured, CheckError> {
         }
     });
     let mut check = SeqCheck::exact(1);
+    let mut calls = 0u64;
     for v in rx.iter() {
         check.see(v);
+        calls += 1;
     }
-    finish(start, check, n, p)
+    finish(start, check, n, calls, p)
 }
 
 fn flume_run(n: u64) -> Result<Measured, CheckError> {
     let (tx, rx) = flume::bounded::<u64>(CAP);
     let start = Instant::now();
-    let p = thread::spawn(move || {
+    let p = spawn(move || {
         for i in 0..n {
             if tx.send(item(0, i)).is_err() {
                 return;
@@ -237,16 +359,37 @@ fn flume_run(n: u64) -> Result<Measured, CheckError> {
         }
     });
     let mut check = SeqCheck::exact(1);
+    let mut calls = 0u64;
     for v in rx.iter() {
         check.see(v);
+        calls += 1;
     }
-    finish(start, check, n, p)
+    finish(start, check, n, calls, p)
+}
+
+fn kanal_run(n: u64) -> Result<Measured, CheckError> {
+    let (tx, rx) = kanal::bounded::<u64>(CAP);
+    let start = Instant::now();
+    let p = spawn(move || {
+        for i in 0..n {
+            if tx.send(item(0, i)).is_err() {
+                return;
+            }
+        }
+    });
+    let mut check = SeqCheck::exact(1);
+    let mut calls = 0u64;
+    while let Ok(v) = rx.recv() {
+        check.see(v);
+        calls += 1;
+    }
+    finish(start, check, n, calls, p)
 }
 
 fn std_run(n: u64) -> Result<Measured, CheckError> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(CAP);
     let start = Instant::now();
-    let p = thread::spawn(move || {
+    let p = spawn(move || {
         for i in 0..n {
             if tx.send(item(0, i)).is_err() {
                 return;
@@ -254,8 +397,10 @@ fn std_run(n: u64) -> Result<Measured, CheckError> {
         }
     });
     let mut check = SeqCheck::exact(1);
+    let mut calls = 0u64;
     for v in rx.iter() {
         check.see(v);
+        calls += 1;
     }
-    finish(start, check, n, p)
+    finish(start, check, n, calls, p)
 }

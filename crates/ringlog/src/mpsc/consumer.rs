@@ -153,7 +153,14 @@ impl<T> Consumer<T> {
             let head = q.head();
             let n = q.count_ready(head, max - taken);
             if n == 0 {
-                if q.peek(head) == Peek::Empty && self.refill_spill(head) {
+                // Only a spilling channel needs to know why nothing is ready:
+                // `peek` loads the producers' `tail` line, and a load after
+                // every drained chunk would make the next reservation CAS
+                // wait for that line to come back.
+                if self.shared.spill.is_some()
+                    && q.peek(head) == Peek::Empty
+                    && self.refill_spill(head)
+                {
                     continue;
                 }
                 break;
@@ -359,11 +366,19 @@ impl<T> Consumer<T> {
 impl<T> Shared<T> {
     /// Whether the consumer should look again: an item published at `head`,
     /// the spill boundary reached, or no producer left. A wake-up hint.
+    ///
+    /// It runs on every spin of a waiting consumer, so it reads the slot's
+    /// stamp and not the producers' `tail` line (each load of that line makes
+    /// the next reservation CAS wait for it); `tail` is read only by a
+    /// spilling channel, for its spill mark.
     pub(crate) fn readable_hint(&self) -> bool {
         let q = &self.queue;
         let head = q.head();
-        q.peek(head) == Peek::Ready
-            || (q.tail_word() & SPILL_BIT != 0 && q.tail_word() & !SPILL_BIT == head)
+        q.is_published(head)
+            || (self.spill.is_some() && {
+                let tail = q.tail_word();
+                tail & SPILL_BIT != 0 && tail & !SPILL_BIT == head
+            })
             // Relaxed: a hint; `try_pop` re-reads it with Acquire.
             || self.producers.load(Ordering::Relaxed) == 0
     }

@@ -273,12 +273,36 @@ impl<T> Producer<T> {
     /// `DropOldest` evicts the oldest unread item, `SpillToDisk` appends to
     /// the spill file.
     ///
+    /// A `Block` timeout counts from the moment the ring was found full: a
+    /// push that finds room reads no clock.
+    ///
     /// # Errors
     ///
     /// `Timeout` (`Block` with a timeout), `Full` (`DropNewest`),
     /// `Disconnected`, `Spill`.
+    #[inline]
     pub fn push(&mut self, item: T) -> Result<(), PushError<T>> {
+        match self.attempt_through_stalls(item) {
+            Attempt::Pushed => Ok(()),
+            Attempt::Stalled(..) => unreachable!("attempt_through_stalls waits out stalls"),
+            Attempt::Err(e) => Err(e.into()),
+            Attempt::Full(back) => self.push_when_full(back),
+        }
+    }
+
+    /// The rest of [`push`](Self::push) once the ring was found full: what
+    /// [`push_until`](Self::push_until) does there, with the policy's
+    /// timeout starting now.
+    #[cold]
+    fn push_when_full(&mut self, item: T) -> Result<(), PushError<T>> {
+        if self.shared.policy == PolicyKind::DropNewest {
+            bump(&self.counters.dropped_newest, 1);
+            return Err(PushError::Full(item));
+        }
         let deadline = deadline_after(self.shared.timeout);
+        if !self.wait_for_space(deadline) {
+            return Err(PushError::Timeout(item));
+        }
         self.push_until(item, deadline)
     }
 

@@ -163,8 +163,14 @@ impl<T> Queue<T> {
 
     #[inline]
     fn slot(&self, pos: usize) -> &Slot<T> {
-        // `pos & mask` is always in bounds; the compiler drops the check.
-        &self.slots[pos & self.mask]
+        let i = pos & self.mask;
+        // The compiler cannot see that `slots.len() == mask + 1` (a field
+        // set in `try_new`), so indexing would keep a bounds check and its
+        // panic branch on every slot access; the mask already bounds `i`.
+        debug_assert!(i < self.slots.len());
+        // SAFETY: `slots` has exactly `capacity = mask + 1` elements (built
+        // so in `try_new`, never resized), and `pos & mask <= mask`.
+        unsafe { self.slots.get_unchecked(i) }
     }
 
     /// Items reserved and not yet claimed, as seen now (a hint).
@@ -301,7 +307,7 @@ impl<T> Queue<T> {
 
     /// Whether position `pos` is published.
     #[inline]
-    fn is_published(&self, pos: usize) -> bool {
+    pub(crate) fn is_published(&self, pos: usize) -> bool {
         // Acquire: pairs with the Release publication in `write`, so the
         // item's bytes are visible to whoever then reads them.
         self.slot(pos).stamp.load(Ordering::Acquire) == pos.wrapping_add(1)

@@ -2,6 +2,7 @@
 
 use super::error::{PopError, TryPopError};
 use super::stats::{Counters, SpscStats};
+use super::wake::{Notifier, Waiter};
 use super::Shared;
 use crate::sync::{Arc, Ordering};
 use crate::wait::{Deadline, WaitStrategy};
@@ -35,10 +36,11 @@ pub struct Consumer<T> {
     cached_head: usize,
     strategy: WaitStrategy,
     counters: Counters,
-    /// The producer asked for space wake-ups and we acknowledged.
-    space_armed: bool,
-    /// The producer acknowledged our request for data wake-ups.
-    data_acked: bool,
+    /// Our side of the space wake-up handshake: notifying while the
+    /// producer is in a sleep episode.
+    space_armed: Notifier,
+    /// Our side of the data wake-up handshake: our sleep episodes.
+    data_acked: Waiter,
 }
 
 impl<T> std::fmt::Debug for Consumer<T> {
@@ -59,9 +61,9 @@ impl<T> Consumer<T> {
             tail,
             cached_head: tail,
             strategy: WaitStrategy::DEFAULT,
-            counters: Counters::default(),
-            space_armed: false,
-            data_acked: false,
+            counters: Counters::new(tail),
+            space_armed: Notifier::default(),
+            data_acked: Waiter::default(),
         }
     }
 
@@ -90,7 +92,7 @@ impl<T> Consumer<T> {
 
     /// A snapshot of this handle's counters (values popped, batches).
     pub fn stats(&self) -> SpscStats {
-        self.counters.snapshot(std::mem::size_of::<T>())
+        self.counters.snapshot(self.tail, std::mem::size_of::<T>())
     }
 
     /// Re-reads the producer's `head` and returns the published values.
@@ -126,7 +128,7 @@ impl<T> Consumer<T> {
     }
 
     /// Gives `n > 0` popped slots back to the producer and wakes it if it
-    /// sleeps.
+    /// sleeps. Counts nothing: `tail` itself is the record count.
     #[inline]
     fn release(&mut self, n: usize) {
         self.tail = self.tail.wrapping_add(n);
@@ -135,7 +137,6 @@ impl<T> Consumer<T> {
         // `refresh`.
         self.shared.tail.store(self.tail, Ordering::Release);
         self.shared.space_ready.notify(&mut self.space_armed);
-        self.counters.moved(n);
     }
 
     /// Pops the oldest value without waiting.
@@ -211,6 +212,7 @@ impl<T> Consumer<T> {
         // `release` moves tail past all n slots.
         unsafe { self.shared.read_into(self.tail, n, out) };
         self.release(n);
+        self.counters.batch(n);
         n
     }
 

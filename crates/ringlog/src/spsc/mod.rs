@@ -33,11 +33,13 @@
 //! `data_ready`, which the producer notifies after every publish; the producer
 //! waits on `space_ready`, which the consumer notifies after every release.
 //! A notify costs a `SeqCst` fence, so each event sits behind a handshake
-//! (`wake.rs`): a side starts notifying only once the other side has first
-//! asked to sleep, and until it has, the asking side sleeps only briefly and
-//! re-checks. A ring whose consumer only polls (`try_pop`, `take_batch`)
-//! never pays for the fence; once a side has slept, its direction stays
-//! armed for the life of the ring.
+//! (`wake.rs`): a side notifies only while the other side is in a sleep
+//! episode (from its request, made after its spins and yields, until it is
+//! done sleeping); the rest of the time a publish costs one load of a line
+//! nobody writes. Until the notifier has acknowledged an episode, the
+//! sleeping side sleeps only briefly and re-checks. A ring whose consumer
+//! only polls (`try_pop`, `take_batch`) never pays for the fence, and one
+//! whose sides slept once pays it only for that episode.
 //!
 //! Dropping a handle sets its close flag (Release) and notifies the other
 //! side. The consumer reports `Disconnected` only after it has drained every
@@ -52,7 +54,7 @@
 //! - `error.rs` — one error enum per operation.
 //! - `stats.rs` — [`SpscStats`], counted in each handle, off the shared lines.
 //! - `wake.rs` — the wake-up events and the handshake that keeps their fence
-//!   off the fast path until a side first sleeps.
+//!   off the fast path except while a side sleeps.
 //! - `tests.rs` — unit tests (also run under Miri).
 //!
 //! # Examples

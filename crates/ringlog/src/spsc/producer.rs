@@ -2,6 +2,7 @@
 
 use super::error::{PushError, TryPushError};
 use super::stats::{Counters, SpscStats};
+use super::wake::{Notifier, Waiter};
 use super::Shared;
 use crate::sync::{Arc, Ordering};
 use crate::wait::{Deadline, WaitStrategy};
@@ -34,10 +35,11 @@ pub struct Producer<T> {
     cached_tail: usize,
     strategy: WaitStrategy,
     counters: Counters,
-    /// The consumer asked for data wake-ups and we acknowledged.
-    data_armed: bool,
-    /// The consumer acknowledged our request for space wake-ups.
-    space_acked: bool,
+    /// Our side of the data wake-up handshake: notifying while the
+    /// consumer is in a sleep episode.
+    data_armed: Notifier,
+    /// Our side of the space wake-up handshake: our sleep episodes.
+    space_acked: Waiter,
 }
 
 impl<T> std::fmt::Debug for Producer<T> {
@@ -60,15 +62,24 @@ impl<T> Producer<T> {
             head,
             cached_tail,
             strategy: WaitStrategy::DEFAULT,
-            counters: Counters::default(),
-            data_armed: false,
-            space_acked: false,
+            counters: Counters::new(head),
+            data_armed: Notifier::default(),
+            space_acked: Waiter::default(),
         }
     }
 
     /// Sets how blocking calls wait (spin, yield, then sleep).
     pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
         self.strategy = strategy;
+    }
+
+    /// loom builds only: stop notifying the consumer right after arming for
+    /// its sleep episode instead of when the episode ends, so that a model
+    /// can show that arming must last the whole episode.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn disarm_early_for_loom(&mut self) {
+        self.data_armed.disarm_early = true;
     }
 
     /// Number of slots (a power of two).
@@ -90,7 +101,7 @@ impl<T> Producer<T> {
     /// A snapshot of this handle's counters (values pushed, batches,
     /// drops).
     pub fn stats(&self) -> SpscStats {
-        self.counters.snapshot(std::mem::size_of::<T>())
+        self.counters.snapshot(self.head, std::mem::size_of::<T>())
     }
 
     /// Free slots according to the cached `tail`: a lower bound.
@@ -122,7 +133,7 @@ impl<T> Producer<T> {
     }
 
     /// Publishes `n > 0` values written after `head`, and wakes the consumer
-    /// if it sleeps.
+    /// if it sleeps. Counts nothing: `head` itself is the record count.
     #[inline]
     fn publish(&mut self, n: usize) {
         self.head = self.head.wrapping_add(n);
@@ -130,7 +141,13 @@ impl<T> Producer<T> {
         // head in the consumer's `refresh`.
         self.shared.head.store(self.head, Ordering::Release);
         self.shared.data_ready.notify(&mut self.data_armed);
-        self.counters.moved(n);
+    }
+
+    /// [`publish`](Self::publish) for a batch operation, which counts once.
+    #[inline]
+    fn publish_batch(&mut self, n: usize) {
+        self.publish(n);
+        self.counters.batch(n);
     }
 
     /// Pushes `value` without waiting.
@@ -221,7 +238,7 @@ impl<T> Producer<T> {
         // (tail loaded with Acquire).
         let n = unsafe { self.shared.write_from(self.head, free, iter) };
         if n > 0 {
-            self.publish(n);
+            self.publish_batch(n);
         }
         n
     }
@@ -237,7 +254,7 @@ impl<T> Producer<T> {
         // SAFETY: we are the producer and n <= free slots after head.
         let written = unsafe { self.shared.write_from(self.head, n, &mut items.drain(..n)) };
         debug_assert_eq!(written, n);
-        self.publish(n);
+        self.publish_batch(n);
         n
     }
 
@@ -257,7 +274,7 @@ impl<T> Producer<T> {
                 .write_from(self.head, n, &mut items.iter().copied())
         };
         debug_assert_eq!(written, n);
-        self.publish(n);
+        self.publish_batch(n);
         n
     }
 

@@ -154,6 +154,59 @@ fn batches_take_what_fits() {
 }
 
 #[test]
+fn stats_derived_from_indices_count_singles_and_batches() {
+    // Singles are derived from the index, batches counted: mix both, across
+    // the wrap of the indices, with blocking and non-blocking calls.
+    let (mut tx, mut rx) = channel_starting_at::<u32>(8, usize::MAX - 3);
+    assert_eq!(
+        tx.stats(),
+        SpscStats::default(),
+        "a fresh handle counts nothing"
+    );
+    tx.try_push(1).unwrap();
+    tx.push(2, None).unwrap();
+    assert_eq!(tx.push_slice(&[3, 4, 5]), 3);
+    assert!(tx.try_push_or_drop(6));
+    assert_eq!(tx.push_slice(&[]), 0, "an empty batch is not counted");
+    assert_eq!(rx.try_pop(), Ok(1));
+    let mut out = Vec::new();
+    assert_eq!(rx.take_batch(3, &mut out), 3);
+    assert_eq!(rx.pop(None), Ok(5));
+    assert_eq!(rx.take_batch(8, &mut out), 1);
+    assert_eq!(
+        rx.take_batch(8, &mut out),
+        0,
+        "an empty take is not counted"
+    );
+    assert_eq!(out, [2, 3, 4, 6]);
+    let s = tx.stats();
+    // 3 single pushes + 1 slice of 3.
+    assert_eq!((s.records, s.bytes, s.total_batches), (6, 24, 4));
+    let r = rx.stats();
+    // 2 single pops + 2 batches of 3 and 1.
+    assert_eq!((r.records, r.bytes, r.total_batches), (6, 24, 4));
+
+    // Across threads, with every call blocking.
+    let n: u32 = if cfg!(miri) { 200 } else { 10_000 };
+    let t = std::thread::spawn(move || {
+        for i in 0..n {
+            tx.push(i, None).unwrap();
+        }
+        tx.stats()
+    });
+    let mut got = 0u32;
+    while let Ok(v) = rx.pop(None) {
+        assert_eq!(v, got);
+        got += 1;
+    }
+    let s = t.join().unwrap();
+    assert_eq!(got, n);
+    assert_eq!((s.records, s.total_batches), (6 + n as u64, 4 + n as u64));
+    let r = rx.stats();
+    assert_eq!((r.records, r.total_batches), (6 + n as u64, 4 + n as u64));
+}
+
+#[test]
 fn drop_path_counts_batches() {
     let (mut tx, mut rx) = channel::<u64>(4);
     assert!(tx.try_push_batch_or_drop([1, 2, 3]));

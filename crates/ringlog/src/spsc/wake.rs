@@ -1,65 +1,103 @@
 //! One direction of wake-ups: an [`Event`] plus a handshake that lets the
-//! notifying side skip `Event::notify` (a `SeqCst` fence) until the waiting
-//! side first asks to sleep.
+//! notifying side skip `Event::notify` (a `SeqCst` fence) except while the
+//! waiting side is in a sleep episode.
 //!
-//! `Event::notify` costs a full fence on every publish, which halves the
-//! single-value throughput of a ring whose consumer never sleeps. The fence
-//! cannot simply be dropped: without it the notifier's load of "is anybody
-//! waiting" may be ordered before its publication, and a waiter that checks
-//! in between sleeps through the publication (a lost wake-up). The handshake
-//! instead makes the waiter pay, once per ring:
+//! The fence of `Event::notify` cannot simply be dropped: without it the
+//! notifier's load of "is anybody waiting" may be ordered before its
+//! publication, and a waiter that checks in between sleeps through the
+//! publication (a lost wake-up). The handshake makes the notifier pay it
+//! only from the moment the waiter asks (it has spun and yielded and is about
+//! to sleep) until the waiter says that sleep episode is over; at every
+//! other time a publish costs the notifier one load of a line nobody writes.
+//!
+//! The waiter numbers its episodes `e = 1, 2, …`; three words carry them:
 //!
 //! ```text
-//! waiter (first time it would sleep)        notifier (after every publish)
-//! wanted = true                             if armed: event.notify()
-//! until acked is seen:                      else if wanted:
-//!     sleep at most `poll`, re-check cond       acked = true
-//!     (never an unbounded sleep)                armed = true   (sticky)
+//! waiter, episode e                         notifier, after every publish
+//! (after its spins and yields)              if armed for e:
+//! wanted = e                                    event.notify()
+//! until acked == e is seen:                     if done == e (Acquire): disarm
+//!     sleep at most `poll`, re-check cond   else if wanted != last acked:
+//!     (never an unbounded sleep)                e = wanted; acked = e; armed for e
 //! then: event.wait_until(cond), unbounded       event.notify()
+//! done = e (Release), whatever ended it         (and disarm if done == e)
 //! ```
 //!
-//! Why no wake-up is lost: before the waiter has seen `acked`, each of its
-//! sleeps is bounded and it re-checks its condition after each, so a
-//! publication made without a notify is seen after at most one poll. Once it
-//! has seen `acked`, it only sleeps through `Event::wait_until`, whose
-//! announcement is closed by a `SeqCst` fence `Fw`. Every later publication
-//! is followed by a notify, so the `Event` protocol covers it. Every earlier
-//! one (made before the notifier armed) is sequenced before the fence `Fa`
-//! of the notify that `arm` issues right after storing `acked`: if `Fa`
-//! precedes `Fw` in the single order of `SeqCst` fences, the waiter's
-//! condition sees the publication; if `Fw` precedes `Fa`, that notify sees
-//! the waiter's announcement and wakes it. So all four flag accesses can be
-//! Relaxed: no ordering rides on the flags, only on `Event`'s fences. The
-//! polling lasts from the waiter's first request until the notifier's next
-//! publish; after that the notifier pays the fence on every publish, as
-//! `Event` requires.
+//! Why no wake-up is lost. The waiter sleeps without a bound only in
+//! `Event::wait_until`, whose announcement is closed by a `SeqCst` fence
+//! `Fw`, and only in an episode `e` after it has read `acked == e`; every
+//! other sleep is bounded and followed by a re-check of the condition, so a
+//! publication made without a notify is seen after at most one poll. Take a
+//! publication `P` and an unbounded sleep of episode `e`:
+//!
+//! - `P` before the notifier armed for `e`: `P` is sequenced before the
+//!   fence `Fa` of the notify that arming issues right after storing
+//!   `acked = e`. If `Fa` precedes `Fw` in the single order of `SeqCst`
+//!   fences, the waiter's condition sees `P`; if `Fw` precedes `Fa`, that
+//!   notify sees the waiter's announcement and wakes it.
+//! - `P` while armed for `e`: it is followed by a notify, and the `Event`
+//!   protocol covers it.
+//! - `P` after the notifier saw `done == e`: the waiter stores `done = e`
+//!   (Release) only after the last wait of episode `e` returned, and the
+//!   notifier loads it with Acquire, so the whole episode happens before
+//!   `P`: no sleep of episode `e` is left to miss it. Later episodes need
+//!   `acked` to reach their own number, which only a later arming stores.
+//!
+//! So `wanted` and `acked` can be Relaxed (no ordering rides on them, only on
+//! `Event`'s fences); `done` is the one flag whose ordering matters. Arming
+//! thus lasts one sleep episode: a ring whose sides slept once at start-up
+//! goes back to plain loads as soon as they are busy again. An episode costs
+//! the waiter two stores and, until the notifier's next publish, bounded
+//! sleeps (the notifier's arming notify wakes it at once).
 
-use crate::sync::{AtomicBool, Ordering};
+use crate::sync::{AtomicUsize, Ordering};
 use crate::wait::{Deadline, Event, WaitStrategy};
 use crossbeam_utils::CachePadded;
 use std::time::Duration;
 
-/// First bound on a sleep before the handshake completes.
+/// First bound on a sleep before the notifier has armed.
 const FIRST_POLL: Duration = Duration::from_micros(50);
-/// Largest bound on a sleep before the handshake completes.
+/// Largest bound on a sleep before the notifier has armed.
 const LAST_POLL: Duration = Duration::from_millis(10);
 
 /// A wake-up channel from one side (the notifier) to the other (the waiter).
 #[derive(Debug)]
 pub(crate) struct Wake {
     event: CachePadded<Event>,
-    /// Read by the notifier after every publish until it is armed; written
-    /// once by each side, so the line stays shared and cheap to read.
+    /// Read by the notifier after every publish while not armed; written
+    /// twice per sleep episode by the waiter and once by the notifier, so
+    /// the line stays shared and cheap to read.
     handshake: CachePadded<Handshake>,
 }
 
 #[derive(Debug)]
 struct Handshake {
-    /// Set by the waiter before it first sleeps.
-    wanted: AtomicBool,
-    /// Set by the notifier once it saw `wanted`; from then on it notifies
-    /// after every publish.
-    acked: AtomicBool,
+    /// The waiter's current (or last) sleep episode.
+    wanted: AtomicUsize,
+    /// The episode the notifier armed for.
+    acked: AtomicUsize,
+    /// The last episode the waiter finished.
+    done: AtomicUsize,
+}
+
+/// The notifier's private side of the handshake.
+#[derive(Debug, Default)]
+pub(crate) struct Notifier {
+    /// Notifying after every publish, for episode `acked`.
+    armed: bool,
+    /// The last episode armed for (0: none yet).
+    acked: usize,
+    /// loom only: disarm right after arming, without waiting for the
+    /// episode to end, so a model can show that waiting is needed.
+    #[cfg(loom)]
+    pub(crate) disarm_early: bool,
+}
+
+/// The waiter's private side of the handshake.
+#[derive(Debug, Default)]
+pub(crate) struct Waiter {
+    /// The last episode started (0: none yet).
+    episode: usize,
 }
 
 impl Wake {
@@ -67,33 +105,59 @@ impl Wake {
         Self {
             event: CachePadded::new(Event::new()),
             handshake: CachePadded::new(Handshake {
-                wanted: AtomicBool::new(false),
-                acked: AtomicBool::new(false),
+                wanted: AtomicUsize::new(0),
+                acked: AtomicUsize::new(0),
+                done: AtomicUsize::new(0),
             }),
         }
     }
 
-    /// Called by the notifier after each publish. `armed` is the notifier's
-    /// private copy of "the waiter asked and I acknowledged".
+    /// Called by the notifier after each publish.
     #[inline]
-    pub(crate) fn notify(&self, armed: &mut bool) {
-        if *armed {
-            self.event.notify();
-        } else if self.handshake.wanted.load(Ordering::Relaxed) {
+    pub(crate) fn notify(&self, n: &mut Notifier) {
+        if n.armed {
+            self.notify_armed(n);
+        } else if self.handshake.wanted.load(Ordering::Relaxed) != n.acked {
             // Relaxed: seeing the request late only makes the waiter poll a
             // little longer.
-            self.arm(armed);
+            self.arm(n);
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn arm(&self, armed: &mut bool) {
-        *armed = true;
-        self.handshake.acked.store(true, Ordering::Relaxed);
-        // This notify is what makes a Relaxed `acked` enough: its fence
-        // covers every publication made before we armed (module docs).
+    fn notify_armed(&self, n: &mut Notifier) {
         self.event.notify();
+        self.disarm_if_done(n);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn arm(&self, n: &mut Notifier) {
+        // Relaxed: see `notify`.
+        let e = self.handshake.wanted.load(Ordering::Relaxed);
+        n.acked = e;
+        n.armed = true;
+        // Relaxed: the notify below is what makes it enough: its fence
+        // covers every publication made before we armed (module docs).
+        self.handshake.acked.store(e, Ordering::Relaxed);
+        self.event.notify();
+        #[cfg(loom)]
+        if n.disarm_early {
+            n.armed = false;
+            return;
+        }
+        self.disarm_if_done(n);
+    }
+
+    #[inline]
+    fn disarm_if_done(&self, n: &mut Notifier) {
+        // Acquire: pairs with the Release store of `done` at the end of the
+        // waiter's episode, so the whole episode happens before our next
+        // publications (module docs).
+        if self.handshake.done.load(Ordering::Acquire) == n.acked {
+            n.armed = false;
+        }
     }
 
     /// Wakes the waiter whatever the handshake state (for rare events such
@@ -103,27 +167,61 @@ impl Wake {
     }
 
     /// Called by the waiter: waits until `cond()` or the deadline, as
-    /// [`Event::wait_until`]. `acked` is the waiter's private copy of "the
-    /// notifier acknowledged".
+    /// [`Event::wait_until`]: spins and yields as `strategy` says, then
+    /// sleeps in one episode of the handshake.
     pub(crate) fn wait_until(
         &self,
-        acked: &mut bool,
+        w: &mut Waiter,
         strategy: &WaitStrategy,
         deadline: Deadline,
         mut cond: impl FnMut() -> bool,
     ) -> bool {
-        // Relaxed: see the module docs; `arm` notifies after its store.
-        if !*acked && self.handshake.acked.load(Ordering::Relaxed) {
-            *acked = true;
+        for _ in 0..strategy.spins {
+            if cond() {
+                return true;
+            }
+            crate::sync::spin_hint();
         }
-        if *acked {
-            return self.event.wait_until(strategy, deadline, cond);
+        for _ in 0..strategy.yields {
+            if cond() {
+                return true;
+            }
+            crate::sync::yield_now();
         }
+        let sleep = WaitStrategy {
+            spins: 0,
+            yields: 0,
+            max_sleep: strategy.max_sleep,
+        };
+        let e = w.episode.wrapping_add(1);
+        w.episode = e;
         // Relaxed: a request; correctness never depends on when it is seen.
-        self.handshake.wanted.store(true, Ordering::Relaxed);
+        self.handshake.wanted.store(e, Ordering::Relaxed);
+        let woke = self.episode(e, &sleep, deadline, &mut cond);
+        // Release: everything this episode did (its last condition checks)
+        // happens before a notifier that sees it stops notifying; pairs with
+        // the Acquire load in `disarm_if_done`.
+        self.handshake.done.store(e, Ordering::Release);
+        woke
+    }
+
+    /// The sleeps of episode `e`: bounded until the notifier armed for it,
+    /// then unbounded.
+    fn episode(
+        &self,
+        e: usize,
+        strategy: &WaitStrategy,
+        deadline: Deadline,
+        cond: &mut impl FnMut() -> bool,
+    ) -> bool {
+        let acked = &self.handshake.acked;
         let mut step = *strategy;
         let mut poll = FIRST_POLL;
         loop {
+            // Relaxed: see the module docs; `arm` notifies after its store.
+            if acked.load(Ordering::Relaxed) == e {
+                return self.event.wait_until(strategy, deadline, &mut *cond);
+            }
             step.max_sleep = Some(strategy.max_sleep.map_or(poll, |m| m.min(poll)));
             // Under loom a timed sleep returns at once; let the condition
             // end the loop there rather than the wall clock.
@@ -136,23 +234,15 @@ impl Wake {
                     (d, s) => d.or(s),
                 }
             };
-            let acked_flag = &self.handshake.acked;
-            let woke = self.event.wait_until(&step, step_deadline, || {
-                cond() || acked_flag.load(Ordering::Relaxed)
+            self.event.wait_until(&step, step_deadline, || {
+                cond() || acked.load(Ordering::Relaxed) == e
             });
             if cond() {
                 return true;
             }
-            if woke && self.handshake.acked.load(Ordering::Relaxed) {
-                // The notifier has armed: from now on sleep without a bound.
-                *acked = true;
-                return self.event.wait_until(strategy, deadline, cond);
-            }
             if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                 return false;
             }
-            step.spins = 0;
-            step.yields = 0;
             poll = (poll * 4).min(LAST_POLL);
         }
     }

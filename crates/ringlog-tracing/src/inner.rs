@@ -19,6 +19,9 @@ pub(crate) struct Slot {
 }
 
 /// What the writer side counts; read by the guard.
+///
+/// Every access is `Relaxed`: these are tallies for reports, and no other
+/// memory is published or read through them.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     /// Events dropped because the queue was full (lossy mode).
@@ -38,7 +41,10 @@ pub(crate) struct Inner {
     /// Indices of free leased slots (capacity for all of them, so returning
     /// one never allocates).
     free: Mutex<Vec<usize>>,
-    /// Set when the guard starts shutting down: no new leases.
+    /// Set when the guard starts shutting down: no new leases. `Relaxed`:
+    /// it is only a shortcut. What stops appends is `close` taking each
+    /// slot's writer out under the slot's mutex; a thread that misses the
+    /// flag finds its slot empty once it holds that mutex.
     closed: AtomicBool,
     pub(crate) counters: Counters,
     /// The latest error, as text (the sink's current one is asked from the

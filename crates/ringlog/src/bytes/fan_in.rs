@@ -115,10 +115,11 @@ pub fn channel(config: Config) -> Result<(Vec<Writer>, Reader), NewQueueError> {
         // The ring is built by hand rather than with `ring::channel` so that
         // the reader keeps a handle on ring memory: `ring::ReadBatch` yields
         // records one by one but does not expose the batch's raw bytes.
-        let region = HeapRegion::try_new(Ring::<HeapRegion>::region_len(capacity))
-            .ok()
-            .ok_or(NewQueueError::OutOfMemory {
-                bytes: limits.memory_bytes,
+        let region =
+            HeapRegion::try_new(Ring::<HeapRegion>::region_len(capacity)).map_err(|_| {
+                NewQueueError::OutOfMemory {
+                    bytes: limits.memory_bytes,
+                }
             })?;
         // SAFETY: the region is fresh, so nobody else uses it; capacity is a
         // power of two and the region has room for it.

@@ -287,25 +287,11 @@ pub(crate) fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// Nanoseconds since the Unix epoch as RFC 3339 UTC with nanoseconds
-/// (`2024-03-01T12:00:00.000000001Z`), by the days-to-civil algorithm of
-/// Howard Hinnant's date library.
+/// (`2024-03-01T12:00:00.000000001Z`).
 pub(crate) fn rfc3339_utc(unix_nanos: u64) -> String {
-    let secs = unix_nanos / 1_000_000_000;
-    let nanos = unix_nanos % 1_000_000_000;
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (hour, minute, second) = (rem / 3600, rem / 60 % 60, rem % 60);
-    // Days since 0000-03-01, in 400-year eras of 146097 days.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{nanos:09}Z")
+    let mut s = String::with_capacity(30);
+    let _ = ringlog::journal::write_utc_timestamp(&mut s, unix_nanos, 9);
+    s
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -23,6 +23,7 @@
 //! | `verify.rs` | [`verify`], [`VerifyReport`], [`VerifyStatus`]: structure, per-producer contiguity, damaged ranges, clean / torn tail / damaged |
 //! | `cursor.rs` | [`Cursor`]: a validated position after a record, [`Reader::from_cursor`], cursor files |
 //! | `follow.rs` | [`Follower`], [`AsyncFollower`], [`RecordFilter`]: records as they land, gaps |
+//! | `time.rs` | [`write_utc_timestamp`]: record timestamps as RFC 3339 UTC text |
 //! | `index.rs` | [`SegmentIndex`], [`rebuild_index`]: the sparse `.rlx` index beside each segment |
 //!
 //! # Examples
@@ -55,6 +56,7 @@ mod index;
 mod reader;
 mod recovery;
 mod segment;
+mod time;
 mod verify;
 mod writer;
 
@@ -77,6 +79,7 @@ pub use index::{
 };
 pub use reader::{Reader, Record};
 pub use recovery::{plan_recovery, RecoveryMode, RecoveryReport, SkippedRange};
+pub use time::write_utc_timestamp;
 pub use verify::{
     verify, Damage, DamagedRange, ProducerReport, SeqFault, SeqFaultKind, StructureFault,
     StructureFaultKind, VerifyReport, VerifyStatus, MAX_REPORTED_FAULTS,

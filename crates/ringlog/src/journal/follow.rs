@@ -306,6 +306,13 @@ impl Tail {
         })
     }
 
+    /// Whether the frame at `off` is valid when read afresh from the file,
+    /// dropping what the buffer holds.
+    fn reread_is_frame(&mut self) -> Result<bool, JournalError> {
+        self.buf.clear();
+        Ok(matches!(self.at()?, At::Frame(_)))
+    }
+
     /// Whether a valid frame starts after the bad bytes at `off`: then they
     /// are damage, not a frame being written.
     fn valid_frame_after(&self) -> Result<bool, JournalError> {
@@ -697,6 +704,15 @@ impl Follower {
                         };
                         if let Some(error) = bad {
                             if tail.sealed || tail.valid_frame_after()? {
+                                // A read that raced the writer can see the
+                                // frame half written (and the buffer keeps
+                                // it), or judge it against a length older
+                                // than the frames found after it: read it
+                                // again before calling it damage.
+                                if tail.reread_is_frame()? {
+                                    self.state = State::In(tail);
+                                    continue;
+                                }
                                 return Err(JournalError::Corrupt {
                                     path: tail.path.clone(),
                                     offset: tail.off,

@@ -280,3 +280,82 @@ fn drop_oldest_unfenced_freed_wake_is_caught() {
         drop(ManuallyDrop::into_inner(rx));
     });
 }
+
+/// A `Block` channel's hot paths have no fence: a producer publishes after
+/// its Acquire reservation CAS and notifies with a plain load; the sleeping
+/// consumer closed its announcement with a Release RMW of `tail`. The
+/// producer handle stays alive until the consumer has its item, so no
+/// fenced notify of a dropped handle can hide a lost wake-up.
+fn consumer_sleeps_for_a_fence_free_push(unclosed: bool) {
+    use std::mem::ManuallyDrop;
+    let (tx, rx) = if unclosed {
+        mpsc::channel_unclosed_for_loom::<u32>(2, Policy::BLOCK).unwrap()
+    } else {
+        mpsc::channel::<u32>(2, Policy::BLOCK).unwrap()
+    };
+    let (mut tx, mut rx) = (ManuallyDrop::new(tx), ManuallyDrop::new(rx));
+    tx.set_wait_strategy(WaitStrategy::SLEEP);
+    rx.set_wait_strategy(WaitStrategy::SLEEP);
+    let p = thread::spawn(move || {
+        tx.push(7).unwrap();
+        tx
+    });
+    assert_eq!(rx.pop(None), Ok(7));
+    let tx = p.join().unwrap();
+    drop(ManuallyDrop::into_inner(tx));
+    drop(ManuallyDrop::into_inner(rx));
+}
+
+#[test]
+fn consumer_woken_by_fence_free_push() {
+    loom::model(|| consumer_sleeps_for_a_fence_free_push(false));
+}
+
+/// The same model with the consumer's closing RMW skipped: loom must find
+/// the lost wake-up, which shows the RMW pair replaces the fence.
+#[test]
+#[should_panic(expected = "deadlock")]
+fn unclosed_consumer_wait_is_caught() {
+    loom::model(|| consumer_sleeps_for_a_fence_free_push(true));
+}
+
+/// `Block`, the other direction: a producer sleeps on a full ring after
+/// closing its announcement with a Release RMW of `head`; the consumer
+/// claims with an Acquire RMW of `head`, frees the slot and notifies with a
+/// plain load. The consumer stays alive until the push is done.
+fn producer_sleeps_for_a_fence_free_pop(unclosed: bool) {
+    use std::mem::ManuallyDrop;
+    let (tx, rx) = if unclosed {
+        mpsc::channel_unclosed_for_loom::<u32>(2, Policy::BLOCK).unwrap()
+    } else {
+        mpsc::channel::<u32>(2, Policy::BLOCK).unwrap()
+    };
+    let (mut tx, mut rx) = (ManuallyDrop::new(tx), ManuallyDrop::new(rx));
+    tx.set_wait_strategy(WaitStrategy::SLEEP);
+    rx.set_wait_strategy(WaitStrategy::SLEEP);
+    tx.push(0).unwrap();
+    tx.push(1).unwrap();
+    let c = thread::spawn(move || {
+        assert_eq!(rx.try_pop(), Ok(0));
+        rx
+    });
+    tx.push(2).unwrap(); // full until the consumer frees a slot
+    let mut rx = c.join().unwrap();
+    assert_eq!(rx.try_pop(), Ok(1));
+    assert_eq!(rx.try_pop(), Ok(2));
+    drop(ManuallyDrop::into_inner(tx));
+    drop(ManuallyDrop::into_inner(rx));
+}
+
+#[test]
+fn producer_woken_by_fence_free_pop() {
+    loom::model(|| producer_sleeps_for_a_fence_free_pop(false));
+}
+
+/// The same model with the producer's closing RMW skipped: loom must find
+/// the lost wake-up.
+#[test]
+#[should_panic(expected = "deadlock")]
+fn unclosed_producer_wait_is_caught() {
+    loom::model(|| producer_sleeps_for_a_fence_free_pop(true));
+}

@@ -121,7 +121,7 @@ impl<T> Consumer<T> {
     #[inline]
     pub(super) fn freed(&self) {
         match self.shared.policy {
-            PolicyKind::Block => self.shared.notify_space(),
+            PolicyKind::Block => self.shared.notify_freed(),
             PolicyKind::DropOldest => {
                 #[cfg(loom)]
                 if self.unfenced_freed_wake {
@@ -286,9 +286,21 @@ impl<T> Consumer<T> {
     /// Sleeps until something may be readable; false at the deadline.
     fn wait_for_data(&self, deadline: Deadline) -> bool {
         let shared = &*self.shared;
-        shared
-            .data
-            .wait_until(&self.strategy, deadline, || shared.readable_hint())
+        // Closing on `tail` lets producers publish without a fence
+        // (`Shared::notify_published`); fenced notifiers pair with the fence
+        // of the wait.
+        shared.data.wait_until_closed(
+            &self.strategy,
+            deadline,
+            || shared.readable_hint(),
+            || {
+                #[cfg(loom)]
+                if shared.unclosed_waits_for_loom() {
+                    return false;
+                }
+                shared.close_data_wait()
+            },
+        )
     }
 
     /// Moves up to `max_items` items into `out` without sleeping and returns

@@ -149,10 +149,12 @@ impl<T> Future for SendFuture<'_, T> {
                             return Poll::Pending;
                         }
                     } else {
-                        this.producer
-                            .shared()
-                            .send_wakers
-                            .register(&mut this.key, cx.waker());
+                        let shared = this.producer.shared();
+                        shared.send_wakers.register(&mut this.key, cx.waker());
+                        // Closes the registration against the consumer's
+                        // fence-free notify after freeing slots (`Block`
+                        // only reaches here).
+                        shared.queue.close_space_wait();
                         registered = true;
                     }
                 }
@@ -183,6 +185,7 @@ impl<T> Future for RecvFuture<'_, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = self.get_mut();
         let mut registered = false;
+        let mut in_flight = false;
         loop {
             match this.consumer.try_pop() {
                 Ok(item) => {
@@ -199,14 +202,21 @@ impl<T> Future for RecvFuture<'_, T> {
                         .unregister(this.key.take());
                     return Poll::Ready(None);
                 }
-                Err(TryPopError::Empty) if registered => return Poll::Pending,
+                Err(TryPopError::Empty) if registered => {
+                    if in_flight {
+                        // A producer reserved the next slot and may have
+                        // missed our registration: poll again soon.
+                        cx.waker().wake_by_ref();
+                    }
+                    return Poll::Pending;
+                }
                 Err(TryPopError::Empty) => {
                     // Register, then look once more: a publication after
                     // the first look either shows here or wakes us.
-                    this.consumer
+                    in_flight = this
+                        .consumer
                         .shared()
-                        .recv_wakers
-                        .register(&mut this.key, cx.waker());
+                        .register_recv(&mut this.key, cx.waker());
                     registered = true;
                 }
             }
@@ -239,6 +249,7 @@ impl<T> Future for TakeBatchFuture<'_, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<usize> {
         let this = self.get_mut();
         let mut registered = false;
+        let mut in_flight = false;
         loop {
             match this.consumer.take_batch(this.max_items, this.out) {
                 Ok(n) => {
@@ -255,12 +266,18 @@ impl<T> Future for TakeBatchFuture<'_, T> {
                         .unregister(this.key.take());
                     return Poll::Ready(0);
                 }
-                Err(TryPopError::Empty) if registered => return Poll::Pending,
+                Err(TryPopError::Empty) if registered => {
+                    if in_flight {
+                        // As in `RecvFuture::poll`.
+                        cx.waker().wake_by_ref();
+                    }
+                    return Poll::Pending;
+                }
                 Err(TryPopError::Empty) => {
-                    this.consumer
+                    in_flight = this
+                        .consumer
                         .shared()
-                        .recv_wakers
-                        .register(&mut this.key, cx.waker());
+                        .register_recv(&mut this.key, cx.waker());
                     registered = true;
                 }
             }

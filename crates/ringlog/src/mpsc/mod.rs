@@ -94,7 +94,7 @@ use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering};
 use crate::wait::{Event, WaitStrategy};
 use crossbeam_utils::CachePadded;
 use policy::PolicyKind;
-use queue::Queue;
+use queue::{HeadMode, Queue};
 use spill::{Codec, SpillStore};
 use stats::Registry;
 use std::time::Duration;
@@ -159,12 +159,28 @@ pub fn spill_channel<T: Spill>(
     Builder::new(capacity, policy).codec(Codec::of()).build()
 }
 
+/// loom builds only: a channel whose waiters skip the RMW that closes their
+/// announcement (`Event::wait_until_closed`), so that a model can show the
+/// RMW is what prevents a lost wake-up now that publishers have no fence.
+#[cfg(loom)]
+#[doc(hidden)]
+pub fn channel_unclosed_for_loom<T>(
+    capacity: usize,
+    policy: Policy,
+) -> Result<(Producer<T>, Consumer<T>), NewChannelError> {
+    let mut b = Builder::new(capacity, policy);
+    b.unclosed = true;
+    b.build()
+}
+
 /// Construction options beyond capacity and policy.
 pub(crate) struct Builder<T> {
     capacity: usize,
     policy: Policy,
     strategy: WaitStrategy,
     codec: Option<Codec<T>>,
+    #[cfg(loom)]
+    unclosed: bool,
 }
 
 impl<T> Builder<T> {
@@ -174,6 +190,8 @@ impl<T> Builder<T> {
             policy,
             strategy: WaitStrategy::DEFAULT,
             codec: None,
+            #[cfg(loom)]
+            unclosed: false,
         }
     }
 
@@ -193,12 +211,16 @@ impl<T> Builder<T> {
         // read as "free for position p + 1".
         let capacity = self.capacity.next_power_of_two().max(2);
         let kind = self.policy.kind();
-        let queue = Queue::try_new(capacity, kind == PolicyKind::DropOldest).map_err(|source| {
-            NewChannelError::Alloc {
+        let head_mode = match kind {
+            PolicyKind::DropOldest => HeadMode::Cas,
+            PolicyKind::Block => HeadMode::Rmw,
+            PolicyKind::DropNewest | PolicyKind::Spill => HeadMode::Store,
+        };
+        let queue =
+            Queue::try_new(capacity, head_mode).map_err(|source| NewChannelError::Alloc {
                 requested: capacity,
                 source,
-            }
-        })?;
+            })?;
         let registry = Registry::new();
         let spill = match (&self.policy, self.codec) {
             (Policy::SpillToDisk(_), None) => return Err(NewChannelError::SpillNeedsCodec),
@@ -236,6 +258,8 @@ impl<T> Builder<T> {
             timeout,
             spill,
             stats: registry,
+            #[cfg(loom)]
+            unclosed: self.unclosed,
         });
         let mut tx = Producer::new(shared.clone());
         let mut rx = Consumer::new(shared);
@@ -270,21 +294,80 @@ pub(crate) struct Shared<T> {
     pub(crate) timeout: Option<Duration>,
     pub(crate) spill: Option<SpillStore<T>>,
     pub(crate) stats: Registry,
+    /// loom only: see [`channel_unclosed_for_loom`].
+    #[cfg(loom)]
+    unclosed: bool,
 }
 
 impl<T> Shared<T> {
-    /// Wakes the consumer after a publication.
+    /// Wakes the consumer (and stalled `DropOldest` producers) after a
+    /// change made with plain stores (a handle dropped, a spill append, a
+    /// `DropOldest` publication or freed slot): the fenced notify.
     #[inline]
     pub(crate) fn notify_data(&self) {
         self.data.notify();
         self.recv_wakers.wake_all();
     }
 
-    /// Wakes blocked producers after slots were freed.
+    /// Wakes the consumer after publishing positions this producer reserved
+    /// in the ring. Under `Block` and `DropNewest` the only waiter for a
+    /// publication is the consumer, which closes its announcement with an
+    /// RMW of `tail` (`close_data_wait`), and the reservation was an Acquire
+    /// CAS of `tail`: no fence (see `Event::notify_reserved`). Under the other
+    /// policies producers wait on `data` too, with the fenced protocol.
+    #[inline]
+    pub(crate) fn notify_published(&self) {
+        match self.policy {
+            PolicyKind::Block | PolicyKind::DropNewest => {
+                self.data.notify_reserved();
+                // Relaxed inside: ordered like `notify_reserved` (futures
+                // close their registration the same way).
+                self.recv_wakers.wake_all();
+            }
+            PolicyKind::DropOldest | PolicyKind::Spill => self.notify_data(),
+        }
+    }
+
+    /// Wakes blocked producers when the consumer leaves: the fenced notify.
     #[inline]
     pub(crate) fn notify_space(&self) {
         self.space.notify();
         self.send_wakers.wake_all();
+    }
+
+    /// Wakes blocked producers after the consumer freed slots it claimed
+    /// with the Acquire RMW of `head` (`Block` only): no fence, because they
+    /// close their announcement with an RMW of `head` (`close_space_wait`).
+    #[inline]
+    pub(crate) fn notify_freed(&self) {
+        self.space.notify_reserved();
+        self.send_wakers.wake_all();
+    }
+
+    /// Registers the consumer's future for data and closes the registration
+    /// like a futex wait (`close_data_wait`); true if a reservation is in
+    /// flight, so the future must poll again rather than wait to be woken.
+    pub(crate) fn register_recv(&self, key: &mut Option<u64>, waker: &std::task::Waker) -> bool {
+        self.recv_wakers.register(key, waker);
+        #[cfg(loom)]
+        if self.unclosed {
+            return false;
+        }
+        self.close_data_wait()
+    }
+
+    /// loom only: whether waiters skip their closing RMW.
+    #[cfg(loom)]
+    pub(crate) fn unclosed_waits_for_loom(&self) -> bool {
+        self.unclosed
+    }
+
+    /// The consumer, after announcing itself (futex waiter or registered
+    /// waker): closes the announcement against fence-free publishers. True
+    /// if a reservation is in flight, so it must not sleep.
+    #[inline]
+    pub(crate) fn close_data_wait(&self) -> bool {
+        self.queue.close_data_wait(self.queue.head())
     }
 
     /// Whether the consumer is gone.

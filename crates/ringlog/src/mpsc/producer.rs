@@ -138,7 +138,7 @@ impl<T> Producer<T> {
     fn publish(&mut self, pos: usize, item: T) {
         // SAFETY: the caller reserved `pos` and writes it once.
         unsafe { self.shared.queue.write(pos, item) };
-        self.shared.notify_data();
+        self.shared.notify_published();
         bump(&self.counters.pushed, 1);
     }
 
@@ -337,9 +337,22 @@ impl<T> Producer<T> {
     fn wait_for_space(&mut self, deadline: Deadline) -> bool {
         let start = Instant::now();
         let shared = &*self.shared;
-        let ok = shared
-            .space
-            .wait_until(&self.strategy, deadline, || shared.space_or_closed());
+        // Closing on `head` lets the consumer free slots without a fence
+        // (`Shared::notify_freed`); the fenced `notify_space` of a consumer
+        // that leaves pairs with the fence of the wait.
+        let ok = shared.space.wait_until_closed(
+            &self.strategy,
+            deadline,
+            || shared.space_or_closed(),
+            || {
+                #[cfg(loom)]
+                if shared.unclosed_waits_for_loom() {
+                    return false;
+                }
+                shared.queue.close_space_wait();
+                false
+            },
+        );
         bump(&self.counters.blocked_ns, start.elapsed().as_nanos() as u64);
         ok
     }
@@ -411,7 +424,7 @@ impl<T> Producer<T> {
                         // SAFETY: `pos..pos + n` is ours, each written once.
                         unsafe { self.shared.queue.write(pos.wrapping_add(i), item) };
                     }
-                    self.shared.notify_data();
+                    self.shared.notify_published();
                     bump(&self.counters.pushed, n as u64);
                 }
                 Err(Reserve::Spilling) => self.spill_all(items, false)?,

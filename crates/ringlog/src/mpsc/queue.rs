@@ -20,8 +20,15 @@
 //!
 //! Under `DropOldest` the consumer and evicting producers race for the
 //! oldest item, so `head` only moves by CAS and a claim needs the slot to be
-//! published first; otherwise only the consumer writes `head`, with a plain
-//! store.
+//! published first; otherwise only the consumer writes `head`: under `Block`
+//! with an Acquire `fetch_add`, the RMW that lets producers waiting for room
+//! close their announcement on `head` (see [`Event`](crate::wait::Event)'s
+//! docs) so that freeing a slot needs no fence, and under the other
+//! policies, where nobody waits for room, with a plain store.
+//!
+//! Symmetrically, a reservation is an Acquire RMW of `tail`, so a consumer
+//! waiting for data closes its announcement with a Release RMW of `tail`
+//! (`close_data_wait`) and producers publish without a fence.
 //!
 //! The top bit of `tail` is the spill mark (see `spill.rs`): while it is set
 //! no CAS on `tail` can succeed, so every reservation is either below the
@@ -111,8 +118,20 @@ pub(crate) struct Queue<T> {
     slots: Box<[Slot<T>]>,
     /// `capacity - 1`; capacity is a power of two.
     mask: usize,
-    /// Whether `head` moves only by CAS (`DropOldest`).
-    contended_head: bool,
+    /// How the consumer moves `head`.
+    head_mode: HeadMode,
+}
+
+/// How `head` is moved by its readers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HeadMode {
+    /// Only the consumer, with a plain store: nobody waits for room.
+    Store,
+    /// Only the consumer, with an Acquire RMW: producers wait for room and
+    /// close their announcement with a Release RMW of `head` (`Block`).
+    Rmw,
+    /// The consumer and evicting producers, by CAS (`DropOldest`).
+    Cas,
 }
 
 // SAFETY: items move between threads (so `T: Send`), and every access to a
@@ -130,7 +149,7 @@ impl<T> Queue<T> {
     /// never an abort.
     pub(crate) fn try_new(
         capacity: usize,
-        contended_head: bool,
+        head_mode: HeadMode,
     ) -> Result<Self, crate::region::AllocError> {
         debug_assert!(capacity.is_power_of_two());
         let bytes = capacity.saturating_mul(std::mem::size_of::<Slot<T>>());
@@ -147,7 +166,7 @@ impl<T> Queue<T> {
             tail: CachePadded::new(AtomicUsize::new(0)),
             slots: slots.into_boxed_slice(),
             mask: capacity - 1,
-            contended_head,
+            head_mode,
         })
     }
 
@@ -213,12 +232,15 @@ impl<T> Queue<T> {
             let stamp = self.slot(tail).stamp.load(Ordering::Acquire);
             let diff = stamp.wrapping_sub(tail) as isize;
             if diff == 0 {
-                // Relaxed: exclusivity comes from the RMW itself; the slot's
-                // memory is ordered by the stamp load above.
+                // Acquire on success: reads a waiting consumer's Release RMW
+                // in `close_data_wait` (or a later RMW of its release
+                // sequence), so its announcement happens before our
+                // fence-free notify (module docs). Exclusivity comes from the
+                // RMW itself; the slot's memory is ordered by the stamp load.
                 match self.tail.compare_exchange_weak(
                     tail,
                     tail + 1,
-                    Ordering::Relaxed,
+                    Ordering::Acquire,
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => return Reserve::Ok(tail),
@@ -268,11 +290,11 @@ impl<T> Queue<T> {
             if n == 0 {
                 return Err(Reserve::Full);
             }
-            // Relaxed: as in `try_reserve`.
+            // Acquire on success: as in `try_reserve`.
             match self.tail.compare_exchange_weak(
                 tail,
                 tail + n,
-                Ordering::Relaxed,
+                Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
                 Ok(_) => return Ok((tail, n)),
@@ -349,23 +371,54 @@ impl<T> Queue<T> {
     /// only under `DropOldest`, when an evicting producer moved `head` first.
     #[inline]
     pub(crate) fn claim(&self, head: usize, n: usize) -> bool {
-        if self.contended_head {
+        match self.head_mode {
             // Relaxed: exclusivity comes from the RMW; the items were made
             // visible by the Acquire stamp loads in `count_ready`.
-            self.head
+            HeadMode::Cas => self
+                .head
                 .compare_exchange(
                     head,
                     head.wrapping_add(n),
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 )
-                .is_ok()
-        } else {
-            // Relaxed: producers read `head` only to size requests; slot
-            // reuse is ordered by the stamp store in `take`.
-            self.head.store(head.wrapping_add(n), Ordering::Relaxed);
-            true
+                .is_ok(),
+            HeadMode::Rmw => {
+                // Acquire: reads a blocked producer's Release RMW in
+                // `close_space_wait` (or a later one), so its announcement
+                // happens before the fence-free notify after the slots are
+                // freed (module docs).
+                self.head.fetch_add(n, Ordering::Acquire);
+                true
+            }
+            HeadMode::Store => {
+                // Relaxed: producers read `head` only to size requests; slot
+                // reuse is ordered by the stamp store in `take`.
+                self.head.store(head.wrapping_add(n), Ordering::Relaxed);
+                true
+            }
         }
+    }
+
+    /// A consumer about to sleep for data: closes its announcement with a
+    /// Release RMW of `tail`, which the next reservation's Acquire CAS reads
+    /// (module docs). True if a reservation at `head` was seen, whose item
+    /// may not be published yet: then the consumer must not sleep.
+    pub(crate) fn close_data_wait(&self, head: usize) -> bool {
+        // Release: pairs with the Acquire reservation CAS in `try_reserve` and
+        // `try_reserve_many`.
+        let tail = self.tail.fetch_add(0, Ordering::Release);
+        tail & !SPILL_BIT != head
+    }
+
+    /// A producer about to sleep for room (`Block`): closes its announcement
+    /// with a Release RMW of `head`, which the consumer's next claim reads
+    /// (module docs). The room it may reveal is seen by the caller's
+    /// condition, which reads `head` after this RMW.
+    pub(crate) fn close_space_wait(&self) {
+        debug_assert_eq!(self.head_mode, HeadMode::Rmw);
+        // Release: pairs with the Acquire `fetch_add` in `claim`.
+        self.head.fetch_add(0, Ordering::Release);
     }
 
     /// Moves the item of `pos` out and frees its slot for `pos + capacity`.
@@ -389,7 +442,7 @@ impl<T> Queue<T> {
 
     /// Under `DropOldest`: claims the oldest item if the ring is full.
     pub(crate) fn evict_oldest(&self) -> Evict<T> {
-        debug_assert!(self.contended_head);
+        debug_assert_eq!(self.head_mode, HeadMode::Cas);
         let head = self.head.load(Ordering::Relaxed);
         let tail = self.tail.load(Ordering::Relaxed) & !SPILL_BIT;
         if (tail.wrapping_sub(head) as isize) < self.capacity() as isize {

@@ -1,12 +1,14 @@
 //! Wakers of pending futures, woken after the same publications that
 //! notify the futex [`Event`](crate::wait::Event)s.
 //!
-//! The protocol is the `Event`'s (Dekker): a future registers its waker and
-//! bumps `waiting`, then a SeqCst fence, then re-checks its condition; a
-//! notifier publishes, then a SeqCst fence (the one at the start of
-//! `Event::notify`, which every notifier calls just before), then loads
-//! `waiting`. Either the future sees the publication, or the notifier sees
-//! the waker.
+//! The protocol is the `Event`'s: a future registers its waker and bumps
+//! `waiting`, then a SeqCst fence, then (for the fence-free notifiers) the
+//! closing RMW of `Event::wait_until_closed`, then re-checks its condition.
+//! A notifier publishes, then either a SeqCst fence (the one at the start of
+//! `Event::notify`) or nothing after an Acquire reservation RMW
+//! (`Event::notify_reserved`), then loads `waiting`. Either the future sees
+//! the publication (or an in-flight reservation, and polls again), or the
+//! notifier sees the waker.
 
 use super::Mutex;
 use crate::sync::{fence, AtomicUsize, Ordering};
@@ -49,6 +51,7 @@ impl WakerSet {
         }
         // SeqCst fence: orders the `waiting` store before the caller's
         // re-check; pairs with the fence in `Event::notify` (module docs).
+        // Callers woken by fence-free notifiers close with an RMW next.
         fence(Ordering::SeqCst);
     }
 
@@ -61,12 +64,13 @@ impl WakerSet {
         self.waiting.store(list.len(), Ordering::Relaxed);
     }
 
-    /// Wakes every registered future. Call right after `Event::notify`, whose
-    /// leading SeqCst fence orders the caller's publication before the load.
+    /// Wakes every registered future. Call right after `Event::notify` or
+    /// `Event::notify_reserved`, whose ordering covers this load too.
     #[inline]
     pub(crate) fn wake_all(&self) {
         // Relaxed: ordered after the publication by the fence in
-        // `Event::notify`, which the caller has just run.
+        // `Event::notify`, or after the registration by the closing RMW that
+        // the caller's reservation read (module docs).
         if self.waiting.load(Ordering::Relaxed) != 0 {
             self.wake_slow();
         }

@@ -27,6 +27,36 @@
 //! the bit clear. A notifier makes no syscall at all unless somebody announced
 //! it may sleep.
 //!
+//! # Closing the announcement with an RMW instead of the notifier's fence
+//!
+//! When every publication a waiter waits for is preceded, on the notifier's
+//! side, by an Acquire read-modify-write of one word `W` (an MPSC producer's
+//! reservation CAS on `tail`), the notifier can skip its fence
+//! ([`Event::notify_reserved`], a plain load) if the waiter also closes its
+//! announcement with a Release RMW of `W` ([`Event::wait_until_closed`]):
+//!
+//! ```text
+//! waiter                                   notifier
+//! waiters += 1; key = seq.fetch_or(1)      r = W.rmw (Acquire)   (reserve)
+//! fence(SeqCst)                            publish (Release)
+//! w = W.rmw(0) (Release)    <-- mo(W) -->  if waiters.load() != 0: wake
+//! if cond() or w shows a reservation
+//!     not yet seen by cond: do not sleep
+//! futex_wait(seq, key)
+//! ```
+//!
+//! Both RMWs are in `W`'s single modification order. If the waiter's comes
+//! first, the notifier's Acquire RMW reads it (or a later RMW of its release
+//! sequence), so the announcement happens before the notifier's load of
+//! `waiters`, which therefore sees it and wakes. If the notifier's comes
+//! first, the waiter's RMW reads the reservation: the waiter knows a
+//! publication is in flight and does not sleep on the futex, but yields and
+//! looks again. No wake-up is lost, and the notifier's hot path has no fence:
+//! on x86 its reservation is a locked instruction anyway, which is what it
+//! needed to reserve. The waiter's `SeqCst` fence stays, so notifiers of rare
+//! events that publish with plain stores (a handle dropped) keep using the
+//! fenced [`Event::notify`] on the same event.
+//!
 //! The struct is `repr(C)` with only atomics in it, so it can live in shared
 //! memory and work across processes.
 
@@ -89,6 +119,22 @@ impl Event {
         }
     }
 
+    /// Wakes every waiter, if any announced it is sleeping, without a fence.
+    ///
+    /// Correct only for a publication preceded by an Acquire (or stronger)
+    /// read-modify-write of the word the waiters close their announcement
+    /// with in [`wait_until_closed`](Self::wait_until_closed) (module docs).
+    /// The cost when nobody waits is one load.
+    #[inline]
+    pub fn notify_reserved(&self) {
+        // Relaxed: the caller's Acquire RMW of the closing word reads the
+        // waiter's Release RMW (or a later one), so the announcement happens
+        // before this load (module docs).
+        if self.waiters.load(Ordering::Relaxed) != 0 {
+            self.wake_slow();
+        }
+    }
+
     #[cold]
     fn wake_slow(&self) {
         // Relaxed: the fence in `notify` orders this load after the waiter's
@@ -117,11 +163,41 @@ impl Event {
     ///
     /// Returns the last value of `cond()`: `false` means the deadline passed.
     /// `cond` must be cheap and side-effect free; it is called many times.
+    /// Notifiers call [`notify`](Self::notify).
     pub fn wait_until(
         &self,
         strategy: &WaitStrategy,
         deadline: Deadline,
+        cond: impl FnMut() -> bool,
+    ) -> bool {
+        self.wait(strategy, deadline, cond, || false)
+    }
+
+    /// [`wait_until`](Self::wait_until) for an event whose hot notifiers call
+    /// the fence-free [`notify_reserved`](Self::notify_reserved).
+    ///
+    /// After announcing itself and before each sleep, the waiter calls
+    /// `close`, which must make a Release read-modify-write of the word those
+    /// notifiers reserve with (Acquire) before they publish, and return true
+    /// if that RMW saw a reservation whose publication `cond` may not show
+    /// yet. Then the waiter does not sleep: it yields and looks again (module
+    /// docs). Fenced [`notify`](Self::notify) calls keep working too.
+    pub fn wait_until_closed(
+        &self,
+        strategy: &WaitStrategy,
+        deadline: Deadline,
+        cond: impl FnMut() -> bool,
+        close: impl FnMut() -> bool,
+    ) -> bool {
+        self.wait(strategy, deadline, cond, close)
+    }
+
+    fn wait(
+        &self,
+        strategy: &WaitStrategy,
+        deadline: Deadline,
         mut cond: impl FnMut() -> bool,
+        mut close: impl FnMut() -> bool,
     ) -> bool {
         for _ in 0..strategy.spins {
             if cond() {
@@ -141,8 +217,11 @@ impl Event {
             // wake-up `cond` sees what the notifier published.
             let key = self.seq.fetch_or(SLEEPER, Ordering::Acquire) | SLEEPER;
             // SeqCst fence: orders the `waiters` increment and the bit before
-            // the reads in `cond`; pairs with the fence in `notify`.
+            // the reads in `cond`; pairs with the fence in `notify`. The
+            // Release RMW in `close` orders them before the Acquire RMW of a
+            // notifier that calls `notify_reserved` (module docs).
             fence(Ordering::SeqCst);
+            let in_flight = close();
             if cond() {
                 self.waiters.fetch_sub(1, Ordering::Relaxed);
                 return true;
@@ -156,6 +235,13 @@ impl Event {
                 }
                 let left = deadline - now;
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            }
+            if in_flight {
+                // A publication is on its way and its notifier may have
+                // missed us: let it run instead of sleeping.
+                self.waiters.fetch_sub(1, Ordering::Relaxed);
+                crate::sync::yield_now();
+                continue;
             }
             futex::wait(&self.seq, key, timeout);
             self.waiters.fetch_sub(1, Ordering::Relaxed);

@@ -10,10 +10,6 @@ use crate::sync::{Arc, Ordering};
 use crate::wait::{Deadline, WaitStrategy};
 use std::collections::VecDeque;
 
-/// How long `try_pop` spins on a reserved but unpublished slot before it
-/// reports `Empty`.
-const PENDING_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
-
 /// The consuming end of an MPSC ring. There is exactly one; its operations
 /// take `&mut self`.
 ///
@@ -186,15 +182,17 @@ impl<T> Consumer<T> {
 
     /// Takes the next item without sleeping.
     ///
-    /// A slot reserved by a producer that has not published it yet is waited
-    /// for only briefly (a bounded spin), then reported as `Empty`.
+    /// It looks only at the slot of `head` (and, for a spilling channel, at
+    /// the spill mark): an item not yet published there is `Empty`, even if
+    /// its producer has reserved it. The producers' `tail` line is not read,
+    /// because each read of it makes the next reservation CAS wait for the
+    /// line to come back; blocking calls wait for such an item on the event.
     ///
     /// # Errors
     ///
     /// `Empty` when nothing is published now, `Disconnected` when every
     /// producer is gone and everything has been read.
     pub fn try_pop(&mut self) -> Result<T, TryPopError> {
-        let mut pending = 0u32;
         loop {
             if let Some(item) = self.spilled.pop_front() {
                 self.count(1);
@@ -202,42 +200,32 @@ impl<T> Consumer<T> {
             }
             let q = &self.shared.queue;
             let head = q.head();
-            match q.peek(head) {
-                Peek::Ready => {
-                    if q.claim(head, 1) {
-                        // SAFETY: published and claimed by us.
-                        let item = unsafe { q.take(head) };
-                        self.freed();
-                        self.count(1);
-                        return Ok(item);
-                    }
-                    // An evicting producer took it first.
-                    crate::sync::spin_hint();
+            if q.is_published(head) {
+                if q.claim(head, 1) {
+                    // SAFETY: published and claimed by us.
+                    let item = unsafe { q.take(head) };
+                    self.freed();
+                    self.count(1);
+                    return Ok(item);
                 }
-                Peek::Pending => {
-                    if pending >= PENDING_SPINS {
-                        return Err(TryPopError::Empty);
-                    }
-                    pending += 1;
-                    crate::sync::spin_hint();
-                }
-                Peek::Empty => {
-                    if self.refill_spill(head) {
-                        continue;
-                    }
-                    // Acquire: pairs with the Release decrement in
-                    // `Producer::drop`: every item of every producer is
-                    // published and visible once the count reads zero.
-                    if self.shared.producers.load(Ordering::Acquire) == 0 {
-                        let head = self.shared.queue.head();
-                        if self.shared.queue.peek(head) != Peek::Empty || self.refill_spill(head) {
-                            continue;
-                        }
-                        return Err(TryPopError::Disconnected);
-                    }
-                    return Err(TryPopError::Empty);
-                }
+                // An evicting producer took it first.
+                crate::sync::spin_hint();
+                continue;
             }
+            if self.shared.spill.is_some() && self.refill_spill(head) {
+                continue;
+            }
+            // Acquire: pairs with the Release decrement in `Producer::drop`:
+            // every item of every producer is published and visible once the
+            // count reads zero, so the slot of `head` tells the rest.
+            if self.shared.producers.load(Ordering::Acquire) == 0 {
+                let head = self.shared.queue.head();
+                if self.shared.queue.is_published(head) || self.refill_spill(head) {
+                    continue;
+                }
+                return Err(TryPopError::Disconnected);
+            }
+            return Err(TryPopError::Empty);
         }
     }
 

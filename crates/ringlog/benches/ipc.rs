@@ -25,8 +25,7 @@ fn hot() -> ShmOptions {
     ShmOptions {
         wait: WaitStrategy {
             spins: 1 << 20,
-            yields: 0,
-            max_sleep: None,
+            ..WaitStrategy::SLEEP
         },
         ..Default::default()
     }

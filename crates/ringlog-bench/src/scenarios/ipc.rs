@@ -117,7 +117,7 @@ impl Wait {
             Wait::Hot => WaitStrategy {
                 spins: 1 << 16,
                 yields: 1 << 10,
-                max_sleep: None,
+                ..WaitStrategy::SLEEP
             },
             Wait::Cold => WaitStrategy::SLEEP,
         };

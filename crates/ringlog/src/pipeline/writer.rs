@@ -113,9 +113,8 @@ impl PipelineWriter {
         let sh = &*self.shared;
         let word = &sh.durable[self.id as usize];
         let strategy = WaitStrategy {
-            spins: 0,
             yields: 2,
-            max_sleep: None,
+            ..WaitStrategy::SLEEP
         };
         // Acquire (both loads): pair with the reader's Release stores after
         // a sync, so "durable" is observed only after it is true.

@@ -176,22 +176,12 @@ impl Wake {
         deadline: Deadline,
         mut cond: impl FnMut() -> bool,
     ) -> bool {
-        for _ in 0..strategy.spins {
-            if cond() {
-                return true;
-            }
-            crate::sync::spin_hint();
-        }
-        for _ in 0..strategy.yields {
-            if cond() {
-                return true;
-            }
-            crate::sync::yield_now();
+        if strategy.spin_then_yield(&mut cond) {
+            return true;
         }
         let sleep = WaitStrategy {
-            spins: 0,
-            yields: 0,
             max_sleep: strategy.max_sleep,
+            ..WaitStrategy::SLEEP
         };
         let e = w.episode.wrapping_add(1);
         w.episode = e;

@@ -199,17 +199,8 @@ impl Event {
         mut cond: impl FnMut() -> bool,
         mut close: impl FnMut() -> bool,
     ) -> bool {
-        for _ in 0..strategy.spins {
-            if cond() {
-                return true;
-            }
-            crate::sync::spin_hint();
-        }
-        for _ in 0..strategy.yields {
-            if cond() {
-                return true;
-            }
-            crate::sync::yield_now();
+        if strategy.spin_then_yield(&mut cond) {
+            return true;
         }
         loop {
             self.waiters.fetch_add(1, Ordering::Relaxed);

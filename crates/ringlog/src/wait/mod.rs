@@ -33,6 +33,13 @@ pub fn deadline_after(timeout: Option<Duration>) -> Deadline {
 pub struct WaitStrategy {
     /// Condition checks with a spin-loop hint between them.
     pub spins: u32,
+    /// The spin budget in time (seed 004's `spin_ns`): after `spins`, keep
+    /// spinning until this much time has passed since the wait began, then
+    /// yield and sleep. Zero (the default) reads no clock. A longer budget
+    /// trades CPU for wake-up latency: a waiter that is still spinning when
+    /// the other side publishes notices within nanoseconds and costs the
+    /// notifier no syscall.
+    pub spin_for: Duration,
     /// Condition checks with a `sched_yield` between them.
     pub yields: u32,
     /// Longest single futex sleep before the condition is checked again
@@ -45,6 +52,7 @@ impl WaitStrategy {
     /// Spin, yield, then sleep with the default budgets.
     pub const DEFAULT: Self = Self {
         spins: 128,
+        spin_for: Duration::ZERO,
         yields: 8,
         max_sleep: None,
     };
@@ -52,9 +60,61 @@ impl WaitStrategy {
     /// Sleep at once: for waits expected to be long.
     pub const SLEEP: Self = Self {
         spins: 0,
+        spin_for: Duration::ZERO,
         yields: 0,
         max_sleep: None,
     };
+
+    /// The default strategy with a spin budget of `d` before it yields and
+    /// sleeps.
+    ///
+    /// ```
+    /// use ringlog::wait::WaitStrategy;
+    /// use std::time::Duration;
+    ///
+    /// let hot = WaitStrategy::spin_for(Duration::from_micros(50));
+    /// assert_eq!(hot.spin_for, Duration::from_micros(50));
+    /// assert_eq!(hot.yields, WaitStrategy::DEFAULT.yields);
+    /// ```
+    pub const fn spin_for(d: Duration) -> Self {
+        Self {
+            spin_for: d,
+            ..Self::DEFAULT
+        }
+    }
+
+    /// Spins until `cond()` or until the budget (`spins`, then `spin_for`
+    /// from now) is spent; then yields `yields` times. True if `cond()` held.
+    #[inline]
+    pub(crate) fn spin_then_yield(&self, mut cond: impl FnMut() -> bool) -> bool {
+        for _ in 0..self.spins {
+            if cond() {
+                return true;
+            }
+            crate::sync::spin_hint();
+        }
+        if !self.spin_for.is_zero() && !cfg!(loom) {
+            let start = Instant::now();
+            loop {
+                for _ in 0..64 {
+                    if cond() {
+                        return true;
+                    }
+                    crate::sync::spin_hint();
+                }
+                if start.elapsed() >= self.spin_for {
+                    break;
+                }
+            }
+        }
+        for _ in 0..self.yields {
+            if cond() {
+                return true;
+            }
+            crate::sync::yield_now();
+        }
+        false
+    }
 }
 
 impl Default for WaitStrategy {
@@ -81,6 +141,29 @@ mod tests {
         let start = Instant::now();
         assert!(!ev.wait_until(&WaitStrategy::SLEEP, dl, || false));
         assert!(start.elapsed() >= Duration::from_millis(20));
+    }
+
+    /// Within its spin budget a waiter sees a change that nobody notifies:
+    /// it is still spinning, not asleep on the futex.
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn spin_budget_sees_an_unnotified_change() {
+        let ev = Event::new();
+        let flag = Arc::new(AtomicBool::new(false));
+        let setter = {
+            let flag = flag.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(2));
+                flag.store(true, Ordering::Release); // and no notify
+            })
+        };
+        let strategy = WaitStrategy {
+            spin_for: Duration::from_secs(5),
+            ..WaitStrategy::SLEEP
+        };
+        let dl = deadline_after(Some(Duration::from_secs(20)));
+        assert!(ev.wait_until(&strategy, dl, || flag.load(Ordering::Acquire)));
+        setter.join().unwrap();
     }
 
     #[test]

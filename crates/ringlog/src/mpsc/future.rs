@@ -205,7 +205,9 @@ impl<T> Future for RecvFuture<'_, T> {
                 Err(TryPopError::Empty) if registered => {
                     if in_flight {
                         // A producer reserved the next slot and may have
-                        // missed our registration: poll again soon.
+                        // missed our registration: poll again soon (the
+                        // hint lets a loom model schedule that producer).
+                        crate::sync::spin_hint();
                         cx.waker().wake_by_ref();
                     }
                     return Poll::Pending;
@@ -269,6 +271,7 @@ impl<T> Future for TakeBatchFuture<'_, T> {
                 Err(TryPopError::Empty) if registered => {
                     if in_flight {
                         // As in `RecvFuture::poll`.
+                        crate::sync::spin_hint();
                         cx.waker().wake_by_ref();
                     }
                     return Poll::Pending;

@@ -2,9 +2,9 @@
 
 use super::error::{PopError, TryPopError};
 use super::stats::{Counters, SpscStats};
-use super::wake::{Notifier, Waiter};
 use super::Shared;
 use crate::sync::{Arc, Ordering};
+use crate::wait::handshake::{Notifier, Waiter};
 use crate::wait::{Deadline, WaitStrategy};
 
 /// The reading end of a typed SPSC ring. Only one exists per ring.

@@ -33,7 +33,7 @@
 //! `data_ready`, which the producer notifies after every publish; the producer
 //! waits on `space_ready`, which the consumer notifies after every release.
 //! A notify costs a `SeqCst` fence, so each event sits behind a handshake
-//! (`wake.rs`): a side notifies only while the other side is in a sleep
+//! (`wait::handshake`): a side notifies only while the other side is in a sleep
 //! episode (from its request, made after its spins and yields, until it is
 //! done sleeping); the rest of the time a publish costs one load of a line
 //! nobody writes. Until the notifier has acknowledged an episode, the
@@ -53,7 +53,7 @@
 //!   `take_batch_wait`.
 //! - `error.rs` — one error enum per operation.
 //! - `stats.rs` — [`SpscStats`], counted in each handle, off the shared lines.
-//! - `wake.rs` — the wake-up events and the handshake that keeps their fence
+//! - `wait::handshake` — the wake-up events and the handshake that keeps their fence
 //!   off the fast path except while a side sleeps.
 //! - `tests.rs` — unit tests (also run under Miri).
 //!
@@ -83,7 +83,6 @@ mod consumer;
 mod error;
 mod producer;
 mod stats;
-mod wake;
 
 pub use consumer::Consumer;
 pub use error::{CapacityError, PopError, PushError, TryPopError, TryPushError};
@@ -91,10 +90,10 @@ pub use producer::Producer;
 pub use stats::SpscStats;
 
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering, UnsafeCell};
+use crate::wait::handshake::Wake;
 use crossbeam_utils::CachePadded;
 use std::mem::MaybeUninit;
 use std::ops::Range;
-use wake::Wake;
 
 /// Creates a ring of at least `capacity` slots (rounded up to a power of two,
 /// at least 1) and returns its two ends.

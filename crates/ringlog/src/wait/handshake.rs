@@ -50,8 +50,8 @@
 //! the waiter two stores and, until the notifier's next publish, bounded
 //! sleeps (the notifier's arming notify wakes it at once).
 
+use super::{Deadline, Event, WaitStrategy};
 use crate::sync::{AtomicUsize, Ordering};
-use crate::wait::{Deadline, Event, WaitStrategy};
 use crossbeam_utils::CachePadded;
 use std::time::Duration;
 

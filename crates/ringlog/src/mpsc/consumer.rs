@@ -146,30 +146,30 @@ impl<T> Consumer<T> {
                 continue;
             }
             let q = &self.shared.queue;
-            let head = q.head();
-            let n = q.count_ready(head, max - taken);
+            let read_pos = q.read_pos();
+            let n = q.count_ready(read_pos, max - taken);
             if n == 0 {
                 // Only a spilling channel needs to know why nothing is ready:
-                // `peek` loads the producers' `tail` line, and a load after
+                // `peek` loads the producers' `write_pos` line, and a load after
                 // every drained chunk would make the next reservation CAS
                 // wait for that line to come back.
                 if self.shared.spill.is_some()
-                    && q.peek(head) == Peek::Empty
-                    && self.refill_spill(head)
+                    && q.peek(read_pos) == Peek::Empty
+                    && self.refill_spill(read_pos)
                 {
                     continue;
                 }
                 break;
             }
-            if !q.claim(head, n) {
+            if !q.claim(read_pos, n) {
                 // An evicting producer took the oldest first.
                 crate::sync::spin_hint();
                 continue;
             }
             out.reserve(n);
             for i in 0..n {
-                // SAFETY: `head..head + n` were published and we claimed them.
-                out.push(unsafe { q.take(head.wrapping_add(i)) });
+                // SAFETY: `read_pos..read_pos + n` were published and we claimed them.
+                out.push(unsafe { q.take(read_pos.wrapping_add(i)) });
             }
             taken += n;
             self.freed();
@@ -182,9 +182,9 @@ impl<T> Consumer<T> {
 
     /// Takes the next item without sleeping.
     ///
-    /// It looks only at the slot of `head` (and, for a spilling channel, at
+    /// It looks only at the slot of `read_pos` (and, for a spilling channel, at
     /// the spill mark): an item not yet published there is `Empty`, even if
-    /// its producer has reserved it. The producers' `tail` line is not read,
+    /// its producer has reserved it. The producers' `write_pos` line is not read,
     /// because each read of it makes the next reservation CAS wait for the
     /// line to come back; blocking calls wait for such an item on the event.
     ///
@@ -199,11 +199,11 @@ impl<T> Consumer<T> {
                 return Ok(item);
             }
             let q = &self.shared.queue;
-            let head = q.head();
-            if q.is_published(head) {
-                if q.claim(head, 1) {
+            let read_pos = q.read_pos();
+            if q.is_published(read_pos) {
+                if q.claim(read_pos, 1) {
                     // SAFETY: published and claimed by us.
-                    let item = unsafe { q.take(head) };
+                    let item = unsafe { q.take(read_pos) };
                     self.freed();
                     self.count(1);
                     return Ok(item);
@@ -212,15 +212,15 @@ impl<T> Consumer<T> {
                 crate::sync::spin_hint();
                 continue;
             }
-            if self.shared.spill.is_some() && self.refill_spill(head) {
+            if self.shared.spill.is_some() && self.refill_spill(read_pos) {
                 continue;
             }
             // Acquire: pairs with the Release decrement in `Producer::drop`:
             // every item of every producer is published and visible once the
-            // count reads zero, so the slot of `head` tells the rest.
+            // count reads zero, so the slot of `read_pos` tells the rest.
             if self.shared.producers.load(Ordering::Acquire) == 0 {
-                let head = self.shared.queue.head();
-                if self.shared.queue.is_published(head) || self.refill_spill(head) {
+                let read_pos = self.shared.queue.read_pos();
+                if self.shared.queue.is_published(read_pos) || self.refill_spill(read_pos) {
                     continue;
                 }
                 return Err(TryPopError::Disconnected);
@@ -231,10 +231,10 @@ impl<T> Consumer<T> {
 
     /// With the ring empty up to the spill mark: reads the next items from
     /// the spill file. True if the caller should look again.
-    fn refill_spill(&mut self, head: usize) -> bool {
+    fn refill_spill(&mut self, read_pos: usize) -> bool {
         let q = &self.shared.queue;
-        let tail = q.tail_word();
-        if tail & SPILL_BIT == 0 || tail & !SPILL_BIT != head {
+        let write_pos = q.write_word();
+        if write_pos & SPILL_BIT == 0 || write_pos & !SPILL_BIT != read_pos {
             return false;
         }
         let Some(store) = self.shared.spill.as_ref() else {
@@ -274,7 +274,7 @@ impl<T> Consumer<T> {
     /// Sleeps until something may be readable; false at the deadline.
     fn wait_for_data(&self, deadline: Deadline) -> bool {
         let shared = &*self.shared;
-        // Closing on `tail` lets producers publish without a fence
+        // Closing on `write_pos` lets producers publish without a fence
         // (`Shared::notify_published`); fenced notifiers pair with the fence
         // of the wait.
         shared.data.wait_until_closed(
@@ -364,20 +364,20 @@ impl<T> Consumer<T> {
 }
 
 impl<T> Shared<T> {
-    /// Whether the consumer should look again: an item published at `head`,
+    /// Whether the consumer should look again: an item published at `read_pos`,
     /// the spill boundary reached, or no producer left. A wake-up hint.
     ///
     /// It runs on every spin of a waiting consumer, so it reads the slot's
-    /// stamp and not the producers' `tail` line (each load of that line makes
-    /// the next reservation CAS wait for it); `tail` is read only by a
+    /// stamp and not the producers' `write_pos` line (each load of that line makes
+    /// the next reservation CAS wait for it); `write_pos` is read only by a
     /// spilling channel, for its spill mark.
     pub(crate) fn readable_hint(&self) -> bool {
         let q = &self.queue;
-        let head = q.head();
-        q.is_published(head)
+        let read_pos = q.read_pos();
+        q.is_published(read_pos)
             || (self.spill.is_some() && {
-                let tail = q.tail_word();
-                tail & SPILL_BIT != 0 && tail & !SPILL_BIT == head
+                let write_pos = q.write_word();
+                write_pos & SPILL_BIT != 0 && write_pos & !SPILL_BIT == read_pos
             })
             // Relaxed: a hint; `try_pop` re-reads it with Acquire.
             || self.producers.load(Ordering::Relaxed) == 0

@@ -16,7 +16,7 @@
 //! the consumer spin without bound: [`Consumer::try_pop`] gives up after a
 //! short spin and reports `Empty`, and [`Consumer::pop`] sleeps until the
 //! publisher notifies. Under `DropOldest` a producer that needs the oldest
-//! item while its producer is still writing it (or the tail slot while its
+//! item while its producer is still writing it (or the write_pos slot while its
 //! reader is still emptying it) spins briefly, then sleeps on the `data`
 //! event, which that publication (or, from the consumer, that freeing)
 //! notifies; [`SendFuture`] returns `Pending` with its waker registered
@@ -26,7 +26,7 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `queue.rs` | the slot array, `head`/`tail`, reserve / publish / claim / evict |
+//! | `queue.rs` | the slot array, `read_pos`/`write_pos`, reserve / publish / claim / evict |
 //! | `producer.rs` | [`Producer`]: push, batches, the policies |
 //! | `consumer.rs` | [`Consumer`]: pop, batches, drain, spill replay |
 //! | `policy.rs` | [`Policy`] |
@@ -94,7 +94,7 @@ use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering};
 use crate::wait::{Event, WaitStrategy};
 use crossbeam_utils::CachePadded;
 use policy::PolicyKind;
-use queue::{HeadMode, Queue};
+use queue::{Queue, ReadMode};
 use spill::{Codec, SpillStore};
 use stats::Registry;
 use std::time::Duration;
@@ -211,13 +211,13 @@ impl<T> Builder<T> {
         // read as "free for position p + 1".
         let capacity = self.capacity.next_power_of_two().max(2);
         let kind = self.policy.kind();
-        let head_mode = match kind {
-            PolicyKind::DropOldest => HeadMode::Cas,
-            PolicyKind::Block => HeadMode::Rmw,
-            PolicyKind::DropNewest | PolicyKind::Spill => HeadMode::Store,
+        let read_mode = match kind {
+            PolicyKind::DropOldest => ReadMode::Cas,
+            PolicyKind::Block => ReadMode::Rmw,
+            PolicyKind::DropNewest | PolicyKind::Spill => ReadMode::Store,
         };
         let queue =
-            Queue::try_new(capacity, head_mode).map_err(|source| NewChannelError::Alloc {
+            Queue::try_new(capacity, read_mode).map_err(|source| NewChannelError::Alloc {
                 requested: capacity,
                 source,
             })?;
@@ -312,8 +312,8 @@ impl<T> Shared<T> {
     /// Wakes the consumer after publishing positions this producer reserved
     /// in the ring. Under `Block` and `DropNewest` the only waiter for a
     /// publication is the consumer, which closes its announcement with an
-    /// RMW of `tail` (`close_data_wait`), and the reservation was an Acquire
-    /// CAS of `tail`: no fence (see `Event::notify_reserved`). Under the other
+    /// RMW of `write_pos` (`close_data_wait`), and the reservation was an Acquire
+    /// CAS of `write_pos`: no fence (see `Event::notify_reserved`). Under the other
     /// policies producers wait on `data` too, with the fenced protocol.
     #[inline]
     pub(crate) fn notify_published(&self) {
@@ -336,8 +336,8 @@ impl<T> Shared<T> {
     }
 
     /// Wakes blocked producers after the consumer freed slots it claimed
-    /// with the Acquire RMW of `head` (`Block` only): no fence, because they
-    /// close their announcement with an RMW of `head` (`close_space_wait`).
+    /// with the Acquire RMW of `read_pos` (`Block` only): no fence, because they
+    /// close their announcement with an RMW of `read_pos` (`close_space_wait`).
     #[inline]
     pub(crate) fn notify_freed(&self) {
         self.space.notify_reserved();
@@ -367,7 +367,7 @@ impl<T> Shared<T> {
     /// if a reservation is in flight, so it must not sleep.
     #[inline]
     pub(crate) fn close_data_wait(&self) -> bool {
-        self.queue.close_data_wait(self.queue.head())
+        self.queue.close_data_wait(self.queue.read_pos())
     }
 
     /// Whether the consumer is gone.

@@ -85,7 +85,7 @@ pub(crate) enum Attempt<T> {
     /// DropNewest); the item is handed back, not yet counted.
     Full(T),
     /// `DropOldest` only: another thread is in the middle of the slot
-    /// operation this push needs (the oldest item being written, or the tail
+    /// operation this push needs (the oldest item being written, or the write_pos
     /// slot being emptied), and a short spin did not see it finish. The
     /// caller waits on the `data` event (or registers in `recv_wakers`)
     /// until the stall resolves, then tries again.
@@ -337,7 +337,7 @@ impl<T> Producer<T> {
     fn wait_for_space(&mut self, deadline: Deadline) -> bool {
         let start = Instant::now();
         let shared = &*self.shared;
-        // Closing on `head` lets the consumer free slots without a fence
+        // Closing on `read_pos` lets the consumer free slots without a fence
         // (`Shared::notify_freed`); the fenced `notify_space` of a consumer
         // that leaves pairs with the fence of the wait.
         let ok = shared.space.wait_until_closed(

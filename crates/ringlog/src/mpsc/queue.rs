@@ -10,35 +10,35 @@
 //! | `pos + 1` | holds the item of `pos`, published |
 //! | `pos + capacity` | emptied again: ready for position `pos + capacity` |
 //!
-//! A producer reserves `pos` by CAS on `tail` (one CAS for a whole batch),
+//! A producer reserves `pos` by CAS on `write_pos` (one CAS for a whole batch),
 //! writes the slot, and publishes it by storing `pos + 1` with Release. The
 //! reader of `pos` (the consumer, or under `DropOldest` an evicting producer)
-//! claims it by moving `head` past it, moves the item out, and frees the slot
-//! by storing `pos + capacity` with Release. Invariant: `head <= tail <=
-//! head + capacity`; every position in `head..tail` is reserved, and every
-//! position below `head` has been claimed by exactly one reader.
+//! claims it by moving `read_pos` past it, moves the item out, and frees the slot
+//! by storing `pos + capacity` with Release. Invariant: `read_pos <= write_pos <=
+//! read_pos + capacity`; every position in `read_pos..write_pos` is reserved, and every
+//! position below `read_pos` has been claimed by exactly one reader.
 //!
 //! Under `DropOldest` the consumer and evicting producers race for the
-//! oldest item, so `head` only moves by CAS and a claim needs the slot to be
-//! published first; otherwise only the consumer writes `head`: under `Block`
+//! oldest item, so `read_pos` only moves by CAS and a claim needs the slot to be
+//! published first; otherwise only the consumer writes `read_pos`: under `Block`
 //! with an Acquire `fetch_add`, the RMW that lets producers waiting for room
-//! close their announcement on `head` (see [`Event`](crate::wait::Event)'s
+//! close their announcement on `read_pos` (see [`Event`](crate::wait::Event)'s
 //! docs) so that freeing a slot needs no fence, and under the other
 //! policies, where nobody waits for room, with a plain store.
 //!
-//! Symmetrically, a reservation is an Acquire RMW of `tail`, so a consumer
-//! waiting for data closes its announcement with a Release RMW of `tail`
+//! Symmetrically, a reservation is an Acquire RMW of `write_pos`, so a consumer
+//! waiting for data closes its announcement with a Release RMW of `write_pos`
 //! (`close_data_wait`) and producers publish without a fence.
 //!
-//! The top bit of `tail` is the spill mark (see `spill.rs`): while it is set
-//! no CAS on `tail` can succeed, so every reservation is either below the
+//! The top bit of `write_pos` is the spill mark (see `spill.rs`): while it is set
+//! no CAS on `write_pos` can succeed, so every reservation is either below the
 //! marked position or sees the mark.
 
 use crate::sync::{AtomicUsize, Ordering, UnsafeCell};
 use crossbeam_utils::CachePadded;
 use std::mem::MaybeUninit;
 
-/// The spill mark in `tail`.
+/// The spill mark in `write_pos`.
 pub(crate) const SPILL_BIT: usize = 1 << (usize::BITS - 1);
 
 /// Largest capacity in slots.
@@ -61,9 +61,9 @@ pub(crate) struct Slot<T> {
 pub(crate) enum Reserve {
     /// Position reserved; the caller must write and publish it.
     Ok(usize),
-    /// `tail - head >= capacity`.
+    /// `write_pos - read_pos >= capacity`.
     Full,
-    /// Not full by the indices, but the slot of this position (the tail
+    /// Not full by the indices, but the slot of this position (the write_pos
     /// seen) is still being emptied by its reader: retry after a moment.
     Busy(usize),
     /// The spill mark is set.
@@ -76,7 +76,7 @@ pub(crate) enum Evict<T> {
     Evicted(T),
     /// The ring has room: just push.
     NotFull,
-    /// Another reader moved `head` first: that is progress, retry at once.
+    /// Another reader moved `read_pos` first: that is progress, retry at once.
     Lost,
     /// The oldest position (this one) is reserved but its producer has not
     /// published it yet: wait for [`Stall::Unpublished`] to resolve.
@@ -93,42 +93,42 @@ pub(crate) enum Evict<T> {
 pub(crate) enum Stall {
     /// The oldest position is reserved and not yet published.
     Unpublished(usize),
-    /// The slot of the tail position is claimed by a reader that has not
+    /// The slot of the write_pos position is claimed by a reader that has not
     /// freed it yet.
     Freeing(usize),
 }
 
-/// What the consumer found at `head`.
+/// What the consumer found at `read_pos`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Peek {
-    /// `n >= 1` published items from `head` on.
+    /// `n >= 1` published items from `read_pos` on.
     Ready,
-    /// `head == tail`: nothing reserved.
+    /// `read_pos == write_pos`: nothing reserved.
     Empty,
-    /// `head` is reserved but not published yet.
+    /// `read_pos` is reserved but not published yet.
     Pending,
 }
 
-/// The ring: slots plus head and tail on their own cache lines.
+/// The ring: slots plus read_pos and write_pos on their own cache lines.
 pub(crate) struct Queue<T> {
     /// Next position to read. The consumer's line; evicting producers CAS it.
-    head: CachePadded<AtomicUsize>,
+    read_pos: CachePadded<AtomicUsize>,
     /// Next position to reserve, with [`SPILL_BIT`]. The producers' line.
-    tail: CachePadded<AtomicUsize>,
+    write_pos: CachePadded<AtomicUsize>,
     slots: Box<[Slot<T>]>,
     /// `capacity - 1`; capacity is a power of two.
     mask: usize,
-    /// How the consumer moves `head`.
-    head_mode: HeadMode,
+    /// How the consumer moves `read_pos`.
+    read_mode: ReadMode,
 }
 
-/// How `head` is moved by its readers.
+/// How `read_pos` is moved by its readers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum HeadMode {
+pub(crate) enum ReadMode {
     /// Only the consumer, with a plain store: nobody waits for room.
     Store,
     /// Only the consumer, with an Acquire RMW: producers wait for room and
-    /// close their announcement with a Release RMW of `head` (`Block`).
+    /// close their announcement with a Release RMW of `read_pos` (`Block`).
     Rmw,
     /// The consumer and evicting producers, by CAS (`DropOldest`).
     Cas,
@@ -149,7 +149,7 @@ impl<T> Queue<T> {
     /// never an abort.
     pub(crate) fn try_new(
         capacity: usize,
-        head_mode: HeadMode,
+        read_mode: ReadMode,
     ) -> Result<Self, crate::region::AllocError> {
         debug_assert!(capacity.is_power_of_two());
         let bytes = capacity.saturating_mul(std::mem::size_of::<Slot<T>>());
@@ -162,11 +162,11 @@ impl<T> Queue<T> {
             value: UnsafeCell::new(MaybeUninit::uninit()),
         }));
         Ok(Self {
-            head: CachePadded::new(AtomicUsize::new(0)),
-            tail: CachePadded::new(AtomicUsize::new(0)),
+            read_pos: CachePadded::new(AtomicUsize::new(0)),
+            write_pos: CachePadded::new(AtomicUsize::new(0)),
             slots: slots.into_boxed_slice(),
             mask: capacity - 1,
-            head_mode,
+            read_mode,
         })
     }
 
@@ -194,95 +194,95 @@ impl<T> Queue<T> {
 
     /// Items reserved and not yet claimed, as seen now (a hint).
     pub(crate) fn len(&self) -> usize {
-        let tail = self.tail.load(Ordering::Relaxed) & !SPILL_BIT;
-        let head = self.head.load(Ordering::Relaxed);
-        (tail.wrapping_sub(head) as isize).clamp(0, self.capacity() as isize) as usize
+        let write_pos = self.write_pos.load(Ordering::Relaxed) & !SPILL_BIT;
+        let read_pos = self.read_pos.load(Ordering::Relaxed);
+        (write_pos.wrapping_sub(read_pos) as isize).clamp(0, self.capacity() as isize) as usize
     }
 
-    /// The tail word, spill mark included.
+    /// The write_pos word, spill mark included.
     #[inline]
-    pub(crate) fn tail_word(&self) -> usize {
-        self.tail.load(Ordering::Relaxed)
+    pub(crate) fn write_word(&self) -> usize {
+        self.write_pos.load(Ordering::Relaxed)
     }
 
-    /// Sets the spill mark; returns the tail position it froze.
+    /// Sets the spill mark; returns the write_pos position it froze.
     pub(crate) fn set_spill_mark(&self) -> usize {
-        // Relaxed: the RMW's place in `tail`'s modification order is what
+        // Relaxed: the RMW's place in `write_pos`'s modification order is what
         // splits reservations into "below the mark" and "saw the mark"; the
         // spill contents are published through the spill mutex.
-        self.tail.fetch_or(SPILL_BIT, Ordering::Relaxed) & !SPILL_BIT
+        self.write_pos.fetch_or(SPILL_BIT, Ordering::Relaxed) & !SPILL_BIT
     }
 
     /// Clears the spill mark: the ring takes pushes again.
     pub(crate) fn clear_spill_mark(&self) {
         // Relaxed: as in `set_spill_mark`.
-        self.tail.fetch_and(!SPILL_BIT, Ordering::Relaxed);
+        self.write_pos.fetch_and(!SPILL_BIT, Ordering::Relaxed);
     }
 
     /// Reserves one position if its slot is free (Vyukov's push).
     #[inline]
     pub(crate) fn try_reserve(&self) -> Reserve {
-        let mut tail = self.tail.load(Ordering::Relaxed);
+        let mut write_pos = self.write_pos.load(Ordering::Relaxed);
         loop {
-            if tail & SPILL_BIT != 0 {
+            if write_pos & SPILL_BIT != 0 {
                 return Reserve::Spilling;
             }
             // Acquire: pairs with the Release store in `take`/`free`, so the
             // previous item's move-out happens before our write to the slot.
-            let stamp = self.slot(tail).stamp.load(Ordering::Acquire);
-            let diff = stamp.wrapping_sub(tail) as isize;
+            let stamp = self.slot(write_pos).stamp.load(Ordering::Acquire);
+            let diff = stamp.wrapping_sub(write_pos) as isize;
             if diff == 0 {
                 // Acquire on success: reads a waiting consumer's Release RMW
                 // in `close_data_wait` (or a later RMW of its release
                 // sequence), so its announcement happens before our
                 // fence-free notify (module docs). Exclusivity comes from the
                 // RMW itself; the slot's memory is ordered by the stamp load.
-                match self.tail.compare_exchange_weak(
-                    tail,
-                    tail + 1,
+                match self.write_pos.compare_exchange_weak(
+                    write_pos,
+                    write_pos + 1,
                     Ordering::Acquire,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => return Reserve::Ok(tail),
-                    Err(now) => tail = now,
+                    Ok(_) => return Reserve::Ok(write_pos),
+                    Err(now) => write_pos = now,
                 }
             } else if diff < 0 {
                 // The slot still holds (or is being emptied of) the item of
-                // `tail - capacity`.
-                let head = self.head.load(Ordering::Relaxed);
-                return if tail.wrapping_sub(head) >= self.capacity() {
+                // `write_pos - capacity`.
+                let read_pos = self.read_pos.load(Ordering::Relaxed);
+                return if write_pos.wrapping_sub(read_pos) >= self.capacity() {
                     Reserve::Full
                 } else {
-                    Reserve::Busy(tail)
+                    Reserve::Busy(write_pos)
                 };
             } else {
-                // Another producer reserved `tail` already.
+                // Another producer reserved `write_pos` already.
                 crate::sync::spin_hint();
-                tail = self.tail.load(Ordering::Relaxed);
+                write_pos = self.write_pos.load(Ordering::Relaxed);
             }
         }
     }
 
-    /// Reserves up to `want` consecutive positions with one CAS on `tail`;
+    /// Reserves up to `want` consecutive positions with one CAS on `write_pos`;
     /// returns the first position and the count (`Ok((_, 0))` never happens:
     /// a full ring is `Err(Reserve::Full)`).
     pub(crate) fn try_reserve_many(&self, want: usize) -> Result<(usize, usize), Reserve> {
         debug_assert!(want > 0);
         let cap = self.capacity();
-        let mut tail = self.tail.load(Ordering::Relaxed);
+        let mut write_pos = self.write_pos.load(Ordering::Relaxed);
         loop {
-            if tail & SPILL_BIT != 0 {
+            if write_pos & SPILL_BIT != 0 {
                 return Err(Reserve::Spilling);
             }
-            // Relaxed: only sizes the request; a stale (smaller) head makes it
+            // Relaxed: only sizes the request; a stale (smaller) read_pos makes it
             // smaller, and each slot is still awaited by stamp in `write`.
-            let head = self.head.load(Ordering::Relaxed);
-            let used = tail.wrapping_sub(head) as isize;
+            let read_pos = self.read_pos.load(Ordering::Relaxed);
+            let used = write_pos.wrapping_sub(read_pos) as isize;
             if used < 0 {
-                // `tail` was read before a reservation that `head` has since
+                // `write_pos` was read before a reservation that `read_pos` has since
                 // passed: our view is stale.
                 crate::sync::spin_hint();
-                tail = self.tail.load(Ordering::Relaxed);
+                write_pos = self.write_pos.load(Ordering::Relaxed);
                 continue;
             }
             let free = cap.saturating_sub(used as usize);
@@ -291,14 +291,14 @@ impl<T> Queue<T> {
                 return Err(Reserve::Full);
             }
             // Acquire on success: as in `try_reserve`.
-            match self.tail.compare_exchange_weak(
-                tail,
-                tail + n,
+            match self.write_pos.compare_exchange_weak(
+                write_pos,
+                write_pos + n,
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Ok((tail, n)),
-                Err(now) => tail = now,
+                Ok(_) => return Ok((write_pos, n)),
+                Err(now) => write_pos = now,
             }
         }
     }
@@ -313,7 +313,7 @@ impl<T> Queue<T> {
     pub(crate) unsafe fn write(&self, pos: usize, item: T) {
         let slot = self.slot(pos);
         // A batch reservation does not look at stamps: wait until the reader
-        // of `pos - capacity` (already past `head`) has moved its item out.
+        // of `pos - capacity` (already past `read_pos`) has moved its item out.
         // Acquire: pairs with the Release store in `take`.
         let mut spins = 0u32;
         while slot.stamp.load(Ordering::Acquire) != pos {
@@ -335,90 +335,91 @@ impl<T> Queue<T> {
         self.slot(pos).stamp.load(Ordering::Acquire) == pos.wrapping_add(1)
     }
 
-    /// The consumer's current `head`.
+    /// The consumer's current `read_pos`.
     #[inline]
-    pub(crate) fn head(&self) -> usize {
+    pub(crate) fn read_pos(&self) -> usize {
         // Relaxed: the consumer reads its own index; evictors' moves are
         // re-validated by CAS in `claim`.
-        self.head.load(Ordering::Relaxed)
+        self.read_pos.load(Ordering::Relaxed)
     }
 
-    /// What the consumer finds at `head`.
+    /// What the consumer finds at `read_pos`.
     #[inline]
-    pub(crate) fn peek(&self, head: usize) -> Peek {
-        if self.is_published(head) {
+    pub(crate) fn peek(&self, read_pos: usize) -> Peek {
+        if self.is_published(read_pos) {
             return Peek::Ready;
         }
-        let tail = self.tail.load(Ordering::Relaxed) & !SPILL_BIT;
-        if tail.wrapping_sub(head) as isize <= 0 {
+        let write_pos = self.write_pos.load(Ordering::Relaxed) & !SPILL_BIT;
+        if write_pos.wrapping_sub(read_pos) as isize <= 0 {
             Peek::Empty
         } else {
             Peek::Pending
         }
     }
 
-    /// How many published positions follow `head` contiguously, up to `max`.
+    /// How many published positions follow `read_pos` contiguously, up to `max`.
     #[inline]
-    pub(crate) fn count_ready(&self, head: usize, max: usize) -> usize {
+    pub(crate) fn count_ready(&self, read_pos: usize, max: usize) -> usize {
         let mut n = 0;
-        while n < max && n < self.capacity() && self.is_published(head.wrapping_add(n)) {
+        while n < max && n < self.capacity() && self.is_published(read_pos.wrapping_add(n)) {
             n += 1;
         }
         n
     }
 
-    /// Claims `n` published positions from `head` for the consumer. Fails
-    /// only under `DropOldest`, when an evicting producer moved `head` first.
+    /// Claims `n` published positions from `read_pos` for the consumer. Fails
+    /// only under `DropOldest`, when an evicting producer moved `read_pos` first.
     #[inline]
-    pub(crate) fn claim(&self, head: usize, n: usize) -> bool {
-        match self.head_mode {
+    pub(crate) fn claim(&self, read_pos: usize, n: usize) -> bool {
+        match self.read_mode {
             // Relaxed: exclusivity comes from the RMW; the items were made
             // visible by the Acquire stamp loads in `count_ready`.
-            HeadMode::Cas => self
-                .head
+            ReadMode::Cas => self
+                .read_pos
                 .compare_exchange(
-                    head,
-                    head.wrapping_add(n),
+                    read_pos,
+                    read_pos.wrapping_add(n),
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 )
                 .is_ok(),
-            HeadMode::Rmw => {
+            ReadMode::Rmw => {
                 // Acquire: reads a blocked producer's Release RMW in
                 // `close_space_wait` (or a later one), so its announcement
                 // happens before the fence-free notify after the slots are
                 // freed (module docs).
-                self.head.fetch_add(n, Ordering::Acquire);
+                self.read_pos.fetch_add(n, Ordering::Acquire);
                 true
             }
-            HeadMode::Store => {
-                // Relaxed: producers read `head` only to size requests; slot
+            ReadMode::Store => {
+                // Relaxed: producers read `read_pos` only to size requests; slot
                 // reuse is ordered by the stamp store in `take`.
-                self.head.store(head.wrapping_add(n), Ordering::Relaxed);
+                self.read_pos
+                    .store(read_pos.wrapping_add(n), Ordering::Relaxed);
                 true
             }
         }
     }
 
     /// A consumer about to sleep for data: closes its announcement with a
-    /// Release RMW of `tail`, which the next reservation's Acquire CAS reads
-    /// (module docs). True if a reservation at `head` was seen, whose item
+    /// Release RMW of `write_pos`, which the next reservation's Acquire CAS reads
+    /// (module docs). True if a reservation at `read_pos` was seen, whose item
     /// may not be published yet: then the consumer must not sleep.
-    pub(crate) fn close_data_wait(&self, head: usize) -> bool {
+    pub(crate) fn close_data_wait(&self, read_pos: usize) -> bool {
         // Release: pairs with the Acquire reservation CAS in `try_reserve` and
         // `try_reserve_many`.
-        let tail = self.tail.fetch_add(0, Ordering::Release);
-        tail & !SPILL_BIT != head
+        let write_pos = self.write_pos.fetch_add(0, Ordering::Release);
+        write_pos & !SPILL_BIT != read_pos
     }
 
     /// A producer about to sleep for room (`Block`): closes its announcement
-    /// with a Release RMW of `head`, which the consumer's next claim reads
+    /// with a Release RMW of `read_pos`, which the consumer's next claim reads
     /// (module docs). The room it may reveal is seen by the caller's
-    /// condition, which reads `head` after this RMW.
+    /// condition, which reads `read_pos` after this RMW.
     pub(crate) fn close_space_wait(&self) {
-        debug_assert_eq!(self.head_mode, HeadMode::Rmw);
+        debug_assert_eq!(self.read_mode, ReadMode::Rmw);
         // Release: pairs with the Acquire `fetch_add` in `claim`.
-        self.head.fetch_add(0, Ordering::Release);
+        self.read_pos.fetch_add(0, Ordering::Release);
     }
 
     /// Moves the item of `pos` out and frees its slot for `pos + capacity`.
@@ -442,22 +443,22 @@ impl<T> Queue<T> {
 
     /// Under `DropOldest`: claims the oldest item if the ring is full.
     pub(crate) fn evict_oldest(&self) -> Evict<T> {
-        debug_assert_eq!(self.head_mode, HeadMode::Cas);
-        let head = self.head.load(Ordering::Relaxed);
-        let tail = self.tail.load(Ordering::Relaxed) & !SPILL_BIT;
-        if (tail.wrapping_sub(head) as isize) < self.capacity() as isize {
+        debug_assert_eq!(self.read_mode, ReadMode::Cas);
+        let read_pos = self.read_pos.load(Ordering::Relaxed);
+        let write_pos = self.write_pos.load(Ordering::Relaxed) & !SPILL_BIT;
+        if (write_pos.wrapping_sub(read_pos) as isize) < self.capacity() as isize {
             return Evict::NotFull;
         }
-        if !self.is_published(head) {
-            return Evict::Unpublished(head);
+        if !self.is_published(read_pos) {
+            return Evict::Unpublished(read_pos);
         }
         // Relaxed: as in `claim`; the one CAS decides between us, the
         // consumer and other evictors.
         if self
-            .head
+            .read_pos
             .compare_exchange(
-                head,
-                head.wrapping_add(1),
+                read_pos,
+                read_pos.wrapping_add(1),
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             )
@@ -465,26 +466,26 @@ impl<T> Queue<T> {
         {
             return Evict::Lost;
         }
-        // SAFETY: we saw `head` published and moved `head` past it by CAS.
-        Evict::Evicted(unsafe { self.take(head) })
+        // SAFETY: we saw `read_pos` published and moved `read_pos` past it by CAS.
+        Evict::Evicted(unsafe { self.take(read_pos) })
     }
 }
 
 impl<T> Queue<T> {
     /// Whether `stall` no longer holds: the oldest position was published or
-    /// `head` moved on; the tail slot was freed or `tail` moved on. A hint
+    /// `read_pos` moved on; the write_pos slot was freed or `write_pos` moved on. A hint
     /// for a waiter's condition: the retry re-reads everything with the
     /// orderings of the real operation.
     pub(crate) fn stall_resolved(&self, stall: Stall) -> bool {
         match stall {
             Stall::Unpublished(pos) => {
                 // Relaxed (both): a hint, see above.
-                self.head.load(Ordering::Relaxed) != pos
+                self.read_pos.load(Ordering::Relaxed) != pos
                     || self.slot(pos).stamp.load(Ordering::Relaxed) == pos.wrapping_add(1)
             }
             Stall::Freeing(pos) => {
                 // Relaxed (both): a hint, see above.
-                self.tail.load(Ordering::Relaxed) & !SPILL_BIT != pos
+                self.write_pos.load(Ordering::Relaxed) & !SPILL_BIT != pos
                     || self
                         .slot(pos)
                         .stamp
@@ -510,10 +511,10 @@ pub(crate) fn backoff(spins: &mut u32) {
 impl<T> Drop for Queue<T> {
     fn drop(&mut self) {
         // Every handle is gone, so nothing is in flight: every position in
-        // head..tail is published (reservations are written in the same call).
-        let tail = self.tail.load(Ordering::Relaxed) & !SPILL_BIT;
-        let mut pos = self.head.load(Ordering::Relaxed);
-        while pos != tail {
+        // read_pos..write_pos is published (reservations are written in the same call).
+        let write_pos = self.write_pos.load(Ordering::Relaxed) & !SPILL_BIT;
+        let mut pos = self.read_pos.load(Ordering::Relaxed);
+        while pos != write_pos {
             if self.is_published(pos) {
                 // SAFETY: published, unclaimed, and we are the last owner.
                 drop(unsafe { self.take(pos) });
@@ -527,8 +528,8 @@ impl<T> std::fmt::Debug for Queue<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Queue")
             .field("capacity", &self.capacity())
-            .field("head", &self.head.load(Ordering::Relaxed))
-            .field("tail", &self.tail.load(Ordering::Relaxed))
+            .field("read_pos", &self.read_pos.load(Ordering::Relaxed))
+            .field("write_pos", &self.write_pos.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }

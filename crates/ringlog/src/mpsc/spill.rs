@@ -3,9 +3,9 @@
 //! # The ordering rule
 //!
 //! A producer that finds the ring full takes the spill lock and sets the
-//! spill mark in `tail` (one `fetch_or`), freezing the ring at position `B`.
+//! spill mark in `write_pos` (one `fetch_or`), freezing the ring at position `B`.
 //! From then on every push, from every producer, goes to the spill file:
-//! a CAS on `tail` cannot succeed while the mark is set, so each reservation
+//! a CAS on `write_pos` cannot succeed while the mark is set, so each reservation
 //! is either below `B` or sees the mark. The consumer reads the ring up to
 //! `B`, then the spill file to its end, and, holding the spill lock with the
 //! file drained, removes the file and clears the mark; the ring then takes
@@ -255,7 +255,7 @@ impl<T> SpillStore<T> {
         let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if activate {
             queue.set_spill_mark();
-        } else if queue.tail_word() & super::queue::SPILL_BIT == 0 {
+        } else if queue.write_word() & super::queue::SPILL_BIT == 0 {
             // The mark is only cleared under this lock, which we hold, so
             // the Relaxed value read is current.
             return None;

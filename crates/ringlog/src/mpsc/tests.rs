@@ -529,7 +529,7 @@ fn drop_oldest_send_waits_for_the_oldest_publication() {
     assert_eq!(rx.drain().collect::<Vec<_>>(), [1, 2]);
 }
 
-/// DropOldest, async: while the tail slot's reader has claimed it but not
+/// DropOldest, async: while the write_pos slot's reader has claimed it but not
 /// emptied it yet, `send` returns `Pending`, is woken when the slot is
 /// freed (`Consumer::freed`), and then pushes without evicting.
 #[test]
@@ -542,7 +542,7 @@ fn drop_oldest_send_waits_for_the_slot_being_freed() {
     tx.push(1).unwrap();
     let tx2 = tx.clone();
     let shared = tx2.shared();
-    // A reader moved `head` past position 0 and is preempted before it
+    // A reader moved `read_pos` past position 0 and is preempted before it
     // frees the slot.
     assert!(shared.queue.claim(0, 1));
     {

@@ -26,11 +26,11 @@ use std::cell::Cell;
 /// ```
 pub struct Consumer<R: Region = HeapRegion> {
     pub(super) ring: Arc<Ring<R>>,
-    /// Our own `tail`: only we write the shared one.
-    tail: u64,
-    /// Last `head` read from the producer's line (validated): the end of
+    /// Our own `read_pos`: only we write the shared one.
+    read_pos: u64,
+    /// Last `write_pos` read from the producer's line (validated): the end of
     /// the batch being handed out.
-    cached_head: u64,
+    cached_write_pos: u64,
     /// Set once ring memory was found invalid; the ring is then dead.
     corrupt: Option<Corruption>,
     strategy: WaitStrategy,
@@ -40,7 +40,7 @@ impl<R: Region> std::fmt::Debug for Consumer<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Consumer")
             .field("capacity", &self.ring.capacity())
-            .field("tail", &self.tail)
+            .field("read_pos", &self.read_pos)
             .finish_non_exhaustive()
     }
 }
@@ -48,11 +48,11 @@ impl<R: Region> std::fmt::Debug for Consumer<R> {
 impl<R: Region> Consumer<R> {
     pub(crate) fn new(ring: Arc<Ring<R>>) -> Self {
         // Relaxed: see `Producer::new`.
-        let tail = ring.control().consumer.pos.load(Ordering::Relaxed);
+        let read_pos = ring.control().consumer.pos.load(Ordering::Relaxed);
         Self {
             ring,
-            tail,
-            cached_head: tail,
+            read_pos,
+            cached_write_pos: read_pos,
             corrupt: None,
             strategy: WaitStrategy::DEFAULT,
         }
@@ -70,10 +70,12 @@ impl<R: Region> Consumer<R> {
 
     /// Committed bytes not yet released (headers and padding count).
     pub fn available(&self) -> usize {
-        // Our own tail, not the shared copy: in shared memory a peer could
+        // Our own read_pos, not the shared copy: in shared memory a peer could
         // rewrite that one and make an empty ring look non-empty.
-        let head = self.ring.control().producer.pos.load(Ordering::Relaxed);
-        head.saturating_sub(self.tail).min(self.ring.capacity()) as usize
+        let write_pos = self.ring.control().producer.pos.load(Ordering::Relaxed);
+        write_pos
+            .saturating_sub(self.read_pos)
+            .min(self.ring.capacity()) as usize
     }
 
     /// Free bytes in the ring as seen now.
@@ -88,21 +90,24 @@ impl<R: Region> Consumer<R> {
         self.ring.control().producer.closed.load(Ordering::Acquire) != 0
     }
 
-    /// Re-reads the producer's `head`, validating it.
+    /// Re-reads the producer's `write_pos`, validating it.
     fn refresh(&mut self) -> Result<(), Corruption> {
         // Acquire: pairs with the Release store in `Grant::commit`, so the
-        // record bytes before `head` are visible.
-        let head = self.ring.control().producer.pos.load(Ordering::Acquire);
-        if head < self.tail || head - self.tail > self.ring.capacity() || head % 8 != 0 {
+        // record bytes before `write_pos` are visible.
+        let write_pos = self.ring.control().producer.pos.load(Ordering::Acquire);
+        if write_pos < self.read_pos
+            || write_pos - self.read_pos > self.ring.capacity()
+            || write_pos % 8 != 0
+        {
             let e = Corruption {
-                what: "producer head outside [tail, tail + capacity]",
-                position: self.tail,
-                value: head,
+                what: "producer write_pos outside [read_pos, read_pos + capacity]",
+                position: self.read_pos,
+                value: write_pos,
             };
             self.corrupt = Some(e);
             return Err(e);
         }
-        self.cached_head = head;
+        self.cached_write_pos = write_pos;
         Ok(())
     }
 
@@ -110,22 +115,22 @@ impl<R: Region> Consumer<R> {
         if let Some(e) = self.corrupt {
             return Err(e.into());
         }
-        // One Acquire load of `head` per batch: a batch is everything
+        // One Acquire load of `write_pos` per batch: a batch is everything
         // committed so far, including records committed after an earlier,
         // unreleased read.
         self.refresh()?;
-        if self.cached_head == self.tail {
+        if self.cached_write_pos == self.read_pos {
             if !self.is_abandoned() {
                 return Err(TryReadError::Empty);
             }
             // The producer may have committed just before closing: look again
             // now that its close (Release) is seen.
             self.refresh()?;
-            if self.cached_head == self.tail {
+            if self.cached_write_pos == self.read_pos {
                 return Err(TryReadError::Disconnected);
             }
         }
-        Ok(self.cached_head)
+        Ok(self.cached_write_pos)
     }
 
     /// Whether a [`try_read`](Self::try_read) now would return a batch,
@@ -141,10 +146,10 @@ impl<R: Region> Consumer<R> {
     }
 
     /// The batch a successful [`poll`](Self::poll) found, without reading
-    /// `head` again (so it cannot fail). Empty if the last poll failed.
+    /// `write_pos` again (so it cannot fail). Empty if the last poll failed.
     #[cfg(not(loom))]
     pub(crate) fn read_polled(&mut self) -> ReadBatch<'_, R> {
-        let end = self.cached_head;
+        let end = self.cached_write_pos;
         ReadBatch::new(self, end)
     }
 
@@ -178,11 +183,11 @@ impl<R: Region> Consumer<R> {
                 Err(TryReadError::Disconnected) => return Err(ReadError::Disconnected),
                 Err(TryReadError::Corrupt(e)) => return Err(e.into()),
                 Err(TryReadError::Empty) => {
-                    let tail = self.tail;
+                    let read_pos = self.read_pos;
                     let c = self.ring.control();
                     let ok = c.data_ready.wait_until(&self.strategy, deadline, || {
                         // Relaxed: a hint; `refresh` re-reads with Acquire.
-                        c.producer.pos.load(Ordering::Relaxed) != tail
+                        c.producer.pos.load(Ordering::Relaxed) != read_pos
                             || c.producer.closed.load(Ordering::Relaxed) != 0
                     });
                     if !ok {
@@ -236,7 +241,7 @@ impl<'a, R: Region> ReadBatch<'a, R> {
 
     /// Bytes the batch spans in the ring (headers and padding included).
     pub fn len_bytes(&self) -> usize {
-        (self.end - self.consumer.tail) as usize
+        (self.end - self.consumer.read_pos) as usize
     }
 
     /// Copies the batch's bytes (headers and padding included) into
@@ -249,17 +254,17 @@ impl<'a, R: Region> ReadBatch<'a, R> {
     ///
     /// `scratch` grows to the batch's size (at most the ring's capacity).
     pub fn copy_into(self, scratch: &'a mut Vec<u64>) -> CopiedBatch<'a, R> {
-        let tail = self.consumer.tail;
-        let words = (self.end - tail) as usize / 8;
+        let read_pos = self.consumer.read_pos;
+        let words = (self.end - read_pos) as usize / 8;
         scratch.clear();
         scratch.reserve_exact(words);
         let ring = &*self.consumer.ring;
-        ring.track_read(tail, words as u64 * 8);
-        // SAFETY: `tail..end` is the batch: committed (Acquire on `head`),
+        ring.track_read(read_pos, words as u64 * 8);
+        // SAFETY: `read_pos..end` is the batch: committed (Acquire on `write_pos`),
         // not overwritten by the producer until we release, positions
         // multiples of 8, at most `capacity` bytes; `spare_capacity_mut`
         // has room for `words` (reserved above).
-        unsafe { ring.read_words(tail, &mut scratch.spare_capacity_mut()[..words]) };
+        unsafe { ring.read_words(read_pos, &mut scratch.spare_capacity_mut()[..words]) };
         // SAFETY: the first `words` elements were just written.
         unsafe { scratch.set_len(words) };
         let words: &'a [u64] = scratch;
@@ -280,9 +285,9 @@ impl<'a, R: Region> ReadBatch<'a, R> {
             return;
         }
         let ring = &*c.ring;
-        c.tail = self.end;
+        c.read_pos = self.end;
         // Release: our reads of the released bytes happen before the
-        // producer reuses them; pairs with the Acquire load of tail in
+        // producer reuses them; pairs with the Acquire load of read_pos in
         // `Producer::reserve`.
         ring.control()
             .consumer
@@ -301,8 +306,8 @@ impl<R: PrivateRegion> ReadBatch<'_, R> {
         Records {
             ring: &self.consumer.ring,
             copy: None,
-            base: self.consumer.tail,
-            pos: self.consumer.tail,
+            base: self.consumer.read_pos,
+            pos: self.consumer.read_pos,
             end: self.end,
             found: &self.found,
         }
@@ -313,7 +318,7 @@ impl<R: PrivateRegion> ReadBatch<'_, R> {
 /// [`ReadBatch::copy_into`]: its records are read from the copy.
 pub struct CopiedBatch<'a, R: Region = HeapRegion> {
     batch: ReadBatch<'a, R>,
-    /// The batch's bytes from position `batch.consumer.tail` on.
+    /// The batch's bytes from position `batch.consumer.read_pos` on.
     bytes: &'a [u8],
 }
 
@@ -338,8 +343,8 @@ impl<R: Region> CopiedBatch<'_, R> {
         Records {
             ring: &self.batch.consumer.ring,
             copy: Some(self.bytes),
-            base: self.batch.consumer.tail,
-            pos: self.batch.consumer.tail,
+            base: self.batch.consumer.read_pos,
+            pos: self.batch.consumer.read_pos,
             end: self.batch.end,
             found: &self.batch.found,
         }

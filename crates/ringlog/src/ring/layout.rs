@@ -17,8 +17,8 @@ pub(crate) const KIND_PAD: u32 = 0x5250_4144;
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct Side {
-    /// Monotonic byte position this side has published (`head` for the
-    /// producer, `tail` for the consumer).
+    /// Monotonic byte position this side has published (`write_pos` for the
+    /// producer, `read_pos` for the consumer).
     pub(crate) pos: AtomicU64,
     /// Non-zero once this side's handle is dropped.
     pub(crate) closed: AtomicU32,

@@ -4,13 +4,13 @@
 //! The algorithm is the classic Lamport ring with monotonic 64-bit byte
 //! positions (as in rtrb and bbqueue's grants, over bytes instead of slots):
 //!
-//! - `head` — bytes ever committed by the producer; only the producer writes it.
-//! - `tail` — bytes ever released by the consumer; only the consumer writes it.
-//! - invariant: `tail <= head <= tail + capacity`, both multiples of 8; a
+//! - `write_pos` — bytes ever committed by the producer; only the producer writes it.
+//! - `read_pos` — bytes ever released by the consumer; only the consumer writes it.
+//! - invariant: `read_pos <= write_pos <= read_pos + capacity`, both multiples of 8; a
 //!   position's offset in the data area is `pos & (capacity - 1)`.
 //!
-//! The producer keeps a private copy of `tail` and re-reads the shared one
-//! only when its copy says "full"; the consumer reads `head` once per batch.
+//! The producer keeps a private copy of `read_pos` and re-reads the shared one
+//! only when its copy says "full"; the consumer reads `write_pos` once per batch.
 //! In steady state each side touches the other's cache line once per batch,
 //! not once per record.
 //!
@@ -71,7 +71,7 @@ pub const MAX_CAPACITY: usize = 1 << 40;
 /// more than this).
 pub const MAX_RECORD_LEN: usize = u32::MAX as usize;
 
-/// Largest `head` a ring attached from foreign memory accepts, so that no
+/// Largest `write_pos` a ring attached from foreign memory accepts, so that no
 /// position arithmetic can overflow (2^62 bytes: centuries at memory speed).
 #[cfg(not(loom))]
 const MAX_POSITION: u64 = 1 << 62;
@@ -158,8 +158,8 @@ impl<R: Region> Ring<R> {
     ///
     /// `capacity` comes from the caller's private, validated copy of the
     /// geometry and is never re-read from the region. The indices found in
-    /// the control block are checked: both multiples of 8, `tail <= head <=
-    /// tail + capacity`, and `head` far from overflow.
+    /// the control block are checked: both multiples of 8, `read_pos <= write_pos <=
+    /// read_pos + capacity`, and `write_pos` far from overflow.
     ///
     /// # Safety
     ///
@@ -177,21 +177,24 @@ impl<R: Region> Ring<R> {
         let c = ring.control();
         // Acquire: pairs with the Release stores of the indices by the
         // handles that used the ring before us.
-        let tail = c.consumer.pos.load(Ordering::Acquire);
-        let head = c.producer.pos.load(Ordering::Acquire);
+        let read_pos = c.consumer.pos.load(Ordering::Acquire);
+        let write_pos = c.producer.pos.load(Ordering::Acquire);
         let bad = |what, value| Corruption {
             what,
-            position: tail,
+            position: read_pos,
             value,
         };
-        if tail % 8 != 0 {
-            return Err(bad("consumer tail not a multiple of 8", tail));
+        if read_pos % 8 != 0 {
+            return Err(bad("consumer read_pos not a multiple of 8", read_pos));
         }
-        if head % 8 != 0 || head < tail || head - tail > ring.capacity {
-            return Err(bad("producer head outside [tail, tail + capacity]", head));
+        if write_pos % 8 != 0 || write_pos < read_pos || write_pos - read_pos > ring.capacity {
+            return Err(bad(
+                "producer write_pos outside [read_pos, read_pos + capacity]",
+                write_pos,
+            ));
         }
-        if head > MAX_POSITION {
-            return Err(bad("producer head too close to overflow", head));
+        if write_pos > MAX_POSITION {
+            return Err(bad("producer write_pos too close to overflow", write_pos));
         }
         Ok(ring)
     }
@@ -300,9 +303,9 @@ impl<R: Region> Ring<R> {
     /// Bytes committed and not yet released, as seen now.
     pub(crate) fn used(&self) -> u64 {
         let c = self.control();
-        let tail = c.consumer.pos.load(Ordering::Relaxed);
-        let head = c.producer.pos.load(Ordering::Relaxed);
-        head.saturating_sub(tail).min(self.capacity)
+        let read_pos = c.consumer.pos.load(Ordering::Relaxed);
+        let write_pos = c.producer.pos.load(Ordering::Relaxed);
+        write_pos.saturating_sub(read_pos).min(self.capacity)
     }
 
     /// Tells loom that `len` bytes at `pos` are written (no-op otherwise).

@@ -24,11 +24,11 @@ use std::ops::{Deref, DerefMut};
 /// ```
 pub struct Producer<R: Region = HeapRegion> {
     ring: Arc<Ring<R>>,
-    /// Our own `head`: only we write the shared one.
-    head: u64,
-    /// Last `tail` read from the consumer's line; may be stale (too small),
+    /// Our own `write_pos`: only we write the shared one.
+    write_pos: u64,
+    /// Last `read_pos` read from the consumer's line; may be stale (too small),
     /// which only makes us re-read it.
-    cached_tail: u64,
+    cached_read_pos: u64,
     strategy: WaitStrategy,
 }
 
@@ -36,7 +36,7 @@ impl<R: Region> std::fmt::Debug for Producer<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Producer")
             .field("capacity", &self.ring.capacity())
-            .field("head", &self.head)
+            .field("write_pos", &self.write_pos)
             .finish_non_exhaustive()
     }
 }
@@ -60,12 +60,12 @@ impl<R: Region> Producer<R> {
         let c = ring.control();
         // Relaxed: the handle is created before it is sent to its thread; the
         // spawn (or process start) orders these loads.
-        let head = c.producer.pos.load(Ordering::Relaxed);
-        let cached_tail = c.consumer.pos.load(Ordering::Relaxed);
+        let write_pos = c.producer.pos.load(Ordering::Relaxed);
+        let cached_read_pos = c.consumer.pos.load(Ordering::Relaxed);
         Self {
             ring,
-            head,
-            cached_tail,
+            write_pos,
+            cached_read_pos,
             strategy: WaitStrategy::DEFAULT,
         }
     }
@@ -116,30 +116,30 @@ impl<R: Region> Producer<R> {
             }));
         }
         let total = record_len(len as u64);
-        let offset = self.head & self.ring.mask();
+        let offset = self.write_pos & self.ring.mask();
         let to_end = cap - offset;
         let pad = if total <= to_end { 0 } else { to_end };
         let need = pad + total;
-        if self.head + need - self.cached_tail > cap {
+        if self.write_pos + need - self.cached_read_pos > cap {
             // Acquire: pairs with the Release store in `ReadBatch::release`,
             // so the consumer's reads of the bytes we are about to overwrite
             // happen before our writes.
-            let tail = self.ring.control().consumer.pos.load(Ordering::Acquire);
-            if tail > self.head || self.head - tail > cap || tail % 8 != 0 {
+            let read_pos = self.ring.control().consumer.pos.load(Ordering::Acquire);
+            if read_pos > self.write_pos || self.write_pos - read_pos > cap || read_pos % 8 != 0 {
                 return Err(ReserveError::Corrupt(Corruption {
-                    what: "consumer tail outside [head - capacity, head]",
-                    position: self.head,
-                    value: tail,
+                    what: "consumer read_pos outside [write_pos - capacity, write_pos]",
+                    position: self.write_pos,
+                    value: read_pos,
                 }));
             }
-            self.cached_tail = tail;
-            if self.head + need - tail > cap {
+            self.cached_read_pos = read_pos;
+            if self.write_pos + need - read_pos > cap {
                 return Err(ReserveError::Full { need });
             }
         }
         Ok(Reservation {
             pad,
-            start: self.head + pad,
+            start: self.write_pos + pad,
         })
     }
 
@@ -193,11 +193,11 @@ impl<R: Region> Producer<R> {
                     }
                     let ring = &*self.ring;
                     let c = ring.control();
-                    let want_tail = self.head + need - ring.capacity();
+                    let want_read_pos = self.write_pos + need - ring.capacity();
                     let ok = c.space_ready.wait_until(&self.strategy, deadline, || {
                         // Relaxed: only a hint to stop waiting; `reserve`
-                        // re-reads tail with Acquire.
-                        c.consumer.pos.load(Ordering::Relaxed) >= want_tail
+                        // re-reads read_pos with Acquire.
+                        c.consumer.pos.load(Ordering::Relaxed) >= want_read_pos
                             || c.consumer.closed.load(Ordering::Relaxed) != 0
                     });
                     if !ok {
@@ -303,9 +303,9 @@ impl<R: Region> Grant<'_, R> {
             let word = encode_header((self.pad - RECORD_HEADER_LEN as u64) as u32, KIND_PAD);
             // SAFETY: the pad starts at an 8-aligned offset inside the data
             // area with >= 8 bytes to its end, and the space is ours (claimed
-            // in `reserve`; the consumer does not read past `head`).
-            unsafe { ring.write_word(p.head & mask, word) };
-            ring.track_write(p.head, RECORD_HEADER_LEN as u64);
+            // in `reserve`; the consumer does not read past `write_pos`).
+            unsafe { ring.write_word(p.write_pos & mask, word) };
+            ring.track_write(p.write_pos, RECORD_HEADER_LEN as u64);
         }
         // `n <= len <= max_record_len <= u32::MAX` (checked in `reserve`),
         // so the length field holds it exactly.
@@ -314,11 +314,14 @@ impl<R: Region> Grant<'_, R> {
         unsafe { ring.write_word(self.start & mask, encode_header(n32, KIND_DATA)) };
         let total = record_len(n as u64);
         ring.track_write(self.start, total);
-        let head = self.start + total;
-        p.head = head;
+        let write_pos = self.start + total;
+        p.write_pos = write_pos;
         // Release: publishes the header and payload; pairs with the Acquire
-        // load of head in `Consumer::refresh`.
-        ring.control().producer.pos.store(head, Ordering::Release);
+        // load of write_pos in `Consumer::refresh`.
+        ring.control()
+            .producer
+            .pos
+            .store(write_pos, Ordering::Release);
         ring.control().data_ready.notify();
     }
 

@@ -29,11 +29,11 @@ use crate::wait::{Deadline, WaitStrategy};
 /// ```
 pub struct Consumer<T> {
     shared: Arc<Shared<T>>,
-    /// Our own `tail`: only we write the shared one.
-    tail: usize,
-    /// Last `head` loaded from the producer's line; may be stale (too
+    /// Our own `read_pos`: only we write the shared one.
+    read_pos: usize,
+    /// Last `write_pos` loaded from the producer's line; may be stale (too
     /// small), which only makes us re-read it.
-    cached_head: usize,
+    cached_write_pos: usize,
     strategy: WaitStrategy,
     counters: Counters,
     /// Our side of the space wake-up handshake: notifying while the
@@ -47,7 +47,7 @@ impl<T> std::fmt::Debug for Consumer<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Consumer")
             .field("capacity", &self.shared.capacity())
-            .field("tail", &self.tail)
+            .field("read_pos", &self.read_pos)
             .finish_non_exhaustive()
     }
 }
@@ -55,13 +55,13 @@ impl<T> std::fmt::Debug for Consumer<T> {
 impl<T> Consumer<T> {
     pub(crate) fn new(shared: Arc<Shared<T>>) -> Self {
         // Relaxed: see `Producer::new`.
-        let tail = shared.tail.load(Ordering::Relaxed);
+        let read_pos = shared.read_pos.load(Ordering::Relaxed);
         Self {
             shared,
-            tail,
-            cached_head: tail,
+            read_pos,
+            cached_write_pos: read_pos,
             strategy: WaitStrategy::DEFAULT,
-            counters: Counters::new(tail),
+            counters: Counters::new(read_pos),
             space_armed: Notifier::default(),
             data_acked: Waiter::default(),
         }
@@ -92,23 +92,24 @@ impl<T> Consumer<T> {
 
     /// A snapshot of this handle's counters (values popped, batches).
     pub fn stats(&self) -> SpscStats {
-        self.counters.snapshot(self.tail, std::mem::size_of::<T>())
+        self.counters
+            .snapshot(self.read_pos, std::mem::size_of::<T>())
     }
 
-    /// Re-reads the producer's `head` and returns the published values.
+    /// Re-reads the producer's `write_pos` and returns the published values.
     #[inline]
     fn refresh(&mut self) -> usize {
-        // Acquire: pairs with the Release store of head in the producer's
+        // Acquire: pairs with the Release store of write_pos in the producer's
         // `publish`, so the slot writes before it are visible.
-        self.cached_head = self.shared.head.load(Ordering::Acquire);
-        self.cached_head.wrapping_sub(self.tail)
+        self.cached_write_pos = self.shared.write_pos.load(Ordering::Acquire);
+        self.cached_write_pos.wrapping_sub(self.read_pos)
     }
 
-    /// Published values, re-reading `head` only when the cache shows fewer
+    /// Published values, re-reading `write_pos` only when the cache shows fewer
     /// than `want`. `Err` means empty, telling whether the producer is gone.
     #[inline]
     fn ready(&mut self, want: usize) -> Result<usize, TryPopError> {
-        let n = self.cached_head.wrapping_sub(self.tail);
+        let n = self.cached_write_pos.wrapping_sub(self.read_pos);
         if n >= want {
             return Ok(n);
         }
@@ -128,14 +129,14 @@ impl<T> Consumer<T> {
     }
 
     /// Gives `n > 0` popped slots back to the producer and wakes it if it
-    /// sleeps. Counts nothing: `tail` itself is the record count.
+    /// sleeps. Counts nothing: `read_pos` itself is the record count.
     #[inline]
     fn release(&mut self, n: usize) {
-        self.tail = self.tail.wrapping_add(n);
+        self.read_pos = self.read_pos.wrapping_add(n);
         // Release: our moves out of the slots happen before the producer
-        // reuses them; pairs with the Acquire load of tail in the producer's
+        // reuses them; pairs with the Acquire load of read_pos in the producer's
         // `refresh`.
-        self.shared.tail.store(self.tail, Ordering::Release);
+        self.shared.read_pos.store(self.read_pos, Ordering::Release);
         self.shared.space_ready.notify(&mut self.space_armed);
     }
 
@@ -148,9 +149,9 @@ impl<T> Consumer<T> {
     #[inline]
     pub fn try_pop(&mut self) -> Result<T, TryPopError> {
         self.ready(1)?;
-        // SAFETY: we are the consumer, `tail < head` for a head loaded with
-        // Acquire, and `release` moves tail past the slot right after.
-        let value = unsafe { self.shared.read(self.tail) };
+        // SAFETY: we are the consumer, `read_pos < write_pos` for a write_pos loaded with
+        // Acquire, and `release` moves read_pos past the slot right after.
+        let value = unsafe { self.shared.read(self.read_pos) };
         self.release(1);
         Ok(value)
     }
@@ -183,13 +184,13 @@ impl<T> Consumer<T> {
     /// the deadline.
     fn wait_for_data(&mut self, deadline: Deadline) -> bool {
         let shared = &*self.shared;
-        let tail = self.tail;
+        let read_pos = self.read_pos;
         shared
             .data_ready
             .wait_until(&mut self.data_acked, &self.strategy, deadline, || {
-                // Relaxed: only a hint to stop waiting; `refresh` re-reads head
+                // Relaxed: only a hint to stop waiting; `refresh` re-reads write_pos
                 // with Acquire and `is_abandoned` the flag.
-                shared.head.load(Ordering::Relaxed) != tail
+                shared.write_pos.load(Ordering::Relaxed) != read_pos
                     || shared.closed.producer.load(Ordering::Relaxed)
             })
     }
@@ -208,9 +209,9 @@ impl<T> Consumer<T> {
             return 0;
         }
         out.reserve(n);
-        // SAFETY: we are the consumer, tail + n <= head (Acquire), and
-        // `release` moves tail past all n slots.
-        unsafe { self.shared.read_into(self.tail, n, out) };
+        // SAFETY: we are the consumer, read_pos + n <= write_pos (Acquire), and
+        // `release` moves read_pos past all n slots.
+        unsafe { self.shared.read_into(self.read_pos, n, out) };
         self.release(n);
         self.counters.batch(n);
         n

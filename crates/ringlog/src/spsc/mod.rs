@@ -4,13 +4,13 @@
 //! The algorithm is Lamport's single-producer single-consumer ring with
 //! monotonic indices, in the form rtrb and the Linux kernel's `kfifo` use:
 //!
-//! - `head` — values ever published by the producer; only the producer
+//! - `write_pos` — values ever published by the producer; only the producer
 //!   writes it.
-//! - `tail` — values ever released by the consumer; only the consumer
+//! - `read_pos` — values ever released by the consumer; only the consumer
 //!   writes it.
-//! - invariant: `tail <= head <= tail + capacity` (in wrapping arithmetic);
+//! - invariant: `read_pos <= write_pos <= read_pos + capacity` (in wrapping arithmetic);
 //!   the value at position `pos` lives in slot `pos & (capacity - 1)`.
-//!   Slots in `tail..head` are initialised; all others are not.
+//!   Slots in `read_pos..write_pos` are initialised; all others are not.
 //!
 //! The capacity is a power of two, so the mask stays correct when the
 //! indices wrap around `usize::MAX`, and a slot index costs an `and`, not a
@@ -19,14 +19,14 @@
 //! (`benches/spsc.rs`) ran at about 15 instead of 37 Melem/s single and 91
 //! instead of 150 Melem/s batched (one noisy 2-core run).
 //!
-//! The producer writes a slot, then publishes `head` with a Release store;
-//! the consumer loads `head` with Acquire before reading the slot. Releasing
-//! mirrors it: the consumer moves the value out, then stores `tail` with
+//! The producer writes a slot, then publishes `write_pos` with a Release store;
+//! the consumer loads `write_pos` with Acquire before reading the slot. Releasing
+//! mirrors it: the consumer moves the value out, then stores `read_pos` with
 //! Release; the producer loads it with Acquire before reusing the slot. Each
 //! side keeps a private copy of the other's index and re-reads the shared one
 //! only when its copy says "full" (producer) or "empty" (consumer), so in
 //! steady state each side touches the other's cache line once per batch, not
-//! once per value. `head`, `tail`, the two wait events and the close flags
+//! once per value. `write_pos`, `read_pos`, the two wait events and the close flags
 //! each live on their own cache line.
 //!
 //! Blocking uses two [`Event`](crate::wait::Event)s: the consumer waits on
@@ -185,12 +185,12 @@ fn max_capacity(slot_bytes: usize) -> usize {
 
 /// What both ends share.
 pub(crate) struct Shared<T> {
-    /// Monotonic count of values ever published; slot = `head & mask`.
+    /// Monotonic count of values ever published; slot = `write_pos & mask`.
     /// Written only by the producer.
-    head: CachePadded<AtomicUsize>,
-    /// Monotonic count of values ever released; `tail <= head <= tail +
+    write_pos: CachePadded<AtomicUsize>,
+    /// Monotonic count of values ever released; `read_pos <= write_pos <= read_pos +
     /// capacity`. Written only by the consumer.
-    tail: CachePadded<AtomicUsize>,
+    read_pos: CachePadded<AtomicUsize>,
     /// The close flags, each written once; read by the other side only when
     /// its ring looks empty (consumer) or full (producer).
     closed: CachePadded<Closed>,
@@ -200,7 +200,7 @@ pub(crate) struct Shared<T> {
     space_ready: Wake,
     /// `capacity - 1`; capacity is a power of two.
     mask: usize,
-    /// The slots; those in `tail..head` (masked) hold initialised values.
+    /// The slots; those in `read_pos..write_pos` (masked) hold initialised values.
     slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
 }
 
@@ -215,8 +215,8 @@ struct Closed {
 
 // SAFETY: the slots are handed from the producer to the consumer, so `T` must
 // be `Send`; the index protocol makes every slot accessed by one side at a
-// time (the producer in `head..tail + capacity`, the consumer in
-// `tail..head`), so sharing `Shared` needs no `T: Sync`.
+// time (the producer in `write_pos..read_pos + capacity`, the consumer in
+// `read_pos..write_pos`), so sharing `Shared` needs no `T: Sync`.
 unsafe impl<T: Send> Send for Shared<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for Shared<T> {}
@@ -242,8 +242,8 @@ impl<T> Shared<T> {
             })?;
         slots.extend((0..capacity).map(|_| UnsafeCell::new(MaybeUninit::uninit())));
         Ok(Self {
-            head: CachePadded::new(AtomicUsize::new(start)),
-            tail: CachePadded::new(AtomicUsize::new(start)),
+            write_pos: CachePadded::new(AtomicUsize::new(start)),
+            read_pos: CachePadded::new(AtomicUsize::new(start)),
             closed: CachePadded::new(Closed {
                 producer: AtomicBool::new(false),
                 consumer: AtomicBool::new(false),
@@ -283,8 +283,8 @@ impl<T> Shared<T> {
     ///
     /// # Safety
     ///
-    /// The caller is the producer and `pos` is in `head..tail + capacity` for
-    /// a `tail` it loaded with Acquire: the slot is free and nobody else
+    /// The caller is the producer and `pos` is in `write_pos..read_pos + capacity` for
+    /// a `read_pos` it loaded with Acquire: the slot is free and nobody else
     /// touches it.
     #[inline]
     unsafe fn write(&self, pos: usize, value: T) {
@@ -357,15 +357,15 @@ impl<T> Shared<T> {
     ///
     /// # Safety
     ///
-    /// The caller is the consumer and `pos` is in `tail..head` for a `head`
+    /// The caller is the consumer and `pos` is in `read_pos..write_pos` for a `write_pos`
     /// it loaded with Acquire: the slot holds an initialised value that
-    /// nobody else touches, and the caller will release it (advance `tail`
+    /// nobody else touches, and the caller will release it (advance `read_pos`
     /// past it) without reading it again.
     #[inline]
     unsafe fn read(&self, pos: usize) -> T {
         self.slot(pos).with(|p| {
             // SAFETY: the slot is initialised (published before the Acquire
-            // load of head) and ownership of the value moves to the caller.
+            // load of write_pos) and ownership of the value moves to the caller.
             unsafe { (*p).assume_init_read() }
         })
     }
@@ -378,11 +378,11 @@ impl<T> Drop for Shared<T> {
         }
         // Relaxed: we are the last owner; `Arc`'s drop already ordered every
         // access of the other handle before this point.
-        let head = self.head.load(Ordering::Relaxed);
-        let mut pos = self.tail.load(Ordering::Relaxed);
-        while pos != head {
+        let write_pos = self.write_pos.load(Ordering::Relaxed);
+        let mut pos = self.read_pos.load(Ordering::Relaxed);
+        while pos != write_pos {
             self.slot(pos).with_mut(|p| {
-                // SAFETY: slots in tail..head are initialised and unread, and
+                // SAFETY: slots in read_pos..write_pos are initialised and unread, and
                 // nobody else exists to read them; each is dropped once.
                 unsafe { (*p).assume_init_drop() };
             });

@@ -1,4 +1,4 @@
-//! The producer end: move values into free slots, publish `head`.
+//! The producer end: move values into free slots, publish `write_pos`.
 
 use super::error::{PushError, TryPushError};
 use super::stats::{Counters, SpscStats};
@@ -28,11 +28,11 @@ use crate::wait::{Deadline, WaitStrategy};
 /// ```
 pub struct Producer<T> {
     shared: Arc<Shared<T>>,
-    /// Our own `head`: only we write the shared one.
-    head: usize,
-    /// Last `tail` loaded from the consumer's line; may be stale (too
+    /// Our own `write_pos`: only we write the shared one.
+    write_pos: usize,
+    /// Last `read_pos` loaded from the consumer's line; may be stale (too
     /// small), which only makes us re-read it.
-    cached_tail: usize,
+    cached_read_pos: usize,
     strategy: WaitStrategy,
     counters: Counters,
     /// Our side of the data wake-up handshake: notifying while the
@@ -46,7 +46,7 @@ impl<T> std::fmt::Debug for Producer<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Producer")
             .field("capacity", &self.shared.capacity())
-            .field("head", &self.head)
+            .field("write_pos", &self.write_pos)
             .finish_non_exhaustive()
     }
 }
@@ -55,14 +55,14 @@ impl<T> Producer<T> {
     pub(crate) fn new(shared: Arc<Shared<T>>) -> Self {
         // Relaxed: the ring is fresh and the handle is sent to its thread
         // afterwards; the send orders these loads.
-        let head = shared.head.load(Ordering::Relaxed);
-        let cached_tail = shared.tail.load(Ordering::Relaxed);
+        let write_pos = shared.write_pos.load(Ordering::Relaxed);
+        let cached_read_pos = shared.read_pos.load(Ordering::Relaxed);
         Self {
             shared,
-            head,
-            cached_tail,
+            write_pos,
+            cached_read_pos,
             strategy: WaitStrategy::DEFAULT,
-            counters: Counters::new(head),
+            counters: Counters::new(write_pos),
             data_armed: Notifier::default(),
             space_acked: Waiter::default(),
         }
@@ -101,26 +101,27 @@ impl<T> Producer<T> {
     /// A snapshot of this handle's counters (values pushed, batches,
     /// drops).
     pub fn stats(&self) -> SpscStats {
-        self.counters.snapshot(self.head, std::mem::size_of::<T>())
+        self.counters
+            .snapshot(self.write_pos, std::mem::size_of::<T>())
     }
 
-    /// Free slots according to the cached `tail`: a lower bound.
+    /// Free slots according to the cached `read_pos`: a lower bound.
     #[inline]
     fn cached_free(&self) -> usize {
-        self.shared.capacity() - self.head.wrapping_sub(self.cached_tail)
+        self.shared.capacity() - self.write_pos.wrapping_sub(self.cached_read_pos)
     }
 
-    /// Re-reads the consumer's `tail` and returns the free slots.
+    /// Re-reads the consumer's `read_pos` and returns the free slots.
     #[inline]
     fn refresh(&mut self) -> usize {
-        // Acquire: pairs with the Release store of tail in the consumer's
+        // Acquire: pairs with the Release store of read_pos in the consumer's
         // `release`, so its moves out of the slots we are about to reuse
         // happen before our writes.
-        self.cached_tail = self.shared.tail.load(Ordering::Acquire);
+        self.cached_read_pos = self.shared.read_pos.load(Ordering::Acquire);
         self.cached_free()
     }
 
-    /// Free slots, re-reading `tail` only if the cache shows fewer than
+    /// Free slots, re-reading `read_pos` only if the cache shows fewer than
     /// `want`.
     #[inline]
     fn free_for(&mut self, want: usize) -> usize {
@@ -132,14 +133,16 @@ impl<T> Producer<T> {
         }
     }
 
-    /// Publishes `n > 0` values written after `head`, and wakes the consumer
-    /// if it sleeps. Counts nothing: `head` itself is the record count.
+    /// Publishes `n > 0` values written after `write_pos`, and wakes the consumer
+    /// if it sleeps. Counts nothing: `write_pos` itself is the record count.
     #[inline]
     fn publish(&mut self, n: usize) {
-        self.head = self.head.wrapping_add(n);
+        self.write_pos = self.write_pos.wrapping_add(n);
         // Release: publishes the slot writes; pairs with the Acquire load of
-        // head in the consumer's `refresh`.
-        self.shared.head.store(self.head, Ordering::Release);
+        // write_pos in the consumer's `refresh`.
+        self.shared
+            .write_pos
+            .store(self.write_pos, Ordering::Release);
         self.shared.data_ready.notify(&mut self.data_armed);
     }
 
@@ -164,9 +167,9 @@ impl<T> Producer<T> {
             }
             return Err(TryPushError::Full(value));
         }
-        // SAFETY: we are the producer and free_for saw a free slot at head
-        // after an Acquire load of tail.
-        unsafe { self.shared.write(self.head, value) };
+        // SAFETY: we are the producer and free_for saw a free slot at write_pos
+        // after an Acquire load of read_pos.
+        unsafe { self.shared.write(self.write_pos, value) };
         self.publish(1);
         Ok(())
     }
@@ -200,13 +203,13 @@ impl<T> Producer<T> {
     /// deadline.
     fn wait_for_space(&mut self, deadline: Deadline) -> bool {
         let shared = &*self.shared;
-        let full_at = self.head.wrapping_sub(shared.capacity());
+        let full_at = self.write_pos.wrapping_sub(shared.capacity());
         shared
             .space_ready
             .wait_until(&mut self.space_acked, &self.strategy, deadline, || {
-                // Relaxed: only a hint to stop waiting; `refresh` re-reads tail
+                // Relaxed: only a hint to stop waiting; `refresh` re-reads read_pos
                 // with Acquire and `is_abandoned` the flag.
-                shared.tail.load(Ordering::Relaxed) != full_at
+                shared.read_pos.load(Ordering::Relaxed) != full_at
                     || shared.closed.consumer.load(Ordering::Relaxed)
             })
     }
@@ -234,9 +237,9 @@ impl<T> Producer<T> {
     /// published, never dropped); the ring stays sound.
     pub fn push_iter<I: Iterator<Item = T>>(&mut self, iter: &mut I) -> usize {
         let free = self.free_for(self.capacity());
-        // SAFETY: we are the producer and `free` slots after head are free
-        // (tail loaded with Acquire).
-        let n = unsafe { self.shared.write_from(self.head, free, iter) };
+        // SAFETY: we are the producer and `free` slots after write_pos are free
+        // (read_pos loaded with Acquire).
+        let n = unsafe { self.shared.write_from(self.write_pos, free, iter) };
         if n > 0 {
             self.publish_batch(n);
         }
@@ -251,8 +254,11 @@ impl<T> Producer<T> {
         if n == 0 {
             return 0;
         }
-        // SAFETY: we are the producer and n <= free slots after head.
-        let written = unsafe { self.shared.write_from(self.head, n, &mut items.drain(..n)) };
+        // SAFETY: we are the producer and n <= free slots after write_pos.
+        let written = unsafe {
+            self.shared
+                .write_from(self.write_pos, n, &mut items.drain(..n))
+        };
         debug_assert_eq!(written, n);
         self.publish_batch(n);
         n
@@ -268,10 +274,10 @@ impl<T> Producer<T> {
         if n == 0 {
             return 0;
         }
-        // SAFETY: we are the producer and n <= free slots after head.
+        // SAFETY: we are the producer and n <= free slots after write_pos.
         let written = unsafe {
             self.shared
-                .write_from(self.head, n, &mut items.iter().copied())
+                .write_from(self.write_pos, n, &mut items.iter().copied())
         };
         debug_assert_eq!(written, n);
         self.publish_batch(n);

@@ -390,6 +390,7 @@ impl<T> Shared<T> {
             self.producers.load(Ordering::Relaxed),
             self.queue.capacity(),
             self.queue.len(),
+            (self.queue.write_word() & !queue::SPILL_BIT) as u64,
         )
     }
 }

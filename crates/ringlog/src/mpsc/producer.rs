@@ -139,7 +139,6 @@ impl<T> Producer<T> {
         // SAFETY: the caller reserved `pos` and writes it once.
         unsafe { self.shared.queue.write(pos, item) };
         self.shared.notify_published();
-        bump(&self.counters.pushed, 1);
     }
 
     /// One attempt under the policy, never waiting for the consumer.
@@ -233,7 +232,6 @@ impl<T> Producer<T> {
             .expect("the spill mark is only set with a spill store");
         match store.append(&self.shared.queue, item, activate) {
             Append::Stored => {
-                bump(&self.counters.pushed, 1);
                 bump(&self.counters.spilled, 1);
                 self.shared.notify_data();
                 Ok(None)
@@ -425,7 +423,6 @@ impl<T> Producer<T> {
                         unsafe { self.shared.queue.write(pos.wrapping_add(i), item) };
                     }
                     self.shared.notify_published();
-                    bump(&self.counters.pushed, n as u64);
                 }
                 Err(Reserve::Spilling) => self.spill_all(items, false)?,
                 Err(_) => match self.shared.policy {
@@ -475,7 +472,6 @@ impl<T> Producer<T> {
         let n = items.len() as u64;
         match store.append_all(&self.shared.queue, items, activate) {
             Ok(true) => {
-                bump(&self.counters.pushed, n);
                 bump(&self.counters.spilled, n);
                 self.shared.notify_data();
                 Ok(())

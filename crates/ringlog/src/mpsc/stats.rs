@@ -6,6 +6,10 @@
 //! costs no shared-cache-line write and no locked instruction. Handles
 //! register their counters in a list at creation and fold them into the
 //! `retired` totals when dropped, so totals never go backwards.
+//!
+//! Nothing is counted per item on the push fast path: `pushed` is derived
+//! from the ring's write position (every reservation is published) plus the
+//! items spilled, which the spill path counts.
 
 use super::Mutex;
 use crate::sync::{Arc, AtomicU64, Ordering};
@@ -15,7 +19,9 @@ use std::time::Duration;
 /// A snapshot of a channel's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MpscStats {
-    /// Items accepted by producers (into the ring or the spill file).
+    /// Items accepted by producers (into the ring or the spill file). The
+    /// ring's share is its write position, a `usize`: on a 32-bit target it
+    /// wraps after 2^31 items.
     pub pushed: u64,
     /// Items handed to the consumer.
     pub popped: u64,
@@ -41,7 +47,6 @@ pub struct MpscStats {
 /// One producer's counters; only that producer writes them.
 #[derive(Debug)]
 pub(crate) struct ProducerCounters {
-    pub(crate) pushed: AtomicU64,
     pub(crate) dropped_oldest: AtomicU64,
     pub(crate) dropped_newest: AtomicU64,
     pub(crate) spilled: AtomicU64,
@@ -51,7 +56,6 @@ pub(crate) struct ProducerCounters {
 impl ProducerCounters {
     fn new() -> Self {
         Self {
-            pushed: AtomicU64::new(0),
             dropped_oldest: AtomicU64::new(0),
             dropped_newest: AtomicU64::new(0),
             spilled: AtomicU64::new(0),
@@ -73,7 +77,6 @@ pub(crate) type CounterCell = Arc<CachePadded<ProducerCounters>>;
 
 #[derive(Debug, Default)]
 struct Totals {
-    pushed: u64,
     dropped_oldest: u64,
     dropped_newest: u64,
     spilled: u64,
@@ -82,7 +85,6 @@ struct Totals {
 
 impl Totals {
     fn add(&mut self, c: &ProducerCounters) {
-        self.pushed += c.pushed.load(Ordering::Relaxed);
         self.dropped_oldest += c.dropped_oldest.load(Ordering::Relaxed);
         self.dropped_newest += c.dropped_newest.load(Ordering::Relaxed);
         self.spilled += c.spilled.load(Ordering::Relaxed);
@@ -135,12 +137,17 @@ impl Registry {
         }
     }
 
-    /// Adds everything up.
-    pub(crate) fn snapshot(&self, producers: usize, capacity: usize, len: usize) -> MpscStats {
+    /// Adds everything up; `ring_pushed` is the ring's write position.
+    pub(crate) fn snapshot(
+        &self,
+        producers: usize,
+        capacity: usize,
+        len: usize,
+        ring_pushed: u64,
+    ) -> MpscStats {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let r = &inner.retired;
         let mut t = Totals {
-            pushed: r.pushed,
             dropped_oldest: r.dropped_oldest,
             dropped_newest: r.dropped_newest,
             spilled: r.spilled,
@@ -150,7 +157,7 @@ impl Registry {
             t.add(c);
         }
         MpscStats {
-            pushed: t.pushed,
+            pushed: ring_pushed + t.spilled,
             popped: self.popped.load(Ordering::Relaxed),
             dropped_oldest: t.dropped_oldest,
             dropped_newest: t.dropped_newest,

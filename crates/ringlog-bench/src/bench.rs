@@ -70,9 +70,19 @@ pub struct Settings {
     pub work_dir: PathBuf,
     /// Threads the machine runs at once.
     pub cores: usize,
+    /// Run only the cases whose group or name contains this text
+    /// (`--only`); `None` runs every case.
+    pub only: Option<String>,
 }
 
 impl Settings {
+    /// Whether `case` runs under `--only`.
+    pub fn selects(&self, case: &Case) -> bool {
+        self.only
+            .as_deref()
+            .is_none_or(|t| case.group.contains(t) || case.name.contains(t))
+    }
+
     /// A size: `full` normally, `quick` with `--quick`, times `--scale`,
     /// at least `floor`.
     pub fn size(&self, full: u64, quick: u64, floor: u64) -> u64 {
@@ -319,6 +329,9 @@ impl Bench {
         metrics: &[&str],
         mut run: impl FnMut(usize) -> Result<Vec<Measured>, CheckError>,
     ) {
+        if !self.settings.selects(&case) {
+            return;
+        }
         let mut t = Tally::new(metrics.len());
         for i in 0..self.settings.runs.max(1) {
             if !self.run_once(&case, i, &mut t, &mut run) {
@@ -334,8 +347,11 @@ impl Bench {
     /// row each, as [`case`](Self::case) makes. A failed run stops its own
     /// case only.
     pub fn rounds(&mut self, cases: Vec<(Case, RoundRun<'_>)>) {
+        let mut cases: Vec<_> = cases
+            .into_iter()
+            .filter(|(c, _)| self.settings.selects(c))
+            .collect();
         let mut tallies: Vec<Tally> = cases.iter().map(|_| Tally::new(1)).collect();
-        let mut cases = cases;
         for i in 0..self.settings.runs.max(1) {
             for ((case, run), t) in cases.iter_mut().zip(&mut tallies) {
                 if t.error.is_none() {

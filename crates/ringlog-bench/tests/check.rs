@@ -92,6 +92,7 @@ fn a_failed_check_becomes_an_error_row_without_figures() {
         scale: 1.0,
         work_dir: std::env::temp_dir(),
         cores: 2,
+        only: None,
     };
     let mut b = Bench::new(settings, false);
     b.scenario("unit");

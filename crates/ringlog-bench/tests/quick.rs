@@ -43,7 +43,10 @@ fn tiny_quick_run_reports_every_row_ok() {
         .iter()
         .find(|r| r["name"] == "ringlog pipeline double-buffer (64 MiB), sync 100 ms")
         .expect("the persist row");
-    assert!(persist["vs_limit"].as_f64().is_some_and(|v| v > 0.0), "{persist}");
+    assert!(
+        persist["vs_limit"].as_f64().is_some_and(|v| v > 0.0),
+        "{persist}"
+    );
     assert!(json["machine"]["cores"].as_u64().unwrap() >= 1);
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(html.contains("<svg") && !html.contains("<script"));

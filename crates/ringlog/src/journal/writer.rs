@@ -6,6 +6,10 @@
 //! reached the file ([`Journal::append_frames_partial`], so a full disk keeps
 //! what fits).
 //!
+//! Writeback of each segment is started every 4 MiB appended
+//! (`sync_file_range`, a hint), so a sync finds most of its bytes already
+//! on their way to the disk; only `fdatasync` makes data durable.
+//!
 //! Positions are journal-global byte counts of frame bytes (segment headers
 //! excluded), monotonic across rotation and retention: each segment header
 //! stores the position of its first frame.

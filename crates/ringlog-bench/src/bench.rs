@@ -70,9 +70,19 @@ pub struct Settings {
     pub work_dir: PathBuf,
     /// Threads the machine runs at once.
     pub cores: usize,
+    /// Run only the cases whose group or name contains this text
+    /// (`--only`); `None` runs every case.
+    pub only: Option<String>,
 }
 
 impl Settings {
+    /// Whether `case` runs under `--only`.
+    pub fn selects(&self, case: &Case) -> bool {
+        self.only
+            .as_deref()
+            .is_none_or(|t| case.group.contains(t) || case.name.contains(t))
+    }
+
     /// A size: `full` normally, `quick` with `--quick`, times `--scale`,
     /// at least `floor`.
     pub fn size(&self, full: u64, quick: u64, floor: u64) -> u64 {
@@ -207,6 +217,32 @@ pub struct Row {
     pub vs_limit: Option<f64>,
 }
 
+/// One case's run in [`Bench::rounds`].
+pub type RoundRun<'a> = Box<dyn FnMut() -> Result<Measured, CheckError> + 'a>;
+
+/// What the runs of one case gave so far.
+#[derive(Debug)]
+struct Tally {
+    /// Per metric, one figure per run.
+    values: Vec<Vec<f64>>,
+    dropped: Vec<u64>,
+    cpus: Vec<f64>,
+    per_call: Vec<f64>,
+    error: Option<String>,
+}
+
+impl Tally {
+    fn new(metrics: usize) -> Self {
+        Self {
+            values: vec![Vec::new(); metrics],
+            dropped: Vec::new(),
+            cpus: Vec::new(),
+            per_call: Vec::new(),
+            error: None,
+        }
+    }
+}
+
 /// Runs cases and collects rows, with a progress line on stderr.
 #[derive(Debug)]
 pub struct Bench {
@@ -293,50 +329,99 @@ impl Bench {
         metrics: &[&str],
         mut run: impl FnMut(usize) -> Result<Vec<Measured>, CheckError>,
     ) {
-        let runs = self.settings.runs.max(1);
-        let mut values: Vec<Vec<f64>> = vec![Vec::new(); metrics.len()];
-        let mut dropped: Vec<u64> = Vec::new();
-        let mut cpus: Vec<f64> = Vec::new();
-        let mut per_call: Vec<f64> = Vec::new();
-        let mut error = None;
-        for i in 0..runs {
-            self.progress.set_message(format!(
-                "{} / {} / {} (run {}/{runs})",
-                self.scenario,
-                case.group,
-                case.name,
-                i + 1
-            ));
-            let (cpu0, wall0) = (crate::pin::cpu_time(), std::time::Instant::now());
-            let result = run(i);
-            let wall = wall0.elapsed().as_secs_f64().max(1e-9);
-            cpus.push((crate::pin::cpu_time().saturating_sub(cpu0)).as_secs_f64() / wall);
-            match result {
-                Ok(ms) if ms.len() == metrics.len() => {
-                    for (v, m) in values.iter_mut().zip(&ms) {
-                        v.push(m.value);
-                    }
-                    if let Some(d) = ms[0].dropped {
-                        dropped.push(d);
-                    }
-                    if let Some(p) = ms[0].per_call {
-                        per_call.push(p);
-                    }
-                }
-                Ok(ms) => {
-                    error = Some(format!(
-                        "run gave {} figures, expected {}",
-                        ms.len(),
-                        metrics.len()
-                    ));
-                    break;
-                }
-                Err(e) => {
-                    error = Some(format!("run {}: {e}", i + 1));
-                    break;
+        if !self.settings.selects(&case) {
+            return;
+        }
+        let mut t = Tally::new(metrics.len());
+        for i in 0..self.settings.runs.max(1) {
+            if !self.run_once(&case, i, &mut t, &mut run) {
+                break;
+            }
+        }
+        self.push_rows(&case, metrics, t);
+    }
+
+    /// Cases measured in the same rounds: run `i` of every case, in order,
+    /// before run `i + 1` of any, so that a limit and what is read against
+    /// it see the same machine (the same load, the same disk state). One
+    /// row each, as [`case`](Self::case) makes. A failed run stops its own
+    /// case only.
+    pub fn rounds(&mut self, cases: Vec<(Case, RoundRun<'_>)>) {
+        let mut cases: Vec<_> = cases
+            .into_iter()
+            .filter(|(c, _)| self.settings.selects(c))
+            .collect();
+        let mut tallies: Vec<Tally> = cases.iter().map(|_| Tally::new(1)).collect();
+        for i in 0..self.settings.runs.max(1) {
+            for ((case, run), t) in cases.iter_mut().zip(&mut tallies) {
+                if t.error.is_none() {
+                    self.run_once(case, i, t, &mut |_| Ok(vec![run()?]));
                 }
             }
         }
+        for ((case, _), t) in cases.iter().zip(tallies) {
+            self.push_rows(case, &[""], t);
+        }
+    }
+
+    /// Run `i` of `case` into `t`; false if it failed (the error is in `t`).
+    fn run_once(
+        &mut self,
+        case: &Case,
+        i: usize,
+        t: &mut Tally,
+        run: &mut dyn FnMut(usize) -> Result<Vec<Measured>, CheckError>,
+    ) -> bool {
+        let runs = self.settings.runs.max(1);
+        self.progress.set_message(format!(
+            "{} / {} / {} (run {}/{runs})",
+            self.scenario,
+            case.group,
+            case.name,
+            i + 1
+        ));
+        let (cpu0, wall0) = (crate::pin::cpu_time(), std::time::Instant::now());
+        let result = run(i);
+        let wall = wall0.elapsed().as_secs_f64().max(1e-9);
+        t.cpus
+            .push((crate::pin::cpu_time().saturating_sub(cpu0)).as_secs_f64() / wall);
+        match result {
+            Ok(ms) if ms.len() == t.values.len() => {
+                for (v, m) in t.values.iter_mut().zip(&ms) {
+                    v.push(m.value);
+                }
+                if let Some(d) = ms[0].dropped {
+                    t.dropped.push(d);
+                }
+                if let Some(p) = ms[0].per_call {
+                    t.per_call.push(p);
+                }
+                true
+            }
+            Ok(ms) => {
+                t.error = Some(format!(
+                    "run gave {} figures, expected {}",
+                    ms.len(),
+                    t.values.len()
+                ));
+                false
+            }
+            Err(e) => {
+                t.error = Some(format!("run {}: {e}", i + 1));
+                false
+            }
+        }
+    }
+
+    /// The rows of a case from its runs: one per metric.
+    fn push_rows(&mut self, case: &Case, metrics: &[&str], t: Tally) {
+        let Tally {
+            values,
+            mut dropped,
+            mut cpus,
+            mut per_call,
+            error,
+        } = t;
         dropped.sort_unstable();
         let cpus = (error.is_none() && !cpus.is_empty()).then(|| median(&mut cpus));
         let per_call = (error.is_none() && !per_call.is_empty()).then(|| median(&mut per_call));

@@ -1,7 +1,7 @@
 //! `ringlog-bench`: ringlog against its peers and the machine's limits.
 //!
 //! `cargo run --release -p ringlog-bench -- [scenario...] [--quick] [--runs N]
-//! [--json] [--report FILE.html]`
+//! [--only TEXT] [--json] [--report FILE.html]`
 
 use clap::Parser;
 use ringlog_bench::bench::{Bench, Settings};
@@ -38,6 +38,10 @@ struct Args {
     /// List the scenarios and exit.
     #[arg(long)]
     list: bool,
+    /// Run only the cases whose group or name contains TEXT, e.g.
+    /// `persist --only "same rounds"` or `latency --only append`.
+    #[arg(long, value_name = "TEXT")]
+    only: Option<String>,
     /// Multiplies every size (for tests).
     #[arg(long, hide = true, default_value_t = 1.0)]
     scale: f64,
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
         scale: args.scale,
         work_dir,
         cores: machine.cores,
+        only: args.only.clone(),
     };
     let progress = !args.json && std::io::stderr().is_terminal();
     let mut bench = Bench::new(settings, progress);

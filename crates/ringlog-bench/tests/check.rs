@@ -92,6 +92,7 @@ fn a_failed_check_becomes_an_error_row_without_figures() {
         scale: 1.0,
         work_dir: std::env::temp_dir(),
         cores: 2,
+        only: None,
     };
     let mut b = Bench::new(settings, false);
     b.scenario("unit");
@@ -119,4 +120,65 @@ fn a_failed_check_becomes_an_error_row_without_figures() {
     assert!(short.median.is_none() && short.vs_best_peer.is_none());
     assert!(short.error.as_deref().unwrap().contains("run 2"));
     assert_eq!(rows[2].vs_best_peer, Some(2.0));
+}
+
+fn settings(only: Option<&str>) -> Settings {
+    Settings {
+        runs: 3,
+        quick: true,
+        scale: 1.0,
+        work_dir: std::env::temp_dir(),
+        cores: 2,
+        only: only.map(str::to_string),
+    }
+}
+
+#[test]
+fn rounds_interleave_the_cases_and_give_the_share_of_the_limit() {
+    let mut b = Bench::new(settings(None), false);
+    b.scenario("unit");
+    let order = std::cell::RefCell::new(Vec::new());
+    let case = |name: &str, role| Case::new("g", name, role, Unit::BytesPerSec, 1);
+    let rate = |n| Measured::rate(n, std::time::Duration::from_secs(1));
+    b.rounds(vec![
+        (
+            case("ours", Role::Ringlog),
+            Box::new(|| {
+                order.borrow_mut().push("ours");
+                Ok(rate(90))
+            }),
+        ),
+        (
+            case("disk", Role::Limit),
+            Box::new(|| {
+                order.borrow_mut().push("disk");
+                Ok(rate(100))
+            }),
+        ),
+    ]);
+    let rows = b.finish();
+    assert_eq!(
+        *order.borrow(),
+        ["ours", "disk", "ours", "disk", "ours", "disk"]
+    );
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].runs, 3);
+    assert_eq!(rows[0].vs_limit, Some(0.9));
+}
+
+#[test]
+fn only_runs_the_cases_it_names() {
+    let mut b = Bench::new(settings(Some("append")), false);
+    b.scenario("unit");
+    let mut ran = Vec::new();
+    for name in ["append at 1 writer", "push"] {
+        b.case(Case::new("g", name, Role::Ringlog, Unit::Nanos, 1), || {
+            ran.push(name);
+            Ok(Measured::nanos(1.0))
+        });
+    }
+    let rows = b.finish();
+    assert_eq!(ran, ["append at 1 writer"; 3]);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].name, "append at 1 writer");
 }

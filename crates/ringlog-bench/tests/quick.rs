@@ -31,6 +31,22 @@ fn tiny_quick_run_reports_every_row_ok() {
         assert!(r["median"].as_f64().is_some_and(|m| m > 0.0), "{r}");
     }
     assert_eq!(json["failures"], 0);
+    // The rows the main job is read against: the hand-off ceiling of the
+    // byte ring (pinned and unpinned where two cores exist), the append
+    // latency at 1 and 4 writers, and the pipeline against the disk in the
+    // same rounds, with its share of that limit.
+    let named = |name: &str| rows.iter().filter(|r| r["name"] == name).count();
+    assert!(named("4 KiB chunks, one flag per chunk") >= 1);
+    let append = "ringlog PipelineWriter::append (double buffer 64 MiB, sync 100 ms)";
+    assert_eq!(named(append), 6, "p50, p99, p99.9 at 1 and 4 writers");
+    let persist = rows
+        .iter()
+        .find(|r| r["name"] == "ringlog pipeline double-buffer (64 MiB), sync 100 ms")
+        .expect("the persist row");
+    assert!(
+        persist["vs_limit"].as_f64().is_some_and(|v| v > 0.0),
+        "{persist}"
+    );
     assert!(json["machine"]["cores"].as_u64().unwrap() >= 1);
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(html.contains("<svg") && !html.contains("<script"));

@@ -5,6 +5,13 @@
 //! A cache-line ping-pong (two threads and one `AtomicU64`) is the limit of
 //! the round trip.
 //!
+//! The hot path a logging user pays: `PipelineWriter::append` of 64-byte
+//! records at 1 and 4 writers, into the pipeline as `ringlog run` builds it
+//! (double buffer of 64 MiB, journal synced every 100 ms, in the work
+//! directory), against `write_all` into an `Arc<Mutex<BufWriter<File>>>`;
+//! the limit is the timer itself (two `Instant::now` around nothing), which
+//! every figure of this scenario includes.
+//!
 //! The producer pushes as fast as it can, so the ring is often full: the
 //! tail percentiles include waiting for room (or, under `DropNewest`, the
 //! cost of refusing).
@@ -13,9 +20,14 @@ use crate::bench::{Bench, Case, Measured, Role, Unit};
 use crate::check::{item, CheckError, SeqCheck};
 use crate::wait::Backoff;
 use hdrhistogram::Histogram;
+use ringlog::journal::{self, SyncPolicy};
 use ringlog::mpsc::{self, Policy, PushError};
+use ringlog::pipeline::{self, Design, PipelineConfig};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Instant;
 
@@ -140,6 +152,39 @@ pub fn run(b: &mut Bench) {
             consumer
         })
     });
+
+    // About 100 MB of journal per case at the full size.
+    let records = b.settings.size(1_000_000, 200_000, 2_000);
+    let dir = b.settings.work_dir.join("append-latency");
+    for writers in [1usize, 4] {
+        let group = format!("append of 64-byte records, {writers} writer(s), ns");
+        let case = |name: &str, role, threads| Case::new(&group, name, role, Unit::Nanos, threads);
+        let per_writer = (records / writers as u64).max(1);
+        b.case_metrics(
+            case(
+                "ringlog PipelineWriter::append (double buffer 64 MiB, sync 100 ms)",
+                Role::Ringlog,
+                writers + 1,
+            ),
+            &METRICS,
+            |_| fresh_dir(&dir, |d| append_latency(d, writers, per_writer)),
+        );
+        b.case_metrics(
+            case(
+                "Arc<Mutex<BufWriter<File>>> (64 KiB) write_all",
+                Role::Peer,
+                writers,
+            ),
+            &METRICS,
+            |_| fresh_dir(&dir, |d| mutex_latency(d, writers, per_writer)),
+        );
+        b.case_metrics(
+            case("timer only (Instant::now twice)", Role::Limit, writers),
+            &METRICS,
+            |_| timer_latency(writers, per_writer),
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 
     let trips = b.settings.size(500_000, 100_000, 1_000);
     let group = "SPSC ping-pong round trip, ns";
@@ -346,5 +391,140 @@ fn round_trips(
             )));
         }
     }
+    Ok(percentiles(&h))
+}
+
+/// Bytes of each record of the append-latency cases.
+const RECORD: usize = 64;
+
+/// Runs `f` in an empty `dir`, removed afterwards whatever happened.
+fn fresh_dir(
+    dir: &Path,
+    f: impl FnOnce(&Path) -> Result<Vec<Measured>, CheckError>,
+) -> Result<Vec<Measured>, CheckError> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
+    let r = f(dir);
+    let _ = std::fs::remove_dir_all(dir);
+    r
+}
+
+/// Runs `writers` threads that each time `per_writer` calls of `op(writer,
+/// seq, record)`, and merges their histograms.
+fn timed_writers<S: Send + 'static>(
+    states: Vec<S>,
+    per_writer: u64,
+    op: fn(&mut S, usize, u64, &mut [u8]) -> Result<(), String>,
+) -> Result<(Vec<S>, Histogram<u64>), CheckError> {
+    let threads: Vec<_> = states
+        .into_iter()
+        .enumerate()
+        .map(|(p, mut st)| {
+            thread::spawn(move || -> Result<(S, Histogram<u64>), String> {
+                let mut h = histogram();
+                let mut rec = [0u8; RECORD];
+                for seq in 0..per_writer {
+                    rec[..8].copy_from_slice(&item(p, seq).to_le_bytes());
+                    let t = Instant::now();
+                    op(&mut st, p, seq, &mut rec)?;
+                    h.saturating_record((t.elapsed().as_nanos() as u64).max(1));
+                }
+                Ok((st, h))
+            })
+        })
+        .collect();
+    let mut all = histogram();
+    let mut states = Vec::new();
+    let mut failure = None;
+    for t in threads {
+        match t.join() {
+            Ok(Ok((st, h))) => {
+                states.push(st);
+                all.add(&h)
+                    .map_err(|e| CheckError::new(format!("histogram: {e}")))?;
+            }
+            Ok(Err(e)) => failure = Some(e),
+            Err(_) => failure = Some("writer panicked".into()),
+        }
+    }
+    match failure {
+        Some(e) => Err(CheckError::new(e)),
+        None => Ok((states, all)),
+    }
+}
+
+/// `per_writer` timed appends of 64-byte records from each of `writers`
+/// threads into the pipeline `ringlog run` builds; the journal is verified
+/// afterwards (clean, every record there).
+fn append_latency(
+    dir: &Path,
+    writers: usize,
+    per_writer: u64,
+) -> Result<Vec<Measured>, CheckError> {
+    let journal_dir = dir.join("journal");
+    let mut config = PipelineConfig::new(&journal_dir, Design::DoubleBuffer, 64 << 20, writers);
+    config.journal.sync = SyncPolicy::EveryMillis(100);
+    let (ws, pipe) =
+        pipeline::start(config).map_err(|e| CheckError::new(format!("pipeline: {e}")))?;
+    let timed = timed_writers(ws, per_writer, |w, p, seq, rec| {
+        let got = w.append(rec, None).map_err(|e| format!("append: {e}"))?;
+        if got != seq {
+            return Err(format!("writer {p}: append gave seq {got}, expected {seq}"));
+        }
+        Ok(())
+    });
+    let report = pipe
+        .shutdown()
+        .map_err(|e| CheckError::new(format!("pipeline: {e}")))?;
+    let (_, h) = timed?;
+    let v = journal::verify(&journal_dir).map_err(|e| CheckError::new(format!("verify: {e}")))?;
+    let want = per_writer * writers as u64;
+    if !v.is_clean() || v.records != want || report.records != want {
+        return Err(CheckError::new(format!(
+            "journal: clean {}, {} records (reader {}), {want} appended",
+            v.is_clean(),
+            v.records,
+            report.records
+        )));
+    }
+    Ok(percentiles(&h))
+}
+
+/// The same records through one `BufWriter` behind a mutex, then flush and
+/// `fdatasync`; the file length is checked.
+fn mutex_latency(dir: &Path, writers: usize, per_writer: u64) -> Result<Vec<Measured>, CheckError> {
+    let path = dir.join("out.bin");
+    let out = Arc::new(Mutex::new(BufWriter::with_capacity(
+        64 << 10,
+        File::create(&path)?,
+    )));
+    let states = (0..writers).map(|_| out.clone()).collect();
+    drop(out);
+    let (states, h) = timed_writers(states, per_writer, |out, _, _, rec| {
+        out.lock()
+            .map_err(|_| "a writer panicked".to_string())?
+            .write_all(rec)
+            .map_err(|e| format!("write: {e}"))
+    })?;
+    let out = states.into_iter().next().expect("at least one writer");
+    let out = Arc::into_inner(out).ok_or_else(|| CheckError::new("a writer kept the file"))?;
+    let f = out
+        .into_inner()
+        .map_err(|_| CheckError::new("a writer panicked"))?
+        .into_inner()
+        .map_err(|e| e.into_error())?;
+    f.sync_data()?;
+    drop(f);
+    crate::check::file_len(&path, per_writer * writers as u64 * RECORD as u64)?;
+    Ok(percentiles(&h))
+}
+
+/// The timer around nothing: what every figure here includes.
+fn timer_latency(writers: usize, per_writer: u64) -> Result<Vec<Measured>, CheckError> {
+    let states = vec![(); writers];
+    let (_, h) = timed_writers(states, per_writer, |_, _, _, rec| {
+        std::hint::black_box(rec);
+        Ok(())
+    })?;
     Ok(percentiles(&h))
 }

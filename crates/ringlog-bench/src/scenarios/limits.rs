@@ -1,8 +1,11 @@
 //! What the machine allows, for the other scenarios to be read against:
 //! memcpy bandwidth (4 KiB and 64 KiB copies), sequential file-write
 //! bandwidth on the current directory's filesystem (with and without a
-//! final `fdatasync`), and round trips of 8 bytes between two threads
-//! through a shared cache line, a pair of pipes and a Unix socket pair.
+//! final `fdatasync`), round trips of 8 bytes between two threads
+//! through a shared cache line, a pair of pipes and a Unix socket pair, and
+//! the two-thread hand-off of 4 KiB chunks with one flag per chunk: the
+//! ceiling of a byte ring, whose writer fills memory and publishes it and
+//! whose reader takes it from another core (pinned and unpinned).
 
 use crate::bench::{Bench, Case, Measured, Role, Unit};
 use crate::check::{file_len, CheckError};
@@ -16,6 +19,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
+
+/// Bytes of one hand-off chunk.
+const CHUNK: usize = 4 << 10;
+/// Chunks in the hand-off ring: 1 MiB, in cache as a byte ring's recently
+/// released memory is.
+const CHUNKS: usize = 256;
 
 /// Runs the scenario.
 pub fn run(b: &mut Bench) {
@@ -41,6 +50,17 @@ pub fn run(b: &mut Bench) {
             || file_write(&dir, file_total, sync),
         );
     }
+    let handoff_total = b.settings.size(4 << 30, 512 << 20, 1 << 20);
+    b.throughput(
+        Case::new(
+            "two-thread hand-off, 1 MiB ring",
+            "4 KiB chunks, one flag per chunk",
+            Role::Limit,
+            Unit::BytesPerSec,
+            2,
+        ),
+        || handoff(handoff_total),
+    );
     let trips = b.settings.size(1_000_000, 200_000, 1_000);
     let io_trips = b.settings.size(200_000, 40_000, 500);
     let group = "round trip between two threads";
@@ -110,6 +130,89 @@ fn file_write(dir: &Path, total: u64, sync: bool) -> Result<Measured, CheckError
     let _ = std::fs::remove_file(&path);
     r?;
     Ok(Measured::rate(total, elapsed))
+}
+
+/// The hand-off ring: `CHUNKS` chunks of `CHUNK` bytes, each with a flag
+/// that says whose turn it is. For lap `l` of slot `s`, flag `2l` means
+/// empty (the writer's turn) and `2l + 1` full (the reader's).
+struct HandoffRing {
+    data: Box<[std::cell::UnsafeCell<[u8; CHUNK]>]>,
+    flags: Box<[crossbeam_utils::CachePadded<AtomicU64>]>,
+}
+
+// SAFETY: a chunk is touched only by the side whose turn its flag gives
+// (Acquire load of the flag before, Release store after), so no chunk is
+// read and written at once.
+unsafe impl Sync for HandoffRing {}
+
+/// One thread fills 4 KiB chunks (filler, then a stamp word) and releases
+/// each with one flag store; the calling thread copies each chunk out (as
+/// a `write` of it copies it into the page cache), checks its stamp and last
+/// byte, and hands the slot back. Bytes per second handed over.
+fn handoff(total: u64) -> Result<Measured, CheckError> {
+    let chunks = (total / CHUNK as u64).max(1);
+    let ring = Arc::new(HandoffRing {
+        data: (0..CHUNKS)
+            .map(|_| std::cell::UnsafeCell::new([0u8; CHUNK]))
+            .collect(),
+        flags: (0..CHUNKS)
+            .map(|_| crossbeam_utils::CachePadded::new(AtomicU64::new(0)))
+            .collect(),
+    });
+    let filler: Vec<u8> = (0..CHUNK).map(|i| (i * 31 + 7) as u8).collect();
+    let start = Instant::now();
+    let last = filler[CHUNK - 1];
+    let writer = {
+        let ring = ring.clone();
+        crate::pin::spawn(move || {
+            let mut backoff = Backoff::new();
+            for i in 0..chunks {
+                let (slot, lap) = ((i % CHUNKS as u64) as usize, i / CHUNKS as u64);
+                // Acquire: pairs with the reader's Release store that hands
+                // the slot back, so its copy-out happens before our writes.
+                while ring.flags[slot].load(Ordering::Acquire) != 2 * lap {
+                    backoff.snooze();
+                }
+                backoff.reset();
+                // SAFETY: the flag says the slot is the writer's; the reader
+                // does not touch it until the Release store below.
+                let chunk = unsafe { &mut *ring.data[slot].get() };
+                chunk.copy_from_slice(std::hint::black_box(&filler));
+                chunk[..8].copy_from_slice(&i.to_le_bytes());
+                // Release: publishes the chunk; pairs with the reader's
+                // Acquire load.
+                ring.flags[slot].store(2 * lap + 1, Ordering::Release);
+            }
+        })
+    };
+    let mut out = [0u8; CHUNK];
+    let mut backoff = Backoff::new();
+    let mut bad = None;
+    for i in 0..chunks {
+        let (slot, lap) = ((i % CHUNKS as u64) as usize, i / CHUNKS as u64);
+        // Acquire: pairs with the writer's Release store of a full chunk.
+        while ring.flags[slot].load(Ordering::Acquire) != 2 * lap + 1 {
+            backoff.snooze();
+        }
+        backoff.reset();
+        // SAFETY: the flag says the slot is the reader's until the store
+        // below hands it back.
+        out.copy_from_slice(unsafe { &*ring.data[slot].get() });
+        std::hint::black_box(&mut out);
+        // Release: our copy-out happens before the writer's next fill.
+        ring.flags[slot].store(2 * lap + 2, Ordering::Release);
+        if bad.is_none() && (out[..8] != i.to_le_bytes() || out[CHUNK - 1] != last) {
+            bad = Some(i);
+        }
+    }
+    let elapsed = start.elapsed();
+    writer
+        .join()
+        .map_err(|_| CheckError::new("hand-off writer panicked"))?;
+    if let Some(i) = bad {
+        return Err(CheckError::new(format!("hand-off chunk {i} arrived wrong")));
+    }
+    Ok(Measured::rate(chunks * CHUNK as u64, elapsed))
 }
 
 /// Thread A writes odd values, thread B answers with the next even one.

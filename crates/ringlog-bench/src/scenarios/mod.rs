@@ -28,7 +28,7 @@ pub struct Scenario {
 pub const ALL: [Scenario; 10] = [
     Scenario {
         name: "limits",
-        about: "memcpy, sequential file write, cache-line, pipe and Unix-socket round trips",
+        about: "memcpy, sequential file write, two-thread hand-off of 4 KiB chunks, cache-line, pipe and Unix-socket round trips",
         run: limits::run,
     },
     Scenario {
@@ -48,12 +48,12 @@ pub const ALL: [Scenario; 10] = [
     },
     Scenario {
         name: "persist",
-        about: "4 writers persisting 10..=10,000-byte records: the pipeline vs plain write, Mutex<BufWriter>, channel to a writer thread",
+        about: "4 writers persisting 10..=10,000-byte records: the pipeline vs plain write, Mutex<BufWriter>, channel to a writer thread; ringlog run's pipeline vs write + fdatasync of the same bytes, same rounds",
         run: persist::run,
     },
     Scenario {
         name: "latency",
-        about: "single-push latency percentiles and SPSC ping-pong round trips",
+        about: "single-push latency percentiles, PipelineWriter::append of 64 B at 1 and 4 writers, and SPSC ping-pong round trips",
         run: latency::run,
     },
     Scenario {

@@ -13,14 +13,22 @@
 //!   one thread with a `BufWriter`), each ending with flush + `fdatasync`;
 //!   the file length is checked.
 //!
+//! - `ringlog run`'s pipeline (4 writers, double buffer of 64 MiB, journal
+//!   synced every 100 ms, 64 MiB segments) persisting 1 GiB (128 MiB with
+//!   `--quick`), against one thread writing the same number of bytes (the
+//!   journal's frame bytes) sequentially in 1 MiB writes and `fdatasync`:
+//!   run in the same rounds, so both see the same load and disk. The ratio
+//!   to that limit is how close the main job runs to the disk.
+//!
 //! The peers write bare payloads; the journal writes each record behind a
 //! frame header (producer, sequence, timestamp, CRC), so it writes more
 //! bytes than it is credited for. Figures are payload bytes per second.
 
+use crate::bench::RoundRun;
 use crate::bench::{Bench, Case, Measured, Role, Unit};
 use crate::check::{file_len, CheckError};
 use crate::records::{scratch, stamp, Plan};
-use ringlog::journal::{self, SyncPolicy};
+use ringlog::journal::{self, framed_len, SyncPolicy};
 use ringlog::pipeline::{self, Design, PipelineConfig};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -69,6 +77,55 @@ pub fn run(b: &mut Bench) {
         ),
         || fresh(&dir, |d| channel_run(d, &plan)),
     );
+
+    let total = b.settings.size(1 << 30, 128 << 20, 256 << 10);
+    let plan = Arc::new(Plan::new(WRITERS, total, 0x1618));
+    let frame_bytes: u64 = plan
+        .sizes
+        .iter()
+        .flatten()
+        .map(|&n| framed_len(n as usize) as u64)
+        .sum();
+    let group = format!(
+        "ringlog run's pipeline, {} MiB, vs write + fdatasync, same rounds",
+        total >> 20
+    );
+    let case =
+        |name: &str, role, threads| Case::new(&group, name, role, Unit::BytesPerSec, threads);
+    let runs: Vec<(Case, RoundRun<'_>)> = vec![
+        (
+            case(
+                "ringlog pipeline double-buffer (64 MiB), sync 100 ms",
+                Role::Ringlog,
+                WRITERS + 1,
+            ),
+            Box::new(|| {
+                fresh(&dir, |d| {
+                    pipeline_run_with(d, &plan, |c| {
+                        c.journal.sync = SyncPolicy::EveryMillis(100);
+                    })
+                })
+            }),
+        ),
+        (
+            case(
+                "write the journal's bytes, 1 thread, 1 MiB writes, fdatasync",
+                Role::Limit,
+                1,
+            ),
+            Box::new(|| {
+                fresh(&dir, |d| {
+                    let m = plain_run(d, frame_bytes)?;
+                    // Credited, like the pipeline, with the payload bytes.
+                    Ok(Measured {
+                        value: m.value * plan.bytes() as f64 / frame_bytes as f64,
+                        ..m
+                    })
+                })
+            }),
+        ),
+    ];
+    b.rounds(runs);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -85,9 +142,28 @@ fn fresh(
 }
 
 fn pipeline_run(dir: &Path, design: Design, plan: &Arc<Plan>) -> Result<Measured, CheckError> {
+    pipeline_run_design(dir, design, plan, |c| c.journal.sync = SyncPolicy::Never)
+}
+
+/// The pipeline as `ringlog run` builds it by default (double buffer of
+/// 64 MiB, two buffers, 64 MiB segments), changed by `tune`.
+fn pipeline_run_with(
+    dir: &Path,
+    plan: &Arc<Plan>,
+    tune: impl FnOnce(&mut PipelineConfig),
+) -> Result<Measured, CheckError> {
+    pipeline_run_design(dir, Design::DoubleBuffer, plan, tune)
+}
+
+fn pipeline_run_design(
+    dir: &Path,
+    design: Design,
+    plan: &Arc<Plan>,
+    tune: impl FnOnce(&mut PipelineConfig),
+) -> Result<Measured, CheckError> {
     let journal_dir = dir.join("journal");
     let mut config = PipelineConfig::new(&journal_dir, design, QUEUE_BYTES, WRITERS);
-    config.journal.sync = SyncPolicy::Never;
+    tune(&mut config);
     let start = Instant::now();
     let (writers, pipe) =
         pipeline::start(config).map_err(|e| CheckError::new(format!("pipeline: {e}")))?;

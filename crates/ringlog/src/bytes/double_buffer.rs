@@ -66,15 +66,12 @@ use super::arena::Arena;
 use super::record::{encode_header, record_len, KIND_DATA, KIND_PAD, RECORD_HEADER_LEN};
 use super::stats::{writer_slots, ReaderCounters, WriterSlots};
 use super::{
-    Batch, ByteQueueReader, ByteQueueWriter, ClaimError, CommitGrant, Config, NewQueueError,
-    Policy, QueueLimits, QueueStats, ReadError, ReleaseBatch, TooLarge, TryClaimError,
-    TryReadError,
+    Batch, ByteQueueReader, ByteQueueWriter, ClaimError, Config, NewQueueError, Policy,
+    QueueLimits, QueueStats, ReadError, ReleaseBatch, TryClaimError, TryReadError,
 };
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::wait::{Deadline, Event, WaitStrategy};
 use crossbeam_utils::CachePadded;
-use std::ops::{Deref, DerefMut};
-use std::time::Instant;
 
 mod reader;
 mod writer;

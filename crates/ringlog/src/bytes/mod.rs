@@ -15,7 +15,9 @@
 //! The other files: `record.rs` (the 8-byte record header every design uses,
 //! and the [`Records`] iterator), `policy.rs` ([`Policy`]), `stats.rs`
 //! (per-writer and reader counters, [`QueueStats`]), `error.rs` (one error
-//! enum per operation), `arena.rs` (queue memory with loom bookkeeping).
+//! enum per operation), `arena.rs` (queue memory with loom bookkeeping),
+//! `claim.rs` (the claim loop and the grant that `double_buffer` and
+//! `shared_ring` share; each says only how it reserves and publishes).
 //!
 //! # What every design guarantees
 //!
@@ -60,6 +62,7 @@
 
 mod any;
 mod arena;
+mod claim;
 pub mod double_buffer;
 mod error;
 pub mod fan_in;

@@ -55,15 +55,12 @@ use super::record::{
 };
 use super::stats::{writer_slots, ReaderCounters, WriterSlots};
 use super::{
-    Batch, ByteQueueReader, ByteQueueWriter, ClaimError, CommitGrant, Config, NewQueueError,
-    Policy, QueueLimits, QueueStats, ReadError, ReleaseBatch, TooLarge, TryClaimError,
-    TryReadError,
+    Batch, ByteQueueReader, ByteQueueWriter, ClaimError, Config, NewQueueError, Policy,
+    QueueLimits, QueueStats, ReadError, ReleaseBatch, TryClaimError, TryReadError,
 };
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::wait::{Deadline, Event, WaitStrategy};
 use crossbeam_utils::CachePadded;
-use std::ops::{Deref, DerefMut};
-use std::time::Instant;
 
 mod reader;
 mod writer;

@@ -52,6 +52,15 @@ pub trait JournalFile: fmt::Debug + Send {
     fn truncate_to(&mut self, len: u64) -> io::Result<()>;
     /// Makes the file's data durable (`fdatasync`).
     fn fdatasync(&mut self) -> io::Result<()>;
+    /// Starts writing the bytes `[offset, offset + len)` to the device
+    /// without waiting for them, so the disk works while more is appended
+    /// and the next [`fdatasync`](Self::fdatasync) has less left to write.
+    /// A hint: it makes nothing durable, and an I/O error it meets is
+    /// reported again by that `fdatasync`. By default it does nothing.
+    fn start_writeback(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
 }
 
 /// A file named like a segment that is not a regular file.
@@ -184,6 +193,25 @@ impl JournalFile for File {
 
     fn fdatasync(&mut self) -> io::Result<()> {
         File::sync_data(self)
+    }
+
+    /// `sync_file_range(SYNC_FILE_RANGE_WRITE)`: queues the range for
+    /// writeback and returns without waiting for it.
+    fn start_writeback(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return Err(io::ErrorKind::InvalidInput.into());
+        };
+        // SAFETY: the descriptor is open for as long as `self` lives; the
+        // call reads no memory of ours.
+        let rc = unsafe {
+            libc::sync_file_range(self.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 }
 
@@ -399,5 +427,12 @@ impl JournalFile for FaultyFile {
             }
         }
         JournalFile::fdatasync(&mut self.file)
+    }
+
+    /// Passed through without counting as an operation: a hint that
+    /// changes no outcome, so the n-th-operation faults land where they
+    /// did without it.
+    fn start_writeback(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        JournalFile::start_writeback(&mut self.file, offset, len)
     }
 }

@@ -6,6 +6,10 @@
 //! reached the file ([`Journal::append_frames_partial`], so a full disk keeps
 //! what fits).
 //!
+//! Writeback of each segment is started every 4 MiB appended
+//! (`sync_file_range`, a hint), so a sync finds most of its bytes already
+//! on their way to the disk; only `fdatasync` makes data durable.
+//!
 //! Positions are journal-global byte counts of frame bytes (segment headers
 //! excluded), monotonic across rotation and retention: each segment header
 //! stores the position of its first frame.
@@ -122,6 +126,13 @@ impl Default for JournalOptions {
 /// [`Journal::sync`] to `fdatasync` them.
 const MAX_UNSYNCED_SEGMENTS: usize = 8;
 
+/// Bytes appended to a segment between two writeback starts
+/// ([`JournalFile::start_writeback`]): the disk writes the journal while the
+/// next batches are copied into the page cache, instead of all of it inside
+/// the next `fdatasync`, which then has little left to wait for. Durability
+/// is unchanged: only `fdatasync` makes data durable.
+const WRITEBACK_BYTES: u64 = 4 << 20;
+
 /// A rotated-out segment whose data is not yet durable.
 #[derive(Debug)]
 struct Unsynced<F> {
@@ -143,12 +154,31 @@ struct OpenSegment<F> {
     len: u64,
     /// Journal-global position of the first frame.
     base: u64,
+    /// File offset up to which writeback has been started.
+    writeback_from: u64,
 }
 
 impl<F> OpenSegment<F> {
     /// Journal-global position of the end of the last good frame.
     fn end_position(&self) -> u64 {
         self.base + (self.len - SEGMENT_HEADER_LEN as u64)
+    }
+}
+
+impl<F: JournalFile> OpenSegment<F> {
+    /// Starts writeback of the bytes written since the last start, up to the
+    /// file length `end`, once they reach [`WRITEBACK_BYTES`] or when `all`
+    /// (the segment is being rotated out).
+    fn start_writeback(&mut self, end: u64, all: bool) {
+        // A rollback may have cut the file below the last start.
+        let from = self.writeback_from.min(self.len);
+        if end > from && (all || end - from >= WRITEBACK_BYTES) {
+            // A hint only: an I/O error it meets is sticky on the file and
+            // reported by the `fdatasync` that makes these bytes durable,
+            // which is where the journal acts on it.
+            let _ = self.file.start_writeback(from, end - from);
+            self.writeback_from = end;
+        }
     }
 }
 
@@ -372,6 +402,7 @@ impl<Fs: JournalFs> Journal<Fs> {
                 file: last.file,
                 len: last.found.valid_len,
                 base: last.found.header.base_position,
+                writeback_from: last.found.valid_len,
             }
         } else {
             create_segment(&fs, &dir, recovery.first_number, 0, true)?
@@ -654,7 +685,12 @@ impl<Fs: JournalFs> Journal<Fs> {
                 &mut fresh[i - 1]
             };
             match write_all_pieces(&mut seg.file, &chunk.pieces) {
-                Ok(()) => kept.push(chunk.bytes),
+                Ok(()) => {
+                    // Every chunk but the last fills a segment that this
+                    // batch rotates out.
+                    seg.start_writeback(seg.len + chunk.bytes, i + 1 < chunks.len());
+                    kept.push(chunk.bytes);
+                }
                 Err((written, e)) => {
                     failure = Some(JournalError::io("write", &seg.path, e));
                     kept.push(if partial {
@@ -936,6 +972,7 @@ fn create_segment<Fs: JournalFs>(
         file,
         len: SEGMENT_HEADER_LEN as u64,
         base: base_position,
+        writeback_from: 0,
     })
 }
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::bytes::{PushError, TryPushError};
+use crate::bytes::{CommitGrant, PushError, TooLarge, TryPushError};
 use std::time::Duration;
 
 fn one(cap: usize) -> (Writer, Reader) {

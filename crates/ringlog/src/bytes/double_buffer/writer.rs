@@ -1,6 +1,9 @@
 //! The double buffer: the writer side (reserve, write in place, commit).
 
 use super::*;
+use crate::bytes::arena::Arena;
+use crate::bytes::claim::{self, Slots};
+use crate::bytes::stats::WriterCounters;
 
 /// A writer's handle: one per thread, `Send`, not `Clone`.
 pub struct Writer {
@@ -26,13 +29,13 @@ impl Writer {
         self.strategy = strategy;
     }
 
-    fn reader_gone(&self) -> bool {
+    fn reader_closed(&self) -> bool {
         // Relaxed: a flag with no data behind it.
         self.shared.life.reader_closed.load(Ordering::Relaxed)
     }
 
     /// One reservation attempt; `Err(gen)` when the buffer of `gen` is full.
-    fn reserve(&mut self, total: u64) -> Result<(u64, u64), u64> {
+    fn reserve_once(&mut self, total: u64) -> Result<(u64, u64), u64> {
         let sh = &*self.shared;
         if let Some(g) = self.full_gen {
             // Relaxed: only to learn whether `gen` moved; the fetch_add below
@@ -64,26 +67,75 @@ impl Writer {
         self.full_gen = Some(gen);
         Err(gen)
     }
+}
 
-    fn check_len(&self, len: usize) -> Result<u64, TooLarge> {
-        let max = self.max_record_len();
-        if len > max {
-            return Err(TooLarge {
-                requested: len,
-                max,
-            });
-        }
-        Ok(record_len(len) as u64)
+// SAFETY: `reserve` hands out `[off, off + total)` of generation `gen`'s
+// buffer, inside it (`off + total <= capacity`), 8-aligned (record lengths
+// are), zeroed when new or holding an older record, and no other writer's
+// (the `fetch_add` gives each its own range) nor the reader's (it reads the
+// buffer only after the commits it counts).
+unsafe impl Slots for Writer {
+    type Slot = (u64, u64);
+    type Full = u64;
+
+    /// `capacity - 8`: a record must fit an empty buffer.
+    fn max_record_len(&self) -> usize {
+        self.shared.capacity as usize - RECORD_HEADER_LEN
     }
 
-    fn grant(&mut self, (gen, off): (u64, u64), len: usize) -> Grant<'_> {
-        Grant {
-            writer: self,
-            gen,
-            off: off as usize,
-            len,
-            done: false,
+    fn reserve(&mut self, total: u64) -> Result<(u64, u64), u64> {
+        self.reserve_once(total)
+    }
+
+    fn reader_gone(&self) -> bool {
+        self.reader_closed()
+    }
+
+    fn policy(&self) -> &Policy {
+        &self.shared.policy
+    }
+
+    fn counters(&self) -> &WriterCounters {
+        &self.shared.writer_stats[self.id]
+    }
+
+    fn wait_for_room(&self, full: u64, deadline: Deadline) -> bool {
+        let sh = &*self.shared;
+        sh.space_ev.wait_until(&self.strategy, deadline, || {
+            // Relaxed: hints; `reserve` synchronises.
+            gen_of(sh.active.load(Ordering::Relaxed)) != full
+                || sh.life.reader_closed.load(Ordering::Relaxed)
+        })
+    }
+
+    fn record_at(&self, (gen, off): (u64, u64)) -> (&Arena, usize) {
+        (&self.shared.buffer(gen).mem, off as usize)
+    }
+
+    /// Writes the header(s) and counts the slot committed: a record of `n`
+    /// payload bytes (plus padding for the slack), or all padding.
+    fn publish(&self, (gen, off): (u64, u64), len: usize, n: Option<usize>) {
+        let sh = &*self.shared;
+        let buf = sh.buffer(gen);
+        let off = off as usize;
+        let slot = record_len(len);
+        let used = n.map_or(0, record_len);
+        if let Some(n) = n {
+            // SAFETY: the slot [off, off + slot) is ours by the reservation,
+            // 8-aligned and inside the buffer; the reader reads it only after
+            // our commit below.
+            unsafe { buf.mem.write_word(off, encode_header(n as u32, KIND_DATA)) };
         }
+        if used < slot {
+            let pad = (slot - used - RECORD_HEADER_LEN) as u32;
+            // SAFETY: as above.
+            unsafe { buf.mem.write_word(off + used, encode_header(pad, KIND_PAD)) };
+        }
+        let add = slot as u64 + if n.is_some() { 1 << RECORDS_SHIFT } else { 0 };
+        // Release: publishes the header and payload; pairs with the Acquire
+        // load of `committed` in `Reader::poll`.
+        buf.tally.committed.fetch_add(add, Ordering::Release);
+        sh.reader_ev.notify();
     }
 }
 
@@ -96,48 +148,15 @@ impl ByteQueueWriter for Writer {
 
     /// `capacity - 8`: a record must fit an empty buffer.
     fn max_record_len(&self) -> usize {
-        self.shared.capacity as usize - RECORD_HEADER_LEN
+        Slots::max_record_len(self)
     }
 
     fn try_claim(&mut self, len: usize) -> Result<Grant<'_>, TryClaimError> {
-        let total = self.check_len(len)?;
-        match self.reserve(total) {
-            Ok(r) => Ok(self.grant(r, len)),
-            Err(_) if self.reader_gone() => Err(TryClaimError::Disconnected),
-            Err(_) => Err(TryClaimError::Full),
-        }
+        claim::try_claim(self, len).map(Grant)
     }
 
     fn claim(&mut self, len: usize, deadline: Deadline) -> Result<Grant<'_>, ClaimError> {
-        let total = self.check_len(len)?;
-        let mut since: Option<Instant> = None;
-        let r = loop {
-            match self.reserve(total) {
-                Ok(r) => break r,
-                Err(_) if self.reader_gone() => return Err(ClaimError::Disconnected),
-                Err(_) if self.shared.policy == Policy::DropNewest => {
-                    self.shared.writer_stats[self.id].dropped.add(1);
-                    return Err(ClaimError::Dropped);
-                }
-                Err(full) => {
-                    let start = *since.get_or_insert_with(Instant::now);
-                    let sh = &*self.shared;
-                    let ok = sh.space_ev.wait_until(&self.strategy, deadline, || {
-                        // Relaxed: hints; `reserve` synchronises.
-                        gen_of(sh.active.load(Ordering::Relaxed)) != full
-                            || sh.life.reader_closed.load(Ordering::Relaxed)
-                    });
-                    if !ok {
-                        sh.writer_stats[self.id].add_blocked(start.elapsed());
-                        return Err(ClaimError::Timeout);
-                    }
-                }
-            }
-        };
-        if let Some(start) = since {
-            self.shared.writer_stats[self.id].add_blocked(start.elapsed());
-        }
-        Ok(self.grant(r, len))
+        claim::claim(self, len, deadline).map(Grant)
     }
 }
 
@@ -153,120 +172,12 @@ impl Drop for Writer {
     }
 }
 
-/// Room for one record in the active buffer, claimed by a [`Writer`].
-///
-/// Derefs to the payload bytes in the buffer itself (they hold whatever an
-/// earlier record left there). [`commit`](CommitGrant::commit) publishes;
-/// dropping the grant publishes padding instead, so the reader never waits
-/// for it.
-pub struct Grant<'a> {
-    writer: &'a mut Writer,
-    gen: u64,
-    off: usize,
-    len: usize,
-    done: bool,
-}
-
-impl std::fmt::Debug for Grant<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Grant")
-            .field("len", &self.len)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Grant<'_> {
-    /// The claimed payload length in bytes.
-    #[allow(clippy::len_without_is_empty)]
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Writes the header(s) and publishes the slot: a record of `n` payload
-    /// bytes (plus padding for the slack), or all padding when `n` is `None`.
-    fn finish(&mut self, n: Option<usize>) {
-        self.done = true;
-        let sh = &*self.writer.shared;
-        let buf = sh.buffer(self.gen);
-        let slot = record_len(self.len);
-        let used = n.map_or(0, record_len);
-        if let Some(n) = n {
-            // SAFETY: the slot [off, off + slot) is ours by the reservation,
-            // 8-aligned and inside the buffer; the reader reads it only after
-            // our commit below.
-            unsafe {
-                buf.mem
-                    .write_word(self.off, encode_header(n as u32, KIND_DATA))
-            };
-        }
-        if used < slot {
-            let pad = (slot - used - RECORD_HEADER_LEN) as u32;
-            // SAFETY: as above.
-            unsafe {
-                buf.mem
-                    .write_word(self.off + used, encode_header(pad, KIND_PAD))
-            };
-        }
-        let add = slot as u64 + if n.is_some() { 1 << RECORDS_SHIFT } else { 0 };
-        // Release: publishes the header and payload; pairs with the Acquire
-        // load of `committed` in `Reader::poll`.
-        buf.tally.committed.fetch_add(add, Ordering::Release);
-        sh.reader_ev.notify();
-        if let Some(n) = n {
-            let c = &sh.writer_stats[self.writer.id];
-            c.records.add(1);
-            c.bytes.add(n as u64);
-        }
-    }
-
-    fn payload_ptr(&self) -> *mut u8 {
-        self.writer
-            .shared
-            .buffer(self.gen)
-            .mem
-            .ptr(self.off + RECORD_HEADER_LEN)
-    }
-}
-
-impl CommitGrant for Grant<'_> {
-    /// Publishes the first `n` payload bytes as one record; the rest of the
-    /// slot becomes padding.
+claim::design_grant!(
+    Writer,
+    /// Room for one record in the active buffer, claimed by a [`Writer`].
     ///
-    /// # Panics
-    ///
-    /// If `n` exceeds the claimed length.
-    fn commit(mut self, n: usize) {
-        assert!(
-            n <= self.len,
-            "commit of {n} bytes exceeds the grant of {}",
-            self.len
-        );
-        self.finish(Some(n));
-    }
-}
-
-impl Drop for Grant<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.finish(None);
-        }
-    }
-}
-
-impl Deref for Grant<'_> {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        // SAFETY: the payload lies inside our reserved slot, initialised (the
-        // arena is zeroed when new), and nobody else touches it until commit.
-        unsafe { std::slice::from_raw_parts(self.payload_ptr(), self.len) }
-    }
-}
-
-impl DerefMut for Grant<'_> {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        let buf = self.writer.shared.buffer(self.gen);
-        buf.mem.track_write(self.off + RECORD_HEADER_LEN, self.len);
-        // SAFETY: as in `deref`; `&mut self` makes this the only reference.
-        unsafe { std::slice::from_raw_parts_mut(self.payload_ptr(), self.len) }
-    }
-}
+    /// Derefs to the payload bytes in the buffer itself (they hold whatever an
+    /// earlier record left there). [`commit`](crate::bytes::CommitGrant::commit) publishes;
+    /// dropping the grant publishes padding instead, so the reader never waits
+    /// for it.
+);

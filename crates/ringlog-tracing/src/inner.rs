@@ -86,7 +86,16 @@ pub(crate) fn closed_error() -> io::Error {
     )
 }
 
-/// Why [`Inner::wait_durable`] gave up.
+/// What [`Inner::wait_for`] waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reached {
+    /// Synced to disk.
+    Durable,
+    /// Written to the journal's files, not necessarily synced.
+    Written,
+}
+
+/// Why [`Inner::wait_durable`] or [`Inner::wait_written`] gave up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WaitFailure {
     /// The deadline passed first.
@@ -194,6 +203,17 @@ impl Inner {
     /// Waits until every record appended (by any thread) before the call is
     /// durable, or `deadline` passes.
     pub(crate) fn wait_durable(&self, deadline: Option<Instant>) -> Result<(), WaitFailure> {
+        self.wait_for(Reached::Durable, deadline)
+    }
+
+    /// Waits until every record appended (by any thread) before the call is
+    /// written to the journal's files (handed to the kernel), or `deadline`
+    /// passes.
+    pub(crate) fn wait_written(&self, deadline: Option<Instant>) -> Result<(), WaitFailure> {
+        self.wait_for(Reached::Written, deadline)
+    }
+
+    fn wait_for(&self, reached: Reached, deadline: Option<Instant>) -> Result<(), WaitFailure> {
         // Positions first: the last record of each slot now.
         let mut targets = Vec::with_capacity(self.slots.len());
         for (i, slot) in self.slots.iter().enumerate() {
@@ -204,15 +224,20 @@ impl Inner {
                 None => return Err(WaitFailure::Stopped),
             }
         }
-        // Then poll each slot's durable position; `wait_durable` needs the
-        // writer, so the slot is held only for one check at a time.
+        // Then poll each slot's position; the check needs the writer, so
+        // the slot is held only for one check at a time.
         for (i, seq) in targets {
+            let mut pause = Duration::from_micros(50);
             loop {
                 let g = lock_until(&self.slots[i].writer, deadline).ok_or(WaitFailure::Busy)?;
                 let Some(w) = g.as_ref() else {
                     return Err(WaitFailure::Stopped);
                 };
-                if w.wait_durable(seq, Some(Instant::now())) {
+                let done = match reached {
+                    Reached::Durable => w.wait_durable(seq, Some(Instant::now())),
+                    Reached::Written => w.written_seq() > seq,
+                };
+                if done {
                     break;
                 }
                 drop(g);
@@ -222,7 +247,8 @@ impl Inner {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     return Err(WaitFailure::Timeout);
                 }
-                std::thread::sleep(Duration::from_millis(1));
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(1));
             }
         }
         Ok(())

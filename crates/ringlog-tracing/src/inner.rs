@@ -177,23 +177,38 @@ impl Inner {
     /// Appends one record through `slot`: blocking until there is room, or
     /// counting a drop in lossy mode.
     pub(crate) fn append(&self, slot: usize, payload: &[u8]) -> io::Result<()> {
+        self.with_writer(slot, |w| self.append_to(w, payload))?
+            .map(drop)
+    }
+
+    /// Runs `f` on `slot`'s pipeline writer, holding the slot; `BrokenPipe`
+    /// once the guard has shut the pipeline down.
+    pub(crate) fn with_writer<R>(
+        &self,
+        slot: usize,
+        f: impl FnOnce(&mut PipelineWriter) -> R,
+    ) -> io::Result<R> {
         let mut guard = lock(&self.slots[slot].writer);
-        let Some(w) = guard.as_mut() else {
-            return Err(closed_error());
-        };
+        match guard.as_mut() {
+            Some(w) => Ok(f(w)),
+            None => Err(closed_error()),
+        }
+    }
+
+    /// Appends one record through `w` (a slot's writer, held): `Ok(true)`
+    /// if it was queued, `Ok(false)` if lossy mode dropped it (counted).
+    pub(crate) fn append_to(&self, w: &mut PipelineWriter, payload: &[u8]) -> io::Result<bool> {
         match w.append(payload, None) {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(true),
             Err(AppendError::Queue(ClaimError::Dropped)) => {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                Ok(())
+                Ok(false)
             }
             Err(e @ (AppendError::Queue(ClaimError::TooLarge(_)) | AppendError::Journal(_))) => {
-                drop(guard);
                 self.counters.rejected.fetch_add(1, Ordering::Relaxed);
                 Err(io::Error::new(io::ErrorKind::InvalidInput, e))
             }
             Err(e) => {
-                drop(guard);
                 self.note_error("append", &e);
                 Err(io::Error::other(e))
             }

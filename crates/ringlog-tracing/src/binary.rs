@@ -595,6 +595,16 @@ impl TextDecoder {
         }
     }
 
+    /// Remembers `payload` if it is a definition (and says so), without
+    /// formatting anything: for records a reader skips (filtered out) but
+    /// whose definitions later events need.
+    pub fn learn(&mut self, payload: &[u8]) -> bool {
+        if !is_binary(payload) || payload.get(MAGIC.len() + 1) == Some(&KIND_EVENT) {
+            return false;
+        }
+        self.show(0, payload, &mut String::new()) == Shown::Definition
+    }
+
     fn write_event(&self, timestamp: u64, e: &EventRecord<'_>, out: &mut String) -> fmt::Result {
         ringlog::journal::write_utc_timestamp(out, timestamp, 6)?;
         let known = self.callsites.get(&e.callsite);

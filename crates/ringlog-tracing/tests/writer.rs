@@ -239,12 +239,23 @@ fn the_reader_thread_takes_the_name_given() {
         .thread_name("app-log-writer")
         .build()
         .unwrap();
-    let names: Vec<String> = std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .map(|n| n.trim_end().to_owned())
-        .collect();
-    assert!(names.iter().any(|n| n == "app-log-writer"), "{names:?}");
+    let names = || -> Vec<String> {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|n| n.trim_end().to_owned())
+            .collect()
+    };
+    // The new thread sets its own name once it runs: poll, within a bound.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !names().iter().any(|n| n == "app-log-writer") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no thread named app-log-writer: {:?}",
+            names()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     drop(guard);
 }
 

@@ -689,10 +689,12 @@ pub(crate) fn cat(args: CatArgs) -> Result<i32, String> {
             }
         };
         if !query.filter.matches(rec.producer, rec.seq, rec.timestamp) || !query.accepts(&rec) {
+            query.observe(&rec);
             continue;
         }
-        query.write_record(&mut buf, &rec);
-        printed += 1;
+        if query.write_record(&mut buf, &rec) {
+            printed += 1;
+        }
         if buf.len() >= 1 << 16 {
             match emit(&mut out, &mut buf) {
                 Ok(true) => {}

@@ -6,11 +6,13 @@
 //! sequence goes to the library's [`RecordFilter`], which seeks through the
 //! segments' index files where they are valid; `--grep` is applied here.
 
+use std::cell::RefCell;
 use std::io::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
 use ringlog::journal::{FollowOptions, Gap, IndexUse, Record, RecordFilter};
+use ringlog_tracing::binary::{self, Shown, TextDecoder};
 
 use crate::units::parse_duration;
 
@@ -53,7 +55,10 @@ pub(crate) enum Format {
     /// `<UTC time> <producer> <seq> <payload>`, one line per record: the
     /// time in RFC 3339 with nanoseconds, the payload as text with control
     /// characters, backslashes and bytes that are not UTF-8 escaped
-    /// (`\n`, `\\`, `\xff`).
+    /// (`\n`, `\\`, `\xff`). Events of ringlog-tracing's `BinaryLayer`
+    /// are formatted as its fmt layer would print them (time, level,
+    /// thread, target, message, fields); their callsite and thread
+    /// definitions are read but not printed.
     Text,
     /// One JSON object per line: producer, seq, timestamp_ns, segment,
     /// offset, len, and `payload` (UTF-8 text) or `payload_b64` (base64).
@@ -90,6 +95,8 @@ pub(crate) struct Query {
     /// The output format.
     pub(crate) format: Format,
     index: IndexUse,
+    /// Definitions of binary events read so far (`--format text`).
+    decoder: RefCell<TextDecoder>,
 }
 
 fn now_ns() -> u64 {
@@ -258,6 +265,7 @@ impl QueryArgs {
                 IndexMode::Build => IndexUse::Build,
                 IndexMode::Ignore => IndexUse::Ignore,
             },
+            decoder: RefCell::default(),
         })
     }
 }
@@ -370,9 +378,37 @@ impl Query {
         }
     }
 
-    /// Appends one record in the query's format.
-    pub(crate) fn write_record(&self, out: &mut Vec<u8>, r: &Record) {
+    /// Reads the definitions in a record that is not printed (filtered
+    /// out), so the binary events after it can still be formatted.
+    pub(crate) fn observe(&self, r: &Record) {
+        if self.format == Format::Text {
+            self.decoder.borrow_mut().learn(&r.payload);
+        }
+    }
+
+    /// Appends one record in the query's format; `false` if it printed
+    /// nothing (a binary event definition in text).
+    pub(crate) fn write_record(&self, out: &mut Vec<u8>, r: &Record) -> bool {
         match self.format {
+            Format::Text if binary::is_binary(&r.payload) => {
+                let mut line = String::new();
+                let shown = self
+                    .decoder
+                    .borrow_mut()
+                    .show(r.timestamp, &r.payload, &mut line);
+                if shown == Shown::Definition {
+                    return false;
+                }
+                let _ = write!(
+                    out,
+                    "{} {} {} ",
+                    rfc3339_utc(r.timestamp),
+                    r.producer,
+                    r.seq
+                );
+                escape_into(out, line.as_bytes());
+                out.push(b'\n');
+            }
             Format::Text => {
                 let _ = write!(
                     out,
@@ -443,6 +479,7 @@ impl Query {
             }
             Format::Raw => out.extend_from_slice(&r.payload),
         }
+        true
     }
 }
 

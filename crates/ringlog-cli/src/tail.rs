@@ -170,8 +170,11 @@ pub(crate) fn tail(args: TailArgs) -> Result<i32, String> {
         match event {
             Some(FollowEvent::Record(r)) => {
                 if query.accepts(&r) {
-                    query.write_record(&mut batch.buf, &r);
-                    printed += 1;
+                    if query.write_record(&mut batch.buf, &r) {
+                        printed += 1;
+                    }
+                } else {
+                    query.observe(&r);
                 }
                 batch.cursor = Some(r.cursor());
                 batch.records += 1;

@@ -75,6 +75,7 @@ pub struct Builder {
     panic_hook: bool,
     journal: JournalOptions,
     clock: Option<fn() -> u64>,
+    thread_name: String,
 }
 
 impl Builder {
@@ -93,6 +94,7 @@ impl Builder {
             panic_hook: false,
             journal: JournalOptions::default(),
             clock: None,
+            thread_name: "ringlog-reader".into(),
         }
     }
 
@@ -140,6 +142,14 @@ impl Builder {
     /// process dying. Off by default.
     pub fn panic_hook(mut self, on: bool) -> Self {
         self.panic_hook = on;
+        self
+    }
+
+    /// Name of the thread that writes the journal (default
+    /// `ringlog-reader`), as `tracing_appender`'s `thread_name`. At most
+    /// 63 bytes, without NUL.
+    pub fn thread_name(mut self, name: impl Into<String>) -> Self {
+        self.thread_name = name.into();
         self
     }
 
@@ -211,6 +221,13 @@ impl Builder {
         if self.journal.retention.max_segments == Some(0) {
             return invalid("max_files", "0".into(), "must keep at least 1 file");
         }
+        if self.thread_name.len() > 63 || self.thread_name.contains('\0') {
+            return invalid(
+                "thread_name",
+                format!("{:?}", self.thread_name),
+                "must be at most 63 bytes, without NUL",
+            );
+        }
         if u64::try_from(self.sync_interval.as_millis()).is_err() {
             return invalid(
                 "sync_interval",
@@ -248,6 +265,7 @@ impl Builder {
             journal,
             reader_aux_work: 0,
             sink_retry: pipeline::DEFAULT_SINK_RETRY,
+            reader_thread_name: self.thread_name,
         };
         let mut opened =
             Journal::open(&self.dir, journal).map_err(|source| BuildError::Journal {

@@ -9,16 +9,16 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 /// Why [`Guard::sync`] or [`Guard::flush`] returned before the events were
-/// durable.
+/// durable (or written).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SyncError {
     /// The timeout passed first (the disk is slow, or failing and being
     /// retried: see [`Guard::last_error`]).
-    #[error("timed out waiting for the journal to sync")]
+    #[error("timed out waiting for the journal to write or sync the events")]
     Timeout,
     /// The journal pipeline stopped: its disk failed for good, or the guard
     /// shut it down.
-    #[error("the journal pipeline stopped before the events were durable{}", last.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
+    #[error("the journal pipeline stopped before the events were written or durable{}", last.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
     Stopped {
         /// The last error the pipeline reported, if any.
         last: Option<String>,
@@ -74,6 +74,15 @@ pub struct Guard {
     done: bool,
 }
 
+/// How far [`Guard::flush`] and [`Guard::sync`] wait.
+#[derive(Debug, Clone, Copy)]
+enum Level {
+    /// Synced to disk.
+    Durable,
+    /// Written to the journal's files.
+    Written,
+}
+
 fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     timeout.and_then(|t| Instant::now().checked_add(t))
 }
@@ -94,17 +103,30 @@ impl Guard {
     }
 
     /// Waits until every event written before the call (by any thread;
-    /// partial lines of other threads excepted) is in the journal's files.
+    /// partial lines of other threads excepted) has been written to the
+    /// journal's files: handed to the kernel with `write(2)`, so it
+    /// survives this process dying (a crash or a `SIGKILL`) but not the
+    /// machine losing power. It does not wait for `fdatasync`; that is
+    /// [`sync`](Self::sync). This thread's partial line is ended first.
     ///
-    /// The pipeline publishes its progress as durable positions only, so
-    /// this waits for the next periodic sync: it is [`sync`](Self::sync),
-    /// and costs at most one [sync interval](crate::Builder::sync_interval).
+    /// It returns once the reader thread has written the batch holding
+    /// those events, which is usually well within a millisecond on an idle
+    /// queue.
     ///
     /// # Errors
     ///
-    /// As [`sync`](Self::sync).
+    /// [`SyncError::Stopped`] if the pipeline stopped first.
     pub fn flush(&self) -> Result<(), SyncError> {
-        self.sync()
+        self.wait_until(Level::Written, None)
+    }
+
+    /// [`flush`](Self::flush), giving up after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`SyncError::Timeout`], or as [`flush`](Self::flush).
+    pub fn flush_timeout(&self, timeout: Duration) -> Result<(), SyncError> {
+        self.wait_until(Level::Written, deadline(Some(timeout)))
     }
 
     /// Waits until every event written before the call (by any thread;
@@ -116,7 +138,7 @@ impl Guard {
     ///
     /// [`SyncError::Stopped`] if the pipeline stopped first.
     pub fn sync(&self) -> Result<(), SyncError> {
-        self.sync_until(None)
+        self.wait_until(Level::Durable, None)
     }
 
     /// [`sync`](Self::sync), giving up after `timeout`.
@@ -125,17 +147,21 @@ impl Guard {
     ///
     /// [`SyncError::Timeout`], or as [`sync`](Self::sync).
     pub fn sync_timeout(&self, timeout: Duration) -> Result<(), SyncError> {
-        self.sync_until(deadline(Some(timeout)))
+        self.wait_until(Level::Durable, deadline(Some(timeout)))
     }
 
-    fn sync_until(&self, deadline: Option<Instant>) -> Result<(), SyncError> {
+    fn wait_until(&self, level: Level, deadline: Option<Instant>) -> Result<(), SyncError> {
         let writer = RingWriter {
             inner: self.inner.clone(),
         };
         if let Err(e) = writer.flush_thread() {
             self.inner.note_error("sync: end the partial line", &e);
         }
-        match self.inner.wait_durable(deadline) {
+        let waited = match level {
+            Level::Durable => self.inner.wait_durable(deadline),
+            Level::Written => self.inner.wait_written(deadline),
+        };
+        match waited {
             Ok(()) => Ok(()),
             // A slot held until the deadline is a timeout too: an append
             // blocked on a full queue.

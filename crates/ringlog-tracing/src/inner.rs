@@ -86,7 +86,16 @@ pub(crate) fn closed_error() -> io::Error {
     )
 }
 
-/// Why [`Inner::wait_durable`] gave up.
+/// What [`Inner::wait_for`] waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reached {
+    /// Synced to disk.
+    Durable,
+    /// Written to the journal's files, not necessarily synced.
+    Written,
+}
+
+/// Why [`Inner::wait_durable`] or [`Inner::wait_written`] gave up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WaitFailure {
     /// The deadline passed first.
@@ -168,23 +177,38 @@ impl Inner {
     /// Appends one record through `slot`: blocking until there is room, or
     /// counting a drop in lossy mode.
     pub(crate) fn append(&self, slot: usize, payload: &[u8]) -> io::Result<()> {
+        self.with_writer(slot, |w| self.append_to(w, payload))?
+            .map(drop)
+    }
+
+    /// Runs `f` on `slot`'s pipeline writer, holding the slot; `BrokenPipe`
+    /// once the guard has shut the pipeline down.
+    pub(crate) fn with_writer<R>(
+        &self,
+        slot: usize,
+        f: impl FnOnce(&mut PipelineWriter) -> R,
+    ) -> io::Result<R> {
         let mut guard = lock(&self.slots[slot].writer);
-        let Some(w) = guard.as_mut() else {
-            return Err(closed_error());
-        };
+        match guard.as_mut() {
+            Some(w) => Ok(f(w)),
+            None => Err(closed_error()),
+        }
+    }
+
+    /// Appends one record through `w` (a slot's writer, held): `Ok(true)`
+    /// if it was queued, `Ok(false)` if lossy mode dropped it (counted).
+    pub(crate) fn append_to(&self, w: &mut PipelineWriter, payload: &[u8]) -> io::Result<bool> {
         match w.append(payload, None) {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(true),
             Err(AppendError::Queue(ClaimError::Dropped)) => {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                Ok(())
+                Ok(false)
             }
             Err(e @ (AppendError::Queue(ClaimError::TooLarge(_)) | AppendError::Journal(_))) => {
-                drop(guard);
                 self.counters.rejected.fetch_add(1, Ordering::Relaxed);
                 Err(io::Error::new(io::ErrorKind::InvalidInput, e))
             }
             Err(e) => {
-                drop(guard);
                 self.note_error("append", &e);
                 Err(io::Error::other(e))
             }
@@ -194,6 +218,17 @@ impl Inner {
     /// Waits until every record appended (by any thread) before the call is
     /// durable, or `deadline` passes.
     pub(crate) fn wait_durable(&self, deadline: Option<Instant>) -> Result<(), WaitFailure> {
+        self.wait_for(Reached::Durable, deadline)
+    }
+
+    /// Waits until every record appended (by any thread) before the call is
+    /// written to the journal's files (handed to the kernel), or `deadline`
+    /// passes.
+    pub(crate) fn wait_written(&self, deadline: Option<Instant>) -> Result<(), WaitFailure> {
+        self.wait_for(Reached::Written, deadline)
+    }
+
+    fn wait_for(&self, reached: Reached, deadline: Option<Instant>) -> Result<(), WaitFailure> {
         // Positions first: the last record of each slot now.
         let mut targets = Vec::with_capacity(self.slots.len());
         for (i, slot) in self.slots.iter().enumerate() {
@@ -204,15 +239,20 @@ impl Inner {
                 None => return Err(WaitFailure::Stopped),
             }
         }
-        // Then poll each slot's durable position; `wait_durable` needs the
-        // writer, so the slot is held only for one check at a time.
+        // Then poll each slot's position; the check needs the writer, so
+        // the slot is held only for one check at a time.
         for (i, seq) in targets {
+            let mut pause = Duration::from_micros(50);
             loop {
                 let g = lock_until(&self.slots[i].writer, deadline).ok_or(WaitFailure::Busy)?;
                 let Some(w) = g.as_ref() else {
                     return Err(WaitFailure::Stopped);
                 };
-                if w.wait_durable(seq, Some(Instant::now())) {
+                let done = match reached {
+                    Reached::Durable => w.wait_durable(seq, Some(Instant::now())),
+                    Reached::Written => w.written_seq() > seq,
+                };
+                if done {
                     break;
                 }
                 drop(g);
@@ -222,7 +262,8 @@ impl Inner {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     return Err(WaitFailure::Timeout);
                 }
-                std::thread::sleep(Duration::from_millis(1));
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(1));
             }
         }
         Ok(())

@@ -29,6 +29,10 @@
 //!   ([`Builder::rotate`]), by count ([`Builder::max_files`]) and by total
 //!   size ([`Builder::max_total_bytes`]).
 //! - **`log` too:** [`RingLogger`] is a `log::Log` over the same writer.
+//! - **Deferred formatting:** [`BinaryLayer`] stores each event's callsite
+//!   id and typed field values as a compact binary record through the same
+//!   writer, formatted only when read ([`binary`] is the format and its
+//!   decoder, free of `tracing`).
 //!
 //! Records are the UTF-8 lines the formatter wrote, without their `\n`:
 //! `ringlog cat --format text DIR` prints them with their time and producer,
@@ -66,15 +70,18 @@
 //! assert!(ringlog::journal::verify(&log_dir).unwrap().is_clean());
 //! ```
 
+pub mod binary;
 mod builder;
 mod guard;
 mod inner;
+mod layer;
 mod log_backend;
 mod time;
 mod writer;
 
 pub use builder::{BuildError, Builder};
 pub use guard::{Guard, ShutdownError, ShutdownReport, SyncError};
+pub use layer::BinaryLayer;
 pub use log_backend::RingLogger;
 pub use ringlog::journal::RotateEvery;
 pub use writer::{EventWriter, RingWriter};

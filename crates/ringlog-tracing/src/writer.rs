@@ -10,12 +10,15 @@ use tracing_subscriber::fmt::MakeWriter;
 /// A thread's hold on one slot of one [`Inner`], and the partial line it
 /// has written so far.
 #[derive(Debug)]
-struct Lease {
-    inner: Arc<Inner>,
-    slot: usize,
+pub(crate) struct Lease {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) slot: usize,
     /// Bytes of a line not yet ended by `\n` (empty in the common case,
     /// where each write is a whole line).
     pending: Vec<u8>,
+    /// What [`BinaryLayer`](crate::BinaryLayer) keeps for this thread, made
+    /// on its first event.
+    pub(crate) binary: Option<Box<crate::layer::ThreadState>>,
 }
 
 impl Lease {
@@ -64,7 +67,7 @@ thread_local! {
 /// Runs `f` with this thread's lease on `inner`, taking one on first use.
 /// `None` if the thread-local is gone (the thread is exiting) or already
 /// borrowed (a write from inside a write, e.g. by a panic hook).
-fn with_lease<R>(inner: &Arc<Inner>, f: impl FnOnce(&mut Lease) -> R) -> Option<R> {
+pub(crate) fn with_lease<R>(inner: &Arc<Inner>, f: impl FnOnce(&mut Lease) -> R) -> Option<R> {
     LEASES
         .try_with(|cell| {
             let mut leases = cell.try_borrow_mut().ok()?;
@@ -78,6 +81,7 @@ fn with_lease<R>(inner: &Arc<Inner>, f: impl FnOnce(&mut Lease) -> R) -> Option<
                         inner: inner.clone(),
                         slot,
                         pending: Vec::new(),
+                        binary: None,
                     });
                     leases.len() - 1
                 }

@@ -121,3 +121,23 @@ fn the_fmt_layer_through_ringlog_allocates_nothing_per_event() {
     let report = guard.shutdown().unwrap();
     assert_eq!(report.reader.records, 101_000);
 }
+
+#[test]
+fn the_binary_layer_allocates_nothing_per_event() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, guard) = Builder::new(dir.path()).build().unwrap();
+    let subscriber =
+        tracing_subscriber::registry().with(ringlog_tracing::BinaryLayer::new(&writer));
+    // One callsite for the warm-up and the counted events: a new callsite
+    // is defined (and allocated for) once per thread.
+    let event = |i: u64| tracing::info!(i, ok = true, path = "/index", "request served");
+    tracing::subscriber::with_default(subscriber, || {
+        (0..1000).for_each(event);
+        let n = count(|| (0..100_000).for_each(event));
+        assert_eq!(n, 0, "allocations in 100,000 binary events");
+    });
+    let report = guard.shutdown().unwrap();
+    // One thread and one callsite definition, then the events.
+    assert_eq!(report.reader.records, 101_002);
+}

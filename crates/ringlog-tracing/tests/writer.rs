@@ -197,6 +197,69 @@ fn sync_makes_everything_written_before_it_durable() {
 }
 
 #[test]
+fn flush_hands_the_events_to_the_kernel_without_waiting_for_a_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    // No periodic sync during the test: only the shutdown syncs.
+    let (writer, guard) = Builder::new(dir.path())
+        .sync_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    for round in 0..3u64 {
+        std::thread::scope(|s| {
+            for t in 0..2u64 {
+                let mut w = writer.clone();
+                s.spawn(move || {
+                    for i in 0..500u64 {
+                        writeln!(w, "t={t} i={}", round * 500 + i).unwrap();
+                    }
+                });
+            }
+        });
+        guard.flush_timeout(Duration::from_secs(30)).unwrap();
+        // In the files (read through the page cache) while nothing was
+        // synced since the journal was opened.
+        let (recs, err) = records(dir.path());
+        assert_eq!(err, None);
+        check_order(&recs, 2, (round + 1) * 500, true);
+    }
+    // A sync, by contrast, waits for the next interval.
+    assert_eq!(
+        guard.sync_timeout(Duration::from_millis(100)),
+        Err(SyncError::Timeout)
+    );
+    let report = guard.shutdown().unwrap();
+    assert_eq!(report.reader.durable_records(), 3000);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_reader_thread_takes_the_name_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_writer, guard) = Builder::new(dir.path())
+        .thread_name("app-log-writer")
+        .build()
+        .unwrap();
+    let names = || -> Vec<String> {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|n| n.trim_end().to_owned())
+            .collect()
+    };
+    // The new thread sets its own name once it runs: poll, within a bound.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !names().iter().any(|n| n == "app-log-writer") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no thread named app-log-writer: {:?}",
+            names()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(guard);
+}
+
+#[test]
 fn writes_after_shutdown_fail_and_sync_says_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let (mut writer, guard) = Builder::new(dir.path()).build().unwrap();
@@ -236,6 +299,8 @@ fn invalid_options_touch_nothing_on_disk() {
         Builder::new(&target).max_threads(64),
         Builder::new(&target).max_segment_bytes(100),
         Builder::new(&target).max_files(0),
+        Builder::new(&target).thread_name("x".repeat(64)),
+        Builder::new(&target).thread_name("a\0b"),
     ] {
         let e = b.build().unwrap_err();
         assert!(e.to_string().starts_with("invalid option"), "{e}");

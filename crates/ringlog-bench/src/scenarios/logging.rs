@@ -10,7 +10,11 @@
 //! - `tracing_appender::rolling::hourly` under the same `non_blocking`
 //!   (rows say `appender` for `tracing_appender`);
 //! - a `Mutex<BufWriter<File>>` (64 KiB) written by the logging threads
-//!   themselves.
+//!   themselves;
+//! - and, as its own row, no fmt layer at all but
+//!   [`ringlog_tracing::BinaryLayer`] over the same ringlog writer: deferred
+//!   formatting, the event stored as its callsite id and typed values and
+//!   formatted only when read back.
 //!
 //! All threads share one subscriber (one `Dispatch`, as a global one is).
 //! Each event is timed with `Instant` around the `info!` call (p50, p99,
@@ -29,6 +33,7 @@
 use crate::bench::{Bench, Case, Measured, Role, Unit};
 use crate::check::{item, CheckError, SeqCheck};
 use hdrhistogram::Histogram;
+use ringlog_tracing::binary::Shown;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::fs::File;
@@ -88,6 +93,7 @@ fn thread_allocs() -> u64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sink {
     Ringlog,
+    Binary,
     NonBlocking,
     RollingNonBlocking,
     MutexBufWriter,
@@ -97,6 +103,7 @@ impl Sink {
     fn name(self) -> &'static str {
         match self {
             Sink::Ringlog => "ringlog-tracing (journal)",
+            Sink::Binary => "ringlog-tracing BinaryLayer (deferred fmt)",
             Sink::NonBlocking => "appender non_blocking(File)",
             Sink::RollingNonBlocking => "appender rolling::hourly+non_blocking",
             Sink::MutexBufWriter => "Mutex<BufWriter<File>> (64 KiB)",
@@ -105,7 +112,7 @@ impl Sink {
 
     fn role(self) -> Role {
         match self {
-            Sink::Ringlog => Role::Ringlog,
+            Sink::Ringlog | Sink::Binary => Role::Ringlog,
             _ => Role::Peer,
         }
     }
@@ -123,6 +130,7 @@ pub fn run(b: &mut Bench) {
         );
         for sink in [
             Sink::Ringlog,
+            Sink::Binary,
             Sink::NonBlocking,
             Sink::RollingNonBlocking,
             Sink::MutexBufWriter,
@@ -187,6 +195,17 @@ fn one_run(
                 .map_err(|e| CheckError::new(format!("ringlog-tracing: {e}")))?;
             (
                 Dispatch::new(fmt().with_writer(writer).finish()),
+                Output::Journal(guard),
+            )
+        }
+        Sink::Binary => {
+            use tracing_subscriber::layer::SubscriberExt;
+            let (writer, guard) = ringlog_tracing::Builder::new(dir.join("journal"))
+                .build()
+                .map_err(|e| CheckError::new(format!("ringlog-tracing: {e}")))?;
+            let layer = ringlog_tracing::BinaryLayer::new(&writer);
+            (
+                Dispatch::new(tracing_subscriber::registry().with(layer)),
                 Output::Journal(guard),
             )
         }
@@ -283,11 +302,18 @@ fn one_run(
     let sent = vec![events; threads];
     let mut check = SeqCheck::exact(threads);
     if journal {
+        // Binary events are formatted here, as `ringlog cat` would.
+        let mut decoder = ringlog_tracing::binary::TextDecoder::default();
+        let mut line = String::new();
         for r in ringlog::journal::Reader::open(dir.join("journal"))
             .map_err(|e| CheckError::new(format!("journal: {e}")))?
         {
             let r = r.map_err(|e| CheckError::new(format!("journal: {e}")))?;
-            see_line(&mut check, &String::from_utf8_lossy(&r.payload))?;
+            match decoder.show(r.timestamp, &r.payload, &mut line) {
+                Shown::NotBinary => see_line(&mut check, &String::from_utf8_lossy(&r.payload))?,
+                Shown::Line => see_line(&mut check, &line)?,
+                Shown::Definition => {}
+            }
         }
     } else {
         let mut files: Vec<_> = if sink == Sink::RollingNonBlocking {

@@ -102,6 +102,8 @@ pub struct PipelineConfig {
     /// error) without any progress before it gives up with
     /// [`PipelineError::SinkFailed`]. `Duration::MAX` retries for ever.
     pub sink_retry: Duration,
+    /// Name of the reader thread (`ringlog-reader` by default).
+    pub reader_thread_name: String,
 }
 
 /// Default of [`PipelineConfig::sink_retry`].
@@ -136,6 +138,7 @@ impl PipelineConfig {
             },
             reader_aux_work: 0,
             sink_retry: DEFAULT_SINK_RETRY,
+            reader_thread_name: "ringlog-reader".into(),
         }
     }
 
@@ -228,6 +231,14 @@ pub(crate) struct Shared {
     /// Per writer: how many of its records are synced to disk (its next
     /// sequence number not yet durable). Written by the reader only.
     durable: Box<[CachePadded<AtomicU64>]>,
+    /// Per writer: how many of its records the reader has written to the
+    /// journal's files (`write(2)` returned; not necessarily synced), its
+    /// next sequence number not yet written. Written by the reader only,
+    /// after each batch.
+    written: Box<[CachePadded<AtomicU64>]>,
+    /// The segment the reader appended its latest batch to. Written by the
+    /// reader only.
+    segment: AtomicU64,
     /// Notified by the reader after it advances `durable` or fails.
     durable_event: Event,
     /// Set when the reader stops (sink failure or shutdown); durable waits
@@ -348,6 +359,11 @@ where
             .iter()
             .map(|&s| CachePadded::new(AtomicU64::new(s)))
             .collect(),
+        written: first_seqs
+            .iter()
+            .map(|&s| CachePadded::new(AtomicU64::new(s)))
+            .collect(),
+        segment: AtomicU64::new(journal.current_segment()),
         durable_event: Event::new(),
         failed: AtomicBool::new(false),
         last_error: Mutex::new(None),
@@ -364,7 +380,7 @@ where
     let aux = config.reader_aux_work;
     let retry = config.sink_retry;
     let thread = std::thread::Builder::new()
-        .name("ringlog-reader".into())
+        .name(config.reader_thread_name.clone())
         .spawn(move || reader::run(reader, journal, &reader_shared, aux, retry))
         .map_err(|e| JournalError::io("spawn reader thread", &config.journal_dir, e))?;
     Ok((

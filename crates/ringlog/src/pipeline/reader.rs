@@ -117,6 +117,18 @@ impl<Fs: JournalFs> Loop<'_, Fs> {
         self.shared.durable_event.notify();
     }
 
+    /// Publishes what the last batch handed to the kernel, and the
+    /// segment it went to.
+    fn publish_written(&self) {
+        for (w, &n) in self.shared.written.iter().zip(&self.appended) {
+            // Release: pairs with the Acquire in `PipelineWriter::written_seq`.
+            w.store(n, Ordering::Release);
+        }
+        // Relaxed: a hint for writers, publishing no other memory.
+        let segment = self.journal.current_segment();
+        self.shared.segment.store(segment, Ordering::Relaxed);
+    }
+
     /// Counts the syncs the journal ran since the last look (one at most:
     /// each append or sync call runs at most one), and returns how long it
     /// took.
@@ -301,6 +313,7 @@ fn drain<Fs: JournalFs>(
             iov.push(IoSlice::new(frame));
         }
         append_batch(l, &iov, &frames)?;
+        l.publish_written();
         drop(iov);
         batch.release();
         l.report.batches += 1;

@@ -106,6 +106,22 @@ impl PipelineWriter {
         Ok(seq)
     }
 
+    /// Every record of this writer with a lower sequence number has been
+    /// written to the journal's files (handed to the kernel with
+    /// `write(2)`), though not necessarily synced: what survives the
+    /// process dying, not the machine. Starts at the first sequence number.
+    pub fn written_seq(&self) -> u64 {
+        // Acquire: pairs with the reader's Release store after each batch.
+        self.shared.written[self.id as usize].load(Ordering::Acquire)
+    }
+
+    /// The journal segment the reader appended its latest batch to: a hint
+    /// that lags a rotation by up to one batch.
+    pub fn current_segment(&self) -> u64 {
+        // Relaxed: a hint; no memory is read through it.
+        self.shared.segment.load(Ordering::Relaxed)
+    }
+
     /// Waits until the record with sequence number `seq` (and every earlier
     /// one of this writer) is synced to disk. Returns `false` if the
     /// deadline passed, the sink failed, or the pipeline shut down first.

@@ -1,0 +1,163 @@
+//! `ringlog cat --format text` on a journal written through
+//! ringlog-tracing's `BinaryLayer`: events formatted as the fmt layer
+//! would, definitions not printed, text records untouched, garbled binary
+//! records in hex, and the other formats unchanged (the raw records).
+
+use std::io::{Read, Write};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ringlog::journal::{write_utc_timestamp, Reader, Record};
+use ringlog_tracing::{BinaryLayer, Builder};
+use tracing_subscriber::layer::SubscriberExt;
+
+/// Runs `ringlog args`, killed (and the test failed) after a minute.
+fn ringlog(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringlog"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ringlog");
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            r.read_to_end(&mut buf).map(|_| buf)
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("ringlog {args:?} hung for 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap().unwrap(),
+        stderr: err.join().unwrap().unwrap(),
+    }
+}
+
+fn time(ns: u64, digits: u32) -> String {
+    let mut s = String::new();
+    write_utc_timestamp(&mut s, ns, digits).unwrap();
+    s
+}
+
+/// The prefix `cat --format text` gives every record.
+fn prefix(r: &Record) -> String {
+    format!("{} {} {}", time(r.timestamp, 9), r.producer, r.seq)
+}
+
+#[test]
+fn cat_formats_binary_events_like_the_fmt_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut writer, guard) = Builder::new(dir.path()).build().unwrap();
+    std::thread::Builder::new()
+        .name("worker-7".into())
+        .spawn({
+            let writer = writer.clone();
+            move || {
+                let subscriber = tracing_subscriber::registry().with(BinaryLayer::new(&writer));
+                tracing::subscriber::with_default(subscriber, || {
+                    for i in 0..3u64 {
+                        tracing::info!(target: "shop", i, price = 2.5, user = "ada\nlovelace", "order placed");
+                    }
+                    tracing::error!(target: "shop::db", code = -7i64, retry = false, "query failed: {}", "timeout");
+                });
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    writeln!(writer, "a plain text line").unwrap();
+    guard.shutdown().unwrap();
+    let records: Vec<Record> = Reader::open(dir.path())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // A thread definition, two callsite definitions, four events, a line.
+    assert_eq!(records.len(), 8);
+    let events: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.payload.starts_with(&ringlog_tracing::binary::MAGIC))
+        .collect();
+    assert_eq!(events.len(), 7);
+    let mut want = String::new();
+    let is_event = |r: &Record| r.payload.get(5) == Some(&2);
+    let mut n = 0;
+    for r in &events {
+        if !is_event(r) {
+            continue;
+        }
+        let body = if n < 3 {
+            format!(" INFO worker-7 shop: order placed i={n} price=2.5 user=\"ada\\\\nlovelace\"")
+        } else {
+            "ERROR worker-7 shop::db: query failed: timeout code=-7 retry=false".to_owned()
+        };
+        want.push_str(&format!("{} {} {body}\n", prefix(r), time(r.timestamp, 6)));
+        n += 1;
+    }
+    assert_eq!(n, 4);
+    let text_record = records.last().unwrap();
+    want.push_str(&format!("{} a plain text line\n", prefix(text_record)));
+    let out = ringlog(&["cat", "--format", "text", dir.path().to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), want);
+
+    // A reader that knows nothing of the format still sees every record.
+    let out = ringlog(&["cat", "--format", "hex", dir.path().to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 8);
+    assert!(ringlog::journal::verify(dir.path()).unwrap().is_clean());
+}
+
+#[test]
+fn cat_shows_garbled_binary_records_in_hex() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal =
+        ringlog::journal::Journal::open(dir.path(), ringlog::journal::JournalOptions::default())
+            .unwrap();
+    let mut bad = ringlog_tracing::binary::MAGIC.to_vec();
+    bad.extend_from_slice(&[1, 2, 0xde, 0xad]); // an event cut short
+    journal.append(0, 0, 5, &bad).unwrap();
+    let mut unknown = ringlog_tracing::binary::MAGIC.to_vec();
+    unknown.extend_from_slice(&[9, 1]); // a version from the future
+    journal.append(0, 1, 6, &unknown).unwrap();
+    journal.sync().unwrap();
+    drop(journal);
+    let out = ringlog(&["cat", "--format", "text", dir.path().to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "{} 0 0 binary record (binary record truncated at byte 6 (reading callsite id)): f5 52 4c 42 01 02 de ad",
+                time(5, 9)
+            ),
+            format!(
+                "{} 0 1 binary record (unknown binary record version 9): f5 52 4c 42 09 01",
+                time(6, 9)
+            ),
+        ]
+    );
+}

@@ -71,7 +71,7 @@ struct Batch {
 }
 
 pub(crate) fn tail(args: TailArgs) -> Result<i32, String> {
-    let query = match args.query.build() {
+    let mut query = match args.query.build() {
         Ok(q) => q,
         Err(e) => {
             eprintln!("ringlog: error: {e}");
@@ -169,8 +169,9 @@ pub(crate) fn tail(args: TailArgs) -> Result<i32, String> {
         };
         match event {
             Some(FollowEvent::Record(r)) => {
-                if query.accepts(&r) {
-                    query.write_record(&mut batch.buf, &r);
+                let view = r.as_ref();
+                if query.accepts(&view) {
+                    query.write_record(&mut batch.buf, &view);
                     printed += 1;
                 }
                 batch.cursor = Some(r.cursor());

@@ -457,6 +457,75 @@ impl Follower {
         mark.last.is_some_and(|m| m.covers(segment, end))
     }
 
+    /// A follower that starts with the last `n` records now in `dir` that
+    /// pass the filter (fewer if there are fewer), then yields what lands
+    /// after them, like `tail -n N -f`. `n == 0` starts at the end.
+    ///
+    /// Segments are scanned from the newest back until `n` records are
+    /// found, so the cost is that of the segments holding them. Under
+    /// [`FollowBound::Durable`] only durable records count (and the end is
+    /// the durable end).
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Io`] if the directory or a segment cannot be read;
+    /// a bad segment header.
+    pub fn open_last(
+        dir: impl AsRef<Path>,
+        n: u64,
+        options: FollowOptions,
+    ) -> Result<Self, JournalError> {
+        let mut f = Self::open(dir, options)?;
+        let segments = list_dir(&f.dir)?;
+        // `None`: no bound; `Some(None)`: a watermark file without a valid
+        // value, so nothing is durable yet.
+        let bound = f.mark.as_ref().filter(|m| !m.absent).map(|m| m.last);
+        let durable = |segment: u64, end: u64| match bound {
+            None => true,
+            Some(m) => m.is_some_and(|m| m.covers(segment, end)),
+        };
+        let mut wanted = n;
+        for &number in segments.iter().rev() {
+            let path = f.dir.join(segment_file_name(number));
+            let file = open_segment_file(&path)?;
+            let (header, len) = read_header(&file, &path, number)?;
+            let hl = u64::from(header.header_len);
+            let mut starts = Vec::new();
+            let mut end = hl;
+            let mut w = Window::new(FileRef(&file), len);
+            super::segment::scan(&mut w, hl, true, |off, p, _| {
+                let h = p.header;
+                let frame_end = off + p.framed_len as u64;
+                if !durable(number, frame_end) {
+                    return;
+                }
+                if options.filter.matches(h.producer, h.seq, h.timestamp) {
+                    starts.push(off);
+                }
+                end = frame_end;
+            })
+            .map_err(|e| JournalError::io("read", &path, e))?;
+            let stamp = SegmentStamp::of(&header);
+            let found = starts.len() as u64;
+            if wanted == 0 || found >= wanted {
+                let offset = if wanted == 0 {
+                    end
+                } else {
+                    starts[(found - wanted) as usize]
+                };
+                f.state = State::ResumeAt {
+                    segment: number,
+                    offset,
+                    stamp,
+                };
+                return Ok(f);
+            }
+            wanted -= found;
+        }
+        // Fewer than `n` in the whole journal: all of them.
+        Ok(f)
+    }
+
     /// A follower that yields the records after the one `cursor` was taken
     /// after.
     ///

@@ -67,8 +67,8 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value = "ringlog-data")]
     output: PathBuf,
     /// Replace the journal in --output instead of continuing it: its
-    /// segment files (and only those) are removed once every other option
-    /// has been checked.
+    /// segment files and its durable watermark (and only those) are
+    /// removed once every other option has been checked.
     #[arg(long)]
     overwrite: bool,
     /// When the journal is synced: never, batch (after every batch) or an

@@ -654,9 +654,12 @@ pub(crate) fn recover(args: RecoverArgs) -> Result<i32, String> {
     })
 }
 
+/// Bytes of output `cat` gathers before writing them.
+const OUTPUT_CHUNK: usize = 1 << 20;
+
 pub(crate) fn cat(args: CatArgs) -> Result<i32, String> {
     // Every option is checked before the journal is opened.
-    let query = match args.query.build() {
+    let mut query = match args.query.build() {
         Ok(q) => q,
         Err(msg) => {
             eprintln!("ringlog: error: {msg}");
@@ -672,11 +675,13 @@ pub(crate) fn cat(args: CatArgs) -> Result<i32, String> {
         reader = reader.producer(p);
     }
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut buf = Vec::with_capacity(1 << 16);
+    // Records are encoded into `buf`, which goes out in one write once it
+    // holds 1 MiB: no other buffering, no flush per line.
+    let mut out = stdout.lock();
+    let mut buf = Vec::with_capacity(OUTPUT_CHUNK + (1 << 16));
     query.write_prologue(&mut buf);
     let mut printed = 0u64;
-    for rec in reader {
+    while let Some(rec) = reader.next_ref() {
         if args.limit.is_some_and(|l| printed >= l) {
             break;
         }
@@ -695,7 +700,7 @@ pub(crate) fn cat(args: CatArgs) -> Result<i32, String> {
         if query.write_record(&mut buf, &rec) {
             printed += 1;
         }
-        if buf.len() >= 1 << 16 {
+        if buf.len() >= OUTPUT_CHUNK {
             match emit(&mut out, &mut buf) {
                 Ok(true) => {}
                 Ok(false) => return Ok(0), // stdout closed (e.g. piped into `head`)

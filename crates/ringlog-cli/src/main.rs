@@ -4,6 +4,7 @@
 //! the OS error), 2 invalid arguments; `verify` exits 3 for a journal whose
 //! only fault is a torn tail that `recover` cuts.
 
+mod encode;
 mod errors;
 mod forward;
 mod inspect;

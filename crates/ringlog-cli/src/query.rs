@@ -11,9 +11,12 @@ use std::io::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
-use ringlog::journal::{FollowOptions, Gap, IndexUse, Record, RecordFilter};
+use ringlog::journal::{FollowOptions, Gap, IndexUse, RecordFilter, RecordRef};
 use ringlog_tracing::binary::{self, Shown, TextDecoder};
 
+use crate::encode::{
+    base64_into, csv_quoted_into, escape_into, hex_into, json_text_into, push_u64, TimeCache,
+};
 use crate::units::parse_duration;
 
 /// Options that select records and say how to print them.
@@ -97,6 +100,7 @@ pub(crate) struct Query {
     index: IndexUse,
     /// Definitions of binary events read so far (`--format text`).
     decoder: RefCell<TextDecoder>,
+    times: TimeCache,
 }
 
 fn now_ns() -> u64 {
@@ -266,89 +270,9 @@ impl QueryArgs {
                 IndexMode::Ignore => IndexUse::Ignore,
             },
             decoder: RefCell::default(),
+            times: TimeCache::default(),
         })
     }
-}
-
-/// Appends `bytes` as one line of text: valid UTF-8 as is, except control
-/// characters and backslash, which are escaped (`\n`, `\t`, `\\`,
-/// `\u{7f}`); bytes that are not UTF-8 as `\xNN`.
-pub(crate) fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
-    for chunk in bytes.utf8_chunks() {
-        let valid = chunk.valid();
-        if valid.bytes().all(|b| b >= 0x20 && b != 0x7f && b != b'\\') {
-            out.extend_from_slice(valid.as_bytes());
-        } else {
-            for c in valid.chars() {
-                if c.is_control() || c == '\\' {
-                    let _ = write!(out, "{}", c.escape_default());
-                } else {
-                    let mut buf = [0u8; 4];
-                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                }
-            }
-        }
-        for b in chunk.invalid() {
-            let _ = write!(out, "\\x{b:02x}");
-        }
-    }
-}
-
-/// Nanoseconds since the Unix epoch as RFC 3339 UTC with nanoseconds
-/// (`2024-03-01T12:00:00.000000001Z`).
-pub(crate) fn rfc3339_utc(unix_nanos: u64) -> String {
-    let mut s = String::with_capacity(30);
-    let _ = ringlog::journal::write_utc_timestamp(&mut s, unix_nanos, 9);
-    s
-}
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard base64 with padding.
-pub(crate) fn base64_into(out: &mut Vec<u8>, bytes: &[u8]) {
-    for chunk in bytes.chunks(3) {
-        let n = chunk.len();
-        let v = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        out.push(B64[(v >> 18) as usize & 63]);
-        out.push(B64[(v >> 12) as usize & 63]);
-        out.push(if n > 1 {
-            B64[(v >> 6) as usize & 63]
-        } else {
-            b'='
-        });
-        out.push(if n > 2 { B64[v as usize & 63] } else { b'=' });
-    }
-}
-
-/// `s` as a JSON string: runs of bytes that need no escape are copied
-/// whole (every byte of a multi-byte UTF-8 character is >= 0x80).
-fn json_string_into(out: &mut Vec<u8>, s: &str) {
-    let b = s.as_bytes();
-    out.reserve(b.len() + 2);
-    out.push(b'"');
-    let mut from = 0;
-    for (i, &c) in b.iter().enumerate() {
-        let esc: &[u8] = match c {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            c if c < 0x20 => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&b[from..i]);
-        if esc.is_empty() {
-            let _ = write!(out, "\\u{c:04x}");
-        } else {
-            out.extend_from_slice(esc);
-        }
-        from = i + 1;
-    }
-    out.extend_from_slice(&b[from..]);
-    out.push(b'"');
 }
 
 impl Query {
@@ -362,10 +286,10 @@ impl Query {
     }
 
     /// Whether a record the library's filter passed also passes `--grep`.
-    pub(crate) fn accepts(&self, r: &Record) -> bool {
+    pub(crate) fn accepts(&self, r: &RecordRef<'_>) -> bool {
         match &self.grep {
             None => true,
-            Some(re) => std::str::from_utf8(&r.payload).is_ok() && re.is_match(&r.payload),
+            Some(re) => std::str::from_utf8(r.payload).is_ok() && re.is_match(r.payload),
         }
     }
 
@@ -380,104 +304,107 @@ impl Query {
 
     /// Reads the definitions in a record that is not printed (filtered
     /// out), so the binary events after it can still be formatted.
-    pub(crate) fn observe(&self, r: &Record) {
+    pub(crate) fn observe(&self, r: &RecordRef<'_>) {
         if self.format == Format::Text {
-            self.decoder.borrow_mut().learn(&r.payload);
+            self.decoder.borrow_mut().learn(r.payload);
         }
     }
 
     /// Appends one record in the query's format; `false` if it printed
     /// nothing (a binary event definition in text).
-    pub(crate) fn write_record(&self, out: &mut Vec<u8>, r: &Record) -> bool {
+    pub(crate) fn write_record(&mut self, out: &mut Vec<u8>, r: &RecordRef<'_>) -> bool {
+        let sep = |out: &mut Vec<u8>, c: u8| out.push(c);
         match self.format {
-            Format::Text if binary::is_binary(&r.payload) => {
+            Format::Text if binary::is_binary(r.payload) => {
                 let mut line = String::new();
                 let shown = self
                     .decoder
                     .borrow_mut()
-                    .show(r.timestamp, &r.payload, &mut line);
+                    .show(r.timestamp, r.payload, &mut line);
                 if shown == Shown::Definition {
                     return false;
                 }
-                let _ = write!(
-                    out,
-                    "{} {} {} ",
-                    rfc3339_utc(r.timestamp),
-                    r.producer,
-                    r.seq
-                );
+                self.times.push(out, r.timestamp);
+                sep(out, b' ');
+                push_u64(out, u64::from(r.producer));
+                sep(out, b' ');
+                push_u64(out, r.seq);
+                sep(out, b' ');
                 escape_into(out, line.as_bytes());
                 out.push(b'\n');
             }
             Format::Text => {
-                let _ = write!(
-                    out,
-                    "{} {} {} ",
-                    rfc3339_utc(r.timestamp),
-                    r.producer,
-                    r.seq
-                );
-                escape_into(out, &r.payload);
+                self.times.push(out, r.timestamp);
+                sep(out, b' ');
+                push_u64(out, u64::from(r.producer));
+                sep(out, b' ');
+                push_u64(out, r.seq);
+                sep(out, b' ');
+                escape_into(out, r.payload);
                 out.push(b'\n');
             }
             Format::Hex => {
-                let _ = write!(out, "{} {} {} ", r.producer, r.seq, r.timestamp);
-                for b in &r.payload {
-                    let _ = write!(out, "{b:02x}");
-                }
+                push_u64(out, u64::from(r.producer));
+                sep(out, b' ');
+                push_u64(out, r.seq);
+                sep(out, b' ');
+                push_u64(out, r.timestamp);
+                sep(out, b' ');
+                hex_into(out, r.payload);
                 out.push(b'\n');
             }
             Format::Jsonl | Format::Json => {
-                let _ = write!(
-                    out,
-                    "{{\"producer\":{},\"seq\":{},\"timestamp_ns\":{},\"segment\":{},\"offset\":{},\"len\":{},",
-                    r.producer,
-                    r.seq,
-                    r.timestamp,
-                    r.segment,
-                    r.offset,
-                    r.payload.len()
-                );
-                let text = std::str::from_utf8(&r.payload).ok();
-                if self.format == Format::Json || text.is_none() {
-                    out.extend_from_slice(b"\"payload_b64\":\"");
-                    base64_into(out, &r.payload);
+                out.extend_from_slice(b"{\"producer\":");
+                push_u64(out, u64::from(r.producer));
+                out.extend_from_slice(b",\"seq\":");
+                push_u64(out, r.seq);
+                out.extend_from_slice(b",\"timestamp_ns\":");
+                push_u64(out, r.timestamp);
+                out.extend_from_slice(b",\"segment\":");
+                push_u64(out, r.segment);
+                out.extend_from_slice(b",\"offset\":");
+                push_u64(out, r.offset);
+                out.extend_from_slice(b",\"len\":");
+                push_u64(out, r.payload.len() as u64);
+                if self.format == Format::Json {
+                    out.extend_from_slice(b",\"payload_b64\":\"");
+                    base64_into(out, r.payload);
                     out.push(b'"');
-                    if text.is_some() {
-                        out.push(b',');
-                    }
                 }
-                if let Some(text) = text {
-                    out.extend_from_slice(b"\"payload\":");
-                    json_string_into(out, text);
+                out.extend_from_slice(b",\"payload\":");
+                if !json_text_into(out, r.payload) {
+                    // Not UTF-8: no `payload`, and `payload_b64` for jsonl.
+                    out.truncate(out.len() - b",\"payload\":".len());
+                    if self.format == Format::Jsonl {
+                        out.extend_from_slice(b",\"payload_b64\":\"");
+                        base64_into(out, r.payload);
+                        out.push(b'"');
+                    }
                 }
                 out.extend_from_slice(b"}\n");
             }
             Format::Csv => {
-                let _ = write!(
-                    out,
-                    "{},{},{},{},{},{},",
-                    r.producer,
+                for v in [
+                    u64::from(r.producer),
                     r.seq,
                     r.timestamp,
                     r.segment,
                     r.offset,
-                    r.payload.len()
-                );
-                match std::str::from_utf8(&r.payload) {
-                    Ok(text) => {
-                        out.extend_from_slice(b"utf8,\"");
-                        out.extend_from_slice(text.replace('"', "\"\"").as_bytes());
-                        out.push(b'"');
-                    }
-                    Err(_) => {
-                        out.extend_from_slice(b"base64,");
-                        base64_into(out, &r.payload);
-                    }
+                    r.payload.len() as u64,
+                ] {
+                    push_u64(out, v);
+                    sep(out, b',');
+                }
+                if std::str::from_utf8(r.payload).is_ok() {
+                    out.extend_from_slice(b"utf8,");
+                    csv_quoted_into(out, r.payload);
+                } else {
+                    out.extend_from_slice(b"base64,");
+                    base64_into(out, r.payload);
                 }
                 out.push(b'\n');
             }
-            Format::Raw => out.extend_from_slice(&r.payload),
+            Format::Raw => out.extend_from_slice(r.payload),
         }
         true
     }
@@ -544,22 +471,8 @@ mod tests {
     }
 
     #[test]
-    fn base64_matches_the_standard() {
-        let enc = |b: &[u8]| {
-            let mut v = Vec::new();
-            base64_into(&mut v, b);
-            String::from_utf8(v).unwrap()
-        };
-        assert_eq!(enc(b""), "");
-        assert_eq!(enc(b"f"), "Zg==");
-        assert_eq!(enc(b"fo"), "Zm8=");
-        assert_eq!(enc(b"foobar"), "Zm9vYmFy");
-        assert_eq!(enc(&[0xff, 0x00, 0x80]), "/wCA");
-    }
-
-    #[test]
     fn jsonl_is_valid_json_for_text_and_binary() {
-        let q = QueryArgs {
+        let mut q = QueryArgs {
             since: None,
             until: None,
             producer: None,
@@ -576,7 +489,7 @@ mod tests {
             base_position: 0,
             header_len: 48,
         };
-        let mk = |payload: &[u8]| Record {
+        let mk = |payload: &[u8]| ringlog::journal::Record {
             producer: 1,
             seq: 2,
             timestamp: 3,
@@ -588,7 +501,7 @@ mod tests {
         };
         for payload in [&b"he said \"hi\"\n\x01"[..], &[0xff, 0xfe][..]] {
             let mut out = Vec::new();
-            q.write_record(&mut out, &mk(payload));
+            q.write_record(&mut out, &mk(payload).as_ref());
             let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
             assert_eq!(v["seq"], 2);
             match v.get("payload") {
@@ -596,9 +509,15 @@ mod tests {
                 None => assert_eq!(v["payload_b64"], "//4="),
             }
         }
-        assert!(q.accepts(&mk(b"hello")));
-        assert!(!q.accepts(&mk(b"oh hello")));
-        assert!(!q.accepts(&mk(&[b'h', b'e', 0xff])));
+        assert!(q.accepts(&mk(b"hello").as_ref()));
+        assert!(!q.accepts(&mk(b"oh hello").as_ref()));
+        assert!(!q.accepts(&mk(&[b'h', b'e', 0xff]).as_ref()));
+    }
+
+    fn rfc3339_utc(t: u64) -> String {
+        let mut out = Vec::new();
+        TimeCache::default().push(&mut out, t);
+        String::from_utf8(out).unwrap()
     }
 
     #[test]
@@ -619,17 +538,5 @@ mod tests {
         // The formatter and the parser agree.
         let t = 1_764_583_200_123_456_789;
         assert_eq!(parse_rfc3339(&rfc3339_utc(t)), Ok(t));
-    }
-
-    #[test]
-    fn escape_keeps_text_and_escapes_the_rest() {
-        let esc = |b: &[u8]| {
-            let mut out = Vec::new();
-            escape_into(&mut out, b);
-            String::from_utf8(out).unwrap()
-        };
-        assert_eq!(esc("héllo wörld".as_bytes()), "héllo wörld");
-        assert_eq!(esc(b"a\nb\tc\\d"), "a\\nb\\tc\\\\d");
-        assert_eq!(esc(&[b'x', 0xff, 0x00, b'y']), "x\\xff\\u{0}y");
     }
 }

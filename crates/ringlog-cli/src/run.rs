@@ -67,8 +67,8 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value = "ringlog-data")]
     output: PathBuf,
     /// Replace the journal in --output instead of continuing it: its
-    /// segment files (and only those) are removed once every other option
-    /// has been checked.
+    /// segment files and its durable watermark (and only those) are
+    /// removed once every other option has been checked.
     #[arg(long)]
     overwrite: bool,
     /// When the journal is synced: never, batch (after every batch) or an
@@ -462,8 +462,8 @@ fn check_progress_path(p: &Path, output: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// `--overwrite`: removes the journal's segment files (and segments being
-/// created) from `dir`, nothing else. Returns how many were removed.
+/// `--overwrite`: removes the journal's segment files (segments being
+/// created, and the durable watermark) from `dir`, nothing else. Returns how many were removed.
 fn remove_journal(dir: &Path) -> Result<usize, String> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -476,7 +476,8 @@ fn remove_journal(dir: &Path) -> Result<usize, String> {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         let journal_owned = parse_segment_file_name(name).is_some()
-            || name.ends_with(&format!(".{SEGMENT_EXTENSION}.tmp"));
+            || name.ends_with(&format!(".{SEGMENT_EXTENSION}.tmp"))
+            || name == ringlog::journal::DURABLE_FILE_NAME;
         if journal_owned {
             let p = entry.path();
             std::fs::remove_file(&p).map_err(|e| format!("remove {}: {e}", p.display()))?;

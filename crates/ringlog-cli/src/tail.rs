@@ -9,11 +9,14 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use ringlog::journal::{
-    read_cursor_file, write_cursor_file, Cursor, FollowEvent, Follower, JournalError,
+    read_cursor_file, write_cursor_file, Cursor, FollowBound, FollowEvent, Follower, JournalError,
 };
 
 use crate::errors::chain;
 use crate::query::{emit, gap_message, QueryArgs};
+
+/// Records `tail` starts with by default, as tail(1) does.
+const DEFAULT_LINES: u64 = 10;
 
 /// Records printed between two cursor writes at most.
 const MAX_UNCOMMITTED: usize = 4096;
@@ -21,9 +24,20 @@ const MAX_UNCOMMITTED: usize = 4096;
 /// Arguments of `ringlog tail`.
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
-Records are printed in journal order, from the oldest (or after --cursor), \
-then, with --follow, as they land: only complete frames whose checksum is \
-valid; a frame still being written is waited for.
+Where tail starts, like tail(1): by default with the last 10 records (-n N \
+for another count, -n 0 for none); with --from-start, --since or \
+--seq-from at the oldest record selected; with --cursor FILE after the \
+record FILE names, or at the oldest record when FILE does not exist yet \
+(a consumer that keeps a cursor wants everything), unless -n is given. \
+-n counts the records --producer, --since, --until and --seq-* select, \
+before --grep. Records are printed in journal order, then, with --follow, \
+as they land.
+
+What lands: only complete frames whose checksum is valid, and only once \
+they are durable: the journal's writer publishes how far its last \
+fdatasync reached in durable.rlw, and tail prints up to there. A journal \
+without that file (written by an older ringlog) is printed as written. \
+--unsynced prints every complete frame written, synced or not.
 
 With --cursor FILE, tail starts after the record named in FILE (if FILE \
 exists) and, after each batch of output is written and flushed, replaces FILE \
@@ -58,6 +72,15 @@ pub(crate) struct TailArgs {
     /// Stop after printing this many records.
     #[arg(long)]
     limit: Option<u64>,
+    /// Start with the last N records (default 10; see below).
+    #[arg(long = "lines", short = 'n', value_name = "N")]
+    lines: Option<u64>,
+    /// Start at the oldest record instead of the last 10.
+    #[arg(long, conflicts_with = "lines")]
+    from_start: bool,
+    /// Print records once written, before they are durable.
+    #[arg(long)]
+    unsynced: bool,
     #[command(flatten)]
     query: QueryArgs,
 }
@@ -71,7 +94,7 @@ struct Batch {
 }
 
 pub(crate) fn tail(args: TailArgs) -> Result<i32, String> {
-    let query = match args.query.build() {
+    let mut query = match args.query.build() {
         Ok(q) => q,
         Err(e) => {
             eprintln!("ringlog: error: {e}");
@@ -104,6 +127,17 @@ pub(crate) fn tail(args: TailArgs) -> Result<i32, String> {
     };
     let mut options = query.follow_options();
     options.resume_past_deleted = args.allow_gap;
+    if args.unsynced {
+        options.bound = FollowBound::Written;
+    }
+    let from_selection = args.query.since.is_some() || args.query.seq_from.is_some();
+    let last = match (args.lines, &args.cursor) {
+        _ if args.from_start => None,
+        (Some(n), _) => Some(n),
+        (None, Some(_)) => None,
+        (None, None) if from_selection => None,
+        (None, None) => Some(DEFAULT_LINES),
+    };
     let mut follower = match &start {
         Some(c) => Follower::from_cursor(&args.path, c, options).map_err(|e| {
             let mut m = chain(&e);
@@ -112,7 +146,10 @@ pub(crate) fn tail(args: TailArgs) -> Result<i32, String> {
             }
             m
         })?,
-        None => Follower::open(&args.path, options).map_err(journal_err)?,
+        None => match last {
+            Some(n) => Follower::open_last(&args.path, n, options).map_err(journal_err)?,
+            None => Follower::open(&args.path, options).map_err(journal_err)?,
+        },
     };
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -169,12 +206,13 @@ pub(crate) fn tail(args: TailArgs) -> Result<i32, String> {
         };
         match event {
             Some(FollowEvent::Record(r)) => {
-                if query.accepts(&r) {
-                    if query.write_record(&mut batch.buf, &r) {
+                let view = r.as_ref();
+                if query.accepts(&view) {
+                    if query.write_record(&mut batch.buf, &view) {
                         printed += 1;
                     }
                 } else {
-                    query.observe(&r);
+                    query.observe(&view);
                 }
                 batch.cursor = Some(r.cursor());
                 batch.records += 1;

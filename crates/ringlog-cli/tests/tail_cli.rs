@@ -70,6 +70,8 @@ fn tail_killed_at_random_moments_never_skips_and_repeats_at_most_a_batch() {
                 seq[p] += 1;
                 n += 1;
             }
+            // tail prints what is durable.
+            journal.sync().unwrap();
             std::thread::sleep(Duration::from_millis(2));
         }
         journal.sync().unwrap();
@@ -187,7 +189,14 @@ fn filters_formats_and_usage_errors() {
         text.lines().nth(1).unwrap().ends_with("utf8,\"event 290\""),
         "{text}"
     );
-    let o = run(&[d, "--grep", "^event 29[0-9]$", "--format", "raw"]);
+    let o = run(&[
+        d,
+        "--from-start",
+        "--grep",
+        "^event 29[0-9]$",
+        "--format",
+        "raw",
+    ]);
     assert_eq!(
         String::from_utf8(o.stdout).unwrap(),
         (290..300).map(|i| format!("event {i}")).collect::<String>()
@@ -224,6 +233,55 @@ fn filters_formats_and_usage_errors() {
     let o = run(&["--help"]);
     let help = String::from_utf8_lossy(&o.stdout);
     assert!(help.contains("kill -9"), "{help}");
+}
+
+#[test]
+fn tail_starts_with_the_last_records_and_prints_only_what_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = small_journal(dir.path(), Retention::default());
+    for seq in 0..300u64 {
+        j.append(
+            (seq % 3) as u32,
+            seq / 3,
+            seq,
+            format!("event {seq}").as_bytes(),
+        )
+        .unwrap();
+    }
+    j.sync().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let payloads = |args: &[&str]| -> Vec<String> {
+        let o = Command::new(BIN)
+            .arg("tail")
+            .arg(d)
+            .args(args)
+            .args(["--format", "csv"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.rsplit(',').next().unwrap().trim_matches('"').to_owned())
+            .collect()
+    };
+    let want = |r: std::ops::Range<u64>| r.map(|i| format!("event {i}")).collect::<Vec<_>>();
+    // Across segments (of 4 KiB): the last 10, the last 150, none, all.
+    assert_eq!(payloads(&[]), want(290..300));
+    assert_eq!(payloads(&["-n", "150"]), want(150..300));
+    assert_eq!(payloads(&["-n", "0"]), want(0..0));
+    assert_eq!(payloads(&["-n", "1000"]), want(0..300));
+    assert_eq!(payloads(&["--from-start"]), want(0..300));
+    // -n counts the records the filters select.
+    let p1 = payloads(&["-n", "2", "--producer", "1"]);
+    assert_eq!(p1, ["event 295", "event 298"]);
+    // Written, not synced: printed only with --unsynced.
+    j.append(0, 100, 300, b"event 300").unwrap();
+    assert_eq!(payloads(&["-n", "1"]), want(299..300));
+    assert_eq!(payloads(&["-n", "1", "--unsynced"]), want(300..301));
+    j.sync().unwrap();
+    assert_eq!(payloads(&["-n", "1"]), want(300..301));
 }
 
 #[test]

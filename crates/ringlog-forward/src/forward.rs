@@ -14,8 +14,8 @@ use bytes::Bytes;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use futures_util::FutureExt;
 use ringlog::journal::{
-    read_cursor_file, segment_file_name, write_cursor_file, Cursor, FollowEvent, FollowOptions,
-    Follower, Record,
+    read_cursor_file, segment_file_name, write_cursor_file, Cursor, FollowBound, FollowEvent,
+    FollowOptions, Follower, Record,
 };
 use serde::Serialize;
 
@@ -301,7 +301,9 @@ fn journal_end(dir: &Path, r: &Record) -> u64 {
 /// Reads the journal on a thread of its own: batches of records that it
 /// made durable itself (`fdatasync` of the segment after reading them, so
 /// whatever the writer's sync policy, only locally durable records are
-/// published).
+/// published). So it follows every frame written
+/// ([`FollowBound::Written`]) rather than waiting for the writer's durable
+/// watermark: a writer that syncs rarely does not hold forwarding back.
 fn spawn_reader(
     dir: PathBuf,
     start: Option<Cursor>,
@@ -317,6 +319,7 @@ fn spawn_reader(
         };
         let options = FollowOptions {
             resume_past_deleted: true,
+            bound: FollowBound::Written,
             ..Default::default()
         };
         let follower = match &start {

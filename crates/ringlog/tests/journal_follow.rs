@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use ringlog::journal::{
-    index_file_name, rebuild_index, Cursor, FollowEvent, FollowOptions, Follower, IndexUse,
-    Journal, JournalError, JournalOptions, Reader, Record, RecordFilter, Retention, SegmentIndex,
-    SyncPolicy,
+    index_file_name, rebuild_index, Cursor, FollowBound, FollowEvent, FollowOptions, Follower,
+    IndexUse, Journal, JournalError, JournalOptions, Reader, Record, RecordFilter, Retention,
+    SegmentIndex, SyncPolicy,
 };
 
 fn options(segment_bytes: u64) -> JournalOptions {
@@ -43,10 +43,13 @@ fn follows_a_writer_across_rotation_without_missing_or_repeating() {
                     &vec![seq as u8; (seq % 97) as usize],
                 )
                 .unwrap();
+            // The follower yields what is durable: sync now and then.
             if seq % 64 == 0 {
+                journal.sync().unwrap();
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
+        journal.sync().unwrap();
         journal.current_segment()
     });
     for seq in 0..2000u64 {
@@ -72,6 +75,7 @@ fn retention_deleting_unread_segments_is_a_gap() {
     let mut journal = Journal::open(dir.path(), opts).unwrap();
     let mut follower = Follower::open(dir.path(), FollowOptions::default()).unwrap();
     journal.append(1, 0, 0, &[0u8; 64]).unwrap();
+    journal.sync().unwrap();
     let first = next_record(&mut follower);
     assert_eq!(first.seq, 0);
     // The follower holds segment 1 open; retention deletes 1.. while it
@@ -79,6 +83,7 @@ fn retention_deleting_unread_segments_is_a_gap() {
     for seq in 1..200u64 {
         journal.append(1, seq, 0, &[0u8; 64]).unwrap();
     }
+    journal.sync().unwrap();
     // Whatever of segment 1 it still has open is read, then a gap, then
     // the records of the surviving segments, in order.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -137,6 +142,7 @@ fn follower_from_a_deleted_segment_refuses_or_reports_the_gap() {
     for seq in 1..50u64 {
         journal.append(1, seq, 0, &[0u8; 64]).unwrap();
     }
+    journal.sync().unwrap();
     let err = Follower::from_cursor(dir.path(), &c, FollowOptions::default()).unwrap_err();
     assert!(matches!(err, JournalError::CursorMismatch { .. }), "{err}");
     let allow = FollowOptions {
@@ -170,7 +176,13 @@ fn a_torn_tail_is_waited_on_and_damage_in_the_middle_is_an_error() {
     let whole = bytes.len();
     bytes.extend_from_slice(&frame[..50]);
     std::fs::write(&seg, &bytes).unwrap();
-    let mut f = Follower::open(dir.path(), FollowOptions::default()).unwrap();
+    // Bytes written by hand are not in the durable watermark: follow what
+    // is written.
+    let written = FollowOptions {
+        bound: FollowBound::Written,
+        ..Default::default()
+    };
+    let mut f = Follower::open(dir.path(), written).unwrap();
     for seq in 0..3 {
         assert_eq!(next_record(&mut f).seq, seq);
     }
@@ -188,7 +200,7 @@ fn a_torn_tail_is_waited_on_and_damage_in_the_middle_is_an_error() {
     let mut bad = bytes.clone();
     bad[whole - 60] ^= 0xff;
     std::fs::write(&seg, &bad).unwrap();
-    let mut f = Follower::open(dir.path(), FollowOptions::default()).unwrap();
+    let mut f = Follower::open(dir.path(), written).unwrap();
     let mut got = Vec::new();
     let err = loop {
         match f.next_before(Some(Instant::now() + Duration::from_secs(5))) {
@@ -216,6 +228,9 @@ fn async_follower_delivers_on_tokio() {
     let writer = std::thread::spawn(move || {
         for seq in 0..500u64 {
             journal.append(2, seq, 0, b"x").unwrap();
+            if seq % 50 == 49 {
+                journal.sync().unwrap();
+            }
         }
     });
     let seqs = rt.block_on(async {
@@ -231,6 +246,76 @@ fn async_follower_delivers_on_tokio() {
     });
     writer.join().unwrap();
     assert_eq!(seqs, (0..500).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_record_is_yielded_once_durable_not_once_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(dir.path(), options(1 << 20)).unwrap();
+    let mut durable = Follower::open(dir.path(), FollowOptions::default()).unwrap();
+    let written_only = FollowOptions {
+        bound: FollowBound::Written,
+        ..Default::default()
+    };
+    let mut written = Follower::open(dir.path(), written_only).unwrap();
+    journal.append(1, 0, 0, b"synced").unwrap();
+    journal.sync().unwrap();
+    journal.append(1, 1, 0, b"written").unwrap();
+    assert_eq!(next_record(&mut durable).payload, b"synced");
+    let soon = || Some(Instant::now() + Duration::from_millis(100));
+    assert!(
+        durable.next_before(soon()).unwrap().is_none(),
+        "a record written but not synced was yielded"
+    );
+    // Without the bound the same record is there.
+    assert_eq!(next_record(&mut written).seq, 0);
+    assert_eq!(next_record(&mut written).payload, b"written");
+    // After the sync it is yielded, woken by the watermark's change.
+    journal.sync().unwrap();
+    assert_eq!(next_record(&mut durable).payload, b"written");
+    // The bound holds across rotation: a new segment's records wait too.
+    drop(journal);
+    let mut journal = Journal::open(dir.path(), options(256)).unwrap();
+    for seq in 2..10 {
+        journal.append(1, seq, 0, &[7u8; 100]).unwrap();
+    }
+    assert!(journal.current_segment() > 1);
+    assert!(durable.next_before(soon()).unwrap().is_none());
+    journal.sync().unwrap();
+    for seq in 2..10 {
+        assert_eq!(next_record(&mut durable).seq, seq);
+    }
+}
+
+#[test]
+fn a_journal_without_a_watermark_is_followed_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(dir.path(), options(1 << 20)).unwrap();
+    for seq in 0..3 {
+        journal.append(1, seq, 0, b"old").unwrap();
+    }
+    drop(journal);
+    // As a journal from before the watermark file existed.
+    std::fs::remove_file(dir.path().join(ringlog::journal::DURABLE_FILE_NAME)).unwrap();
+    let mut f = Follower::open(dir.path(), FollowOptions::default()).unwrap();
+    for seq in 0..3 {
+        assert_eq!(next_record(&mut f).seq, seq);
+    }
+    // A damaged watermark is waited on, never trusted: nothing is yielded
+    // past it until a writer publishes a valid one.
+    std::fs::write(
+        dir.path().join(ringlog::journal::DURABLE_FILE_NAME),
+        [0u8; 40],
+    )
+    .unwrap();
+    let mut f = Follower::open(dir.path(), FollowOptions::default()).unwrap();
+    let soon = Some(Instant::now() + Duration::from_millis(100));
+    assert!(f.next_before(soon).unwrap().is_none());
+    let journal = Journal::open(dir.path(), options(1 << 20)).unwrap();
+    for seq in 0..3 {
+        assert_eq!(next_record(&mut f).seq, seq);
+    }
+    drop(journal);
 }
 
 /// A journal of several producers with non-monotonic timestamps.

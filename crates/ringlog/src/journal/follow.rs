@@ -8,11 +8,17 @@
 //! last chunk. A bad frame followed by a valid one, or a torn tail in a
 //! segment the writer has moved past, is corruption and an error.
 //!
-//! What "lands" means: a frame is yielded once the writer's `write` of it
-//! has returned, which may be before the journal's `fdatasync`. A consumer
-//! that must only see durable records (say, one forwarding them elsewhere)
-//! runs the journal with [`SyncPolicy::EveryBatch`](super::SyncPolicy) or
-//! bounds what it handles by the writer's durable position.
+//! What "lands" means: by default ([`FollowBound::Durable`]) a frame is
+//! yielded once it is durable, that is once the writer's `fdatasync` of it
+//! returned and the writer published the new durable position in the
+//! journal's watermark file ([`DurableMark`](super::DurableMark),
+//! `durable.rlw`). A journal without that file (one written before it
+//! existed) is followed as written, and so is any journal with
+//! [`FollowBound::Written`]: a frame is then yielded once the writer's
+//! `write` of it returned, which may be before the `fdatasync`. While the
+//! file is absent the follower looks for it again at most every 100 ms; a
+//! file that is there but holds no valid value yet (being created, or
+//! damaged until the next sync rewrites it) is waited on.
 //!
 //! Waiting uses inotify on the directory (any change to a file in it wakes
 //! the follower), re-checking at least every 250 ms in case an event was
@@ -36,6 +42,7 @@ use super::cursor::{
     list_dir, open_segment_file, read_exact_at, read_header, validate, Cursor, CursorMismatch,
     Resume, SegmentStamp,
 };
+use super::durable::MarkReader;
 use super::error::{FrameError, JournalError};
 use super::format::{parse_frame, segment_file_name, FrameHeader, ParsedFrame, FRAME_HEADER_LEN};
 use super::index::{FileRef, IndexBuilder, IndexUse, SegmentIndex, DEFAULT_INTERVAL};
@@ -100,9 +107,23 @@ pub enum FollowEvent {
     Gap(Gap),
 }
 
+/// How far a [`Follower`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FollowBound {
+    /// Up to the durable position the writer published (see the module
+    /// documentation); what was written without a watermark file.
+    #[default]
+    Durable,
+    /// Every complete frame written, synced or not.
+    Written,
+}
+
 /// How a [`Follower`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FollowOptions {
+    /// Whether to yield only durable records (the default) or every
+    /// record written.
+    pub bound: FollowBound,
     /// The records to yield.
     pub filter: RecordFilter,
     /// Whether to seek through index files (and write missing ones).
@@ -119,6 +140,7 @@ pub struct FollowOptions {
 impl Default for FollowOptions {
     fn default() -> Self {
         Self {
+            bound: FollowBound::Durable,
             filter: RecordFilter::default(),
             index: IndexUse::Use,
             resume_past_deleted: false,
@@ -361,6 +383,8 @@ enum State {
 /// let mut follower = Follower::open(&dir, FollowOptions::default()).unwrap();
 ///
 /// journal.append(1, 0, 0, b"landed").unwrap();
+/// // Yielded once durable: after the sync.
+/// journal.sync().unwrap();
 /// let deadline = Instant::now() + Duration::from_secs(10);
 /// match follower.next_before(Some(deadline)).unwrap() {
 ///     Some(FollowEvent::Record(r)) => assert_eq!(r.payload, b"landed"),
@@ -379,7 +403,14 @@ pub struct Follower {
     state: State,
     cursor: Option<Cursor>,
     pending_gap: Option<Gap>,
+    /// The watermark, with [`FollowBound::Durable`].
+    mark: Option<MarkReader>,
+    /// When an absent watermark file was last looked for.
+    mark_looked: Instant,
 }
+
+/// How often a missing watermark file is looked for again.
+const MARK_RECHECK: Duration = Duration::from_millis(100);
 
 impl Follower {
     /// A follower from the oldest record now in `dir` (which must exist;
@@ -393,6 +424,7 @@ impl Follower {
         // Watch first, then look: a change after the look is an event.
         let waiter = Waiter::new(&dir, options.poll_interval);
         list_dir(&dir)?;
+        let mark = (options.bound == FollowBound::Durable).then(|| MarkReader::new(&dir));
         Ok(Self {
             dir,
             options,
@@ -400,7 +432,98 @@ impl Follower {
             state: State::Start,
             cursor: None,
             pending_gap: None,
+            mark,
+            mark_looked: Instant::now(),
         })
+    }
+
+    /// Whether the frame of segment `segment` ending at byte `end` may be
+    /// yielded under the follower's bound.
+    fn may_yield(&mut self, segment: u64, end: u64) -> bool {
+        let Some(mark) = self.mark.as_mut() else {
+            return true;
+        };
+        if mark.last.is_some_and(|m| m.covers(segment, end)) {
+            return true;
+        }
+        if mark.absent && self.mark_looked.elapsed() < MARK_RECHECK {
+            return true;
+        }
+        mark.refresh();
+        if mark.absent {
+            self.mark_looked = Instant::now();
+            return true;
+        }
+        mark.last.is_some_and(|m| m.covers(segment, end))
+    }
+
+    /// A follower that starts with the last `n` records now in `dir` that
+    /// pass the filter (fewer if there are fewer), then yields what lands
+    /// after them, like `tail -n N -f`. `n == 0` starts at the end.
+    ///
+    /// Segments are scanned from the newest back until `n` records are
+    /// found, so the cost is that of the segments holding them. Under
+    /// [`FollowBound::Durable`] only durable records count (and the end is
+    /// the durable end).
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Io`] if the directory or a segment cannot be read;
+    /// a bad segment header.
+    pub fn open_last(
+        dir: impl AsRef<Path>,
+        n: u64,
+        options: FollowOptions,
+    ) -> Result<Self, JournalError> {
+        let mut f = Self::open(dir, options)?;
+        let segments = list_dir(&f.dir)?;
+        // `None`: no bound; `Some(None)`: a watermark file without a valid
+        // value, so nothing is durable yet.
+        let bound = f.mark.as_ref().filter(|m| !m.absent).map(|m| m.last);
+        let durable = |segment: u64, end: u64| match bound {
+            None => true,
+            Some(m) => m.is_some_and(|m| m.covers(segment, end)),
+        };
+        let mut wanted = n;
+        for &number in segments.iter().rev() {
+            let path = f.dir.join(segment_file_name(number));
+            let file = open_segment_file(&path)?;
+            let (header, len) = read_header(&file, &path, number)?;
+            let hl = u64::from(header.header_len);
+            let mut starts = Vec::new();
+            let mut end = hl;
+            let mut w = Window::new(FileRef(&file), len);
+            super::segment::scan(&mut w, hl, true, |off, p, _| {
+                let h = p.header;
+                let frame_end = off + p.framed_len as u64;
+                if !durable(number, frame_end) {
+                    return;
+                }
+                if options.filter.matches(h.producer, h.seq, h.timestamp) {
+                    starts.push(off);
+                }
+                end = frame_end;
+            })
+            .map_err(|e| JournalError::io("read", &path, e))?;
+            let stamp = SegmentStamp::of(&header);
+            let found = starts.len() as u64;
+            if wanted == 0 || found >= wanted {
+                let offset = if wanted == 0 {
+                    end
+                } else {
+                    starts[(found - wanted) as usize]
+                };
+                f.state = State::ResumeAt {
+                    segment: number,
+                    offset,
+                    stamp,
+                };
+                return Ok(f);
+            }
+            wanted -= found;
+        }
+        // Fewer than `n` in the whole journal: all of them.
+        Ok(f)
     }
 
     /// A follower that yields the records after the one `cursor` was taken
@@ -672,6 +795,13 @@ impl Follower {
                     self.enter(segment, Some(offset), Some(stamp))?;
                 }
                 State::In(mut tail) => match tail.at()? {
+                    At::Frame(p)
+                        if !self.may_yield(tail.number, tail.off + p.framed_len as u64) =>
+                    {
+                        // Written, not yet durable: wait for the next sync.
+                        self.state = State::In(tail);
+                        return Ok(None);
+                    }
                     At::Frame(p) => {
                         let off = tail.off;
                         let n = p.framed_len;
@@ -855,6 +985,7 @@ impl Shared {
 /// let dir = std::env::temp_dir().join(format!("ringlog-doc-async-{}", std::process::id()));
 /// let mut journal = Journal::open(&dir, JournalOptions::default()).unwrap();
 /// journal.append(1, 0, 0, b"async").unwrap();
+/// journal.sync().unwrap();
 /// let mut follower = Follower::open(&dir, FollowOptions::default()).unwrap().into_async(64);
 /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
 /// let event = rt.block_on(follower.next()).unwrap().unwrap();

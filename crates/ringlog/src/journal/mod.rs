@@ -22,6 +22,7 @@
 //! | `reader.rs` | [`Reader`], [`Record`]: verified iteration across segments, checking that they follow one another |
 //! | `verify.rs` | [`verify`], [`VerifyReport`], [`VerifyStatus`]: structure, per-producer contiguity, damaged ranges, clean / torn tail / damaged |
 //! | `cursor.rs` | [`Cursor`]: a validated position after a record, [`Reader::from_cursor`], cursor files |
+//! | `durable.rs` | [`DurableMark`]: the durable watermark file the writer publishes after each sync and followers bound themselves by |
 //! | `follow.rs` | [`Follower`], [`AsyncFollower`], [`RecordFilter`]: records as they land, gaps |
 //! | `time.rs` | [`write_utc_timestamp`]: record timestamps as RFC 3339 UTC text |
 //! | `index.rs` | [`SegmentIndex`], [`rebuild_index`]: the sparse `.rlx` index beside each segment |
@@ -48,6 +49,7 @@
 //! ```
 
 mod cursor;
+mod durable;
 mod error;
 mod follow;
 mod format;
@@ -64,8 +66,11 @@ pub use cursor::{
     read_cursor_file, write_cursor_file, Cursor, CursorMismatch, CursorParseError, LastRecord,
     SegmentStamp,
 };
+pub use durable::{DurableMark, DURABLE_FILE_NAME};
 pub use error::{FrameError, JournalError};
-pub use follow::{AsyncFollower, FollowEvent, FollowOptions, Follower, Gap, RecordFilter};
+pub use follow::{
+    AsyncFollower, FollowBound, FollowEvent, FollowOptions, Follower, Gap, RecordFilter,
+};
 pub use format::{
     frame_into, frame_into_vec, framed_len, parse_frame, parse_segment_file_name,
     segment_file_name, FrameHeader, HeaderError, ParsedFrame, SegmentHeader, FORMAT_VERSION,
@@ -77,7 +82,7 @@ pub use index::{
     index_file_name, rebuild_index, IndexError, IndexReport, IndexUse, ProducerSummary,
     SegmentIndex, INDEX_EXTENSION,
 };
-pub use reader::{Reader, Record};
+pub use reader::{Reader, Record, RecordRef};
 pub use recovery::{plan_recovery, RecoveryMode, RecoveryReport, SkippedRange};
 pub use time::write_utc_timestamp;
 pub use verify::{

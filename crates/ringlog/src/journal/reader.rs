@@ -57,6 +57,68 @@ impl Record {
     }
 }
 
+/// One record read from the journal, its payload borrowed from the
+/// reader's buffer: what [`Reader::next_ref`] yields, without the copy and
+/// allocation of a [`Record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    /// Producer id.
+    pub producer: u32,
+    /// Per-producer sequence number.
+    pub seq: u64,
+    /// Timestamp as the producer wrote it.
+    pub timestamp: u64,
+    /// The payload.
+    pub payload: &'a [u8],
+    /// Segment the record is in.
+    pub segment: u64,
+    /// Byte offset of the record's frame in the segment file.
+    pub offset: u64,
+    /// The frame's CRC-32C.
+    pub crc: u32,
+    /// Identity of the segment the record was read from.
+    pub stamp: SegmentStamp,
+}
+
+impl RecordRef<'_> {
+    /// The record with its payload copied.
+    pub fn to_record(&self) -> Record {
+        Record {
+            producer: self.producer,
+            seq: self.seq,
+            timestamp: self.timestamp,
+            payload: self.payload.to_vec(),
+            segment: self.segment,
+            offset: self.offset,
+            crc: self.crc,
+            stamp: self.stamp,
+        }
+    }
+}
+
+impl Record {
+    /// The record as a [`RecordRef`] borrowing its payload.
+    pub fn as_ref(&self) -> RecordRef<'_> {
+        RecordRef {
+            producer: self.producer,
+            seq: self.seq,
+            timestamp: self.timestamp,
+            payload: &self.payload,
+            segment: self.segment,
+            offset: self.offset,
+            crc: self.crc,
+            stamp: self.stamp,
+        }
+    }
+}
+
+/// A valid frame the reader stopped at: its segment's buffer holds it.
+#[derive(Debug, Clone, Copy)]
+struct Located {
+    frame: ParsedFrame,
+    offset: u64,
+}
+
 /// The segment being read.
 #[derive(Debug)]
 struct Current {
@@ -231,7 +293,7 @@ impl Reader {
         Ok((reader, stamp))
     }
 
-    fn next_record(&mut self) -> Result<Option<Record>, JournalError> {
+    fn next_record(&mut self) -> Result<Option<Located>, JournalError> {
         loop {
             let Some(cur) = self.current.as_mut() else {
                 if self.open_next()? {
@@ -248,9 +310,10 @@ impl Reader {
                     if self.producer.is_some_and(|want| want != p.header.producer) {
                         continue;
                     }
-                    let bytes = cur.window.get(off, p.framed_len).map_err(read_err)?;
-                    let (number, stamp) = (cur.number, cur.stamp);
-                    return Ok(Some(Record::from_frame(&p, bytes, number, off, stamp)));
+                    return Ok(Some(Located {
+                        frame: p,
+                        offset: off,
+                    }));
                 }
                 Step::Bad(error) => {
                     let err = JournalError::Corrupt {
@@ -273,10 +336,35 @@ impl Reader {
     }
 }
 
-impl Iterator for Reader {
-    type Item = Result<Record, JournalError>;
+impl Reader {
+    /// The next record, as [`next`](Iterator::next) gives it, but with its
+    /// payload borrowed from the reader's buffer (valid until the next
+    /// call): no copy and no allocation per record.
+    pub fn next_ref(&mut self) -> Option<Result<RecordRef<'_>, JournalError>> {
+        let at = match self.advance()? {
+            Ok(at) => at,
+            Err(e) => return Some(Err(e)),
+        };
+        let cur = self.current.as_mut()?;
+        let p = at.frame;
+        // The step that found the frame left it in the buffer.
+        let bytes = match cur.window.get(at.offset, p.framed_len) {
+            Ok(b) => b,
+            Err(e) => return Some(Err(JournalError::io("read", &cur.path, e))),
+        };
+        Some(Ok(RecordRef {
+            producer: p.header.producer,
+            seq: p.header.seq,
+            timestamp: p.header.timestamp,
+            payload: &bytes[FRAME_HEADER_LEN..FRAME_HEADER_LEN + p.header.payload_len as usize],
+            segment: cur.number,
+            offset: at.offset,
+            crc: p.header.crc,
+            stamp: cur.stamp,
+        }))
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
+    fn advance(&mut self) -> Option<Result<Located, JournalError>> {
         if self.done {
             return None;
         }
@@ -309,5 +397,13 @@ impl Iterator for Reader {
                 Some(Err(e))
             }
         }
+    }
+}
+
+impl Iterator for Reader {
+    type Item = Result<Record, JournalError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_ref().map(|r| r.map(|r| r.to_record()))
     }
 }

@@ -19,6 +19,7 @@ use std::io::IoSlice;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::durable::{DurableMark, MarkWriter};
 use super::error::JournalError;
 use super::format::{
     frame_into_vec, segment_file_name, walk_frames, SegmentHeader, FORMAT_VERSION,
@@ -247,6 +248,8 @@ pub struct Journal<Fs: JournalFs = StdFs> {
     /// When the current segment was created, by `clock` (from its header
     /// after a reopen): what [`RotateEvery::is_due`] compares against.
     current_created: u64,
+    /// Where each sync publishes the durable position for followers.
+    mark: MarkWriter,
 }
 
 impl Journal<StdFs> {
@@ -409,6 +412,13 @@ impl<Fs: JournalFs> Journal<Fs> {
         };
         let position = current.end_position();
         report.position = position;
+        // Recovery left what is there durable: publish it.
+        let mut mark = MarkWriter::open(&dir);
+        mark.publish(DurableMark {
+            segment: current.number,
+            offset: current.len,
+            position,
+        });
         Ok(Self {
             fs,
             dir,
@@ -429,6 +439,7 @@ impl<Fs: JournalFs> Journal<Fs> {
             retention_error: None,
             clock: now_unix_nanos,
             current_created,
+            mark,
         })
     }
 
@@ -878,6 +889,11 @@ impl<Fs: JournalFs> Journal<Fs> {
         }
         self.sync_dir_if_dirty()?;
         self.durable = self.position;
+        self.mark.publish(DurableMark {
+            segment: self.current.number,
+            offset: self.current.len,
+            position: self.position,
+        });
         self.last_sync = Instant::now();
         self.syncs += 1;
         self.last_sync_took = self.last_sync - start;

@@ -38,6 +38,9 @@ pub struct AckWindow<T> {
     front_id: u64,
     slots: VecDeque<Slot<T>>,
     committed: Option<Cursor>,
+    /// Slots in [`SlotState::Failed`]: asked about before every publish,
+    /// so counted rather than searched for.
+    failed: usize,
 }
 
 impl<T> AckWindow<T> {
@@ -48,6 +51,7 @@ impl<T> AckWindow<T> {
             front_id: 0,
             slots: VecDeque::new(),
             committed: start,
+            failed: 0,
         }
     }
 
@@ -72,7 +76,10 @@ impl<T> AckWindow<T> {
     /// id that is not in the window (already committed) changes nothing.
     pub fn ack(&mut self, id: u64) -> usize {
         if let Some(s) = self.slot_mut(id) {
-            s.state = SlotState::Acked;
+            let was = std::mem::replace(&mut s.state, SlotState::Acked);
+            if was == SlotState::Failed {
+                self.failed -= 1;
+            }
         }
         let mut popped = 0;
         while self
@@ -92,13 +99,16 @@ impl<T> AckWindow<T> {
     /// stays before it until then.
     pub fn fail(&mut self, id: u64) {
         if let Some(s) = self.slot_mut(id) {
-            s.state = SlotState::Failed;
+            if s.state == SlotState::InFlight {
+                s.state = SlotState::Failed;
+                self.failed += 1;
+            }
         }
     }
 
     /// Whether any record waits for a retry.
     pub fn has_failed(&self) -> bool {
-        self.slots.iter().any(|s| s.state == SlotState::Failed)
+        self.failed > 0
     }
 
     /// The ids of the records waiting for a retry, oldest first.
@@ -126,6 +136,7 @@ impl<T> AckWindow<T> {
         if let Some(s) = self.slot_mut(id) {
             if s.state == SlotState::Failed {
                 s.state = SlotState::InFlight;
+                self.failed -= 1;
             }
         }
     }

@@ -87,6 +87,10 @@ pub struct Metrics {
     /// Journal frame bytes past the committed cursor, up to the end of the
     /// journal as last seen by the reading thread.
     pub lag_bytes: u64,
+    /// Records that the server stored after a later record of their
+    /// producer (a lost publish retried behind publishes that went
+    /// through); `stream-check` reports the same from the stream.
+    pub out_of_order: u64,
     /// Times the cursor file was written.
     pub cursor_writes: u64,
     /// The committed cursor, as in the cursor file.
@@ -570,6 +574,7 @@ impl Forwarder {
             subjects: HashMap::new(),
             handed,
             received: 0,
+            newest_stored: HashMap::new(),
             dropped: 0,
             retry_delay: Duration::from_millis(100),
             retries_in_flight: 0,
@@ -704,6 +709,9 @@ struct Run<'a> {
     handed: Arc<AtomicU64>,
     /// Records taken from the reading thread.
     received: u64,
+    /// Per producer, the window id and sequence of the latest record (in
+    /// journal order) that this run stored, not as a duplicate.
+    newest_stored: HashMap<u32, (u64, u64)>,
     /// Records taken and never published (dropped on a stop).
     dropped: u64,
     retry_delay: Duration,
@@ -822,7 +830,9 @@ impl Run<'_> {
         id: u64,
         result: Result<jetstream::publish::PublishAck, NatsError>,
     ) -> Result<(), ForwardError> {
+        let mut record = None;
         if let Some(out) = self.window.item_mut(id) {
+            record = Some((out.producer, out.seq));
             if std::mem::take(&mut out.retried) {
                 self.retries_in_flight -= 1;
                 self.retry_delay = if result.is_ok() {
@@ -837,6 +847,24 @@ impl Run<'_> {
                 self.metrics.acknowledged += 1;
                 if ack.duplicate {
                     self.metrics.duplicates += 1;
+                } else if let Some((producer, seq)) = record {
+                    // Stored now, after a later record of its producer was
+                    // stored: a publish was lost while later ones in the
+                    // window went through, and its retry landed behind
+                    // them. The stream cannot be reordered afterwards; say
+                    // so rather than let it pass.
+                    // Window ids follow the journal's order.
+                    let newest = self.newest_stored.entry(producer).or_insert((id, seq));
+                    if id < newest.0 {
+                        self.metrics.out_of_order += 1;
+                        self.metrics.last_error = Some(format!(
+                            "record {producer}-{seq} stored at stream sequence {} after \
+                             record {producer}-{}: out of order for its producer",
+                            ack.sequence, newest.1
+                        ));
+                    } else {
+                        *newest = (id, seq);
+                    }
                 }
                 self.window.ack(id);
                 Ok(())

@@ -221,6 +221,34 @@ mod tests {
     }
 
     #[test]
+    fn a_lost_publish_holds_the_cursor_behind_later_acknowledgements() {
+        let mut w = AckWindow::new(None);
+        let ids: Vec<u64> = (1..=5).map(|n| w.push(cursor(n), n)).collect();
+        assert_eq!(w.ack(ids[0]), 1);
+        // The second times out while the three after it are acknowledged.
+        w.fail(ids[1]);
+        for &id in &ids[2..] {
+            assert_eq!(w.ack(id), 0);
+        }
+        assert_eq!(w.committed(), Some(&cursor(1)));
+        assert!(w.has_failed());
+        assert_eq!(w.failed_ids(), vec![ids[1]]);
+        // A second failure report of the same record counts once.
+        w.fail(ids[1]);
+        w.resend(ids[1]);
+        assert!(!w.has_failed());
+        // Its retry failing again keeps it failed, then its acknowledgement
+        // moves the cursor over it and the acknowledged records after it.
+        w.fail(ids[1]);
+        assert!(w.has_failed());
+        w.resend(ids[1]);
+        assert_eq!(w.committed(), Some(&cursor(1)));
+        assert_eq!(w.ack(ids[1]), 4);
+        assert_eq!(w.committed(), Some(&cursor(5)));
+        assert!(!w.has_failed() && w.is_empty());
+    }
+
+    #[test]
     fn starts_from_the_given_cursor() {
         let mut w = AckWindow::new(Some(cursor(7)));
         let id = w.push(cursor(8), ());

@@ -93,8 +93,8 @@ pub(crate) struct ForwardArgs {
 
 fn metrics_line(m: &Metrics) -> String {
     format!(
-        "forwarded {} acknowledged {} retried {} duplicates {} already-in-stream {} lag {} records {} bytes",
-        m.forwarded, m.acknowledged, m.retried, m.duplicates, m.already_in_stream, m.lag_records, m.lag_bytes
+        "forwarded {} acknowledged {} retried {} duplicates {} already-in-stream {} out-of-order {} lag {} records {} bytes",
+        m.forwarded, m.acknowledged, m.retried, m.duplicates, m.already_in_stream, m.out_of_order, m.lag_records, m.lag_bytes
     )
 }
 
@@ -167,6 +167,15 @@ pub(crate) fn forward(args: ForwardArgs) -> Result<i32, String> {
                 if let Some(c) = &report.metrics.cursor {
                     println!("cursor {c}");
                 }
+            }
+            let m = &report.metrics;
+            if m.out_of_order > 0 {
+                eprintln!(
+                    "ringlog: error: forward: {} records stored out of order for their producer ({})",
+                    m.out_of_order,
+                    m.last_error.as_deref().unwrap_or("no detail")
+                );
+                return Ok(1);
             }
             Ok(0)
         }

@@ -4,12 +4,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_nats::header::HeaderName;
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
-use async_nats::HeaderMap;
+use async_nats::{HeaderMap, Subject};
 use bytes::Bytes;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use futures_util::FutureExt;
@@ -31,6 +32,18 @@ pub const HEADER_SEQ: &str = "Ringlog-Seq";
 pub const HEADER_TIMESTAMP: &str = "Ringlog-Timestamp";
 /// Header carrying the record's frame CRC-32C, `0x` and 8 hex digits.
 pub const HEADER_CRC: &str = "Ringlog-Crc";
+
+// The names once, not parsed and allocated again for every message.
+const NAME_PRODUCER: HeaderName = HeaderName::from_static(HEADER_PRODUCER);
+const NAME_SEQ: HeaderName = HeaderName::from_static(HEADER_SEQ);
+const NAME_TIMESTAMP: HeaderName = HeaderName::from_static(HEADER_TIMESTAMP);
+const NAME_CRC: HeaderName = HeaderName::from_static(HEADER_CRC);
+const NAME_MSG_ID: HeaderName = HeaderName::from_static("Nats-Msg-Id");
+
+/// Records the reading thread hands over at once (at most), and the
+/// payload bytes (at most) of such a batch.
+const READ_BATCH: usize = 4096;
+const READ_BATCH_BYTES: usize = 4 << 20;
 
 /// The most unacknowledged publishes allowed: the JetStream context holds at
 /// most 5,000 acknowledgements in flight.
@@ -65,10 +78,19 @@ pub struct Metrics {
     /// Records skipped because the stream already held them
     /// ([`Dedup::LastSubject`]).
     pub already_in_stream: u64,
-    /// Records read from the journal and not yet acknowledged.
+    /// Records read from the journal and not yet acknowledged: those in
+    /// the window, those waiting to be published, those read and not yet
+    /// handed over, and (after a stop) those read and never published.
+    /// Records the reading thread has not reached yet are counted only in
+    /// `lag_bytes`.
     pub lag_records: u64,
-    /// Journal bytes past the committed cursor.
+    /// Journal frame bytes past the committed cursor, up to the end of the
+    /// journal as last seen by the reading thread.
     pub lag_bytes: u64,
+    /// Records that the server stored after a later record of their
+    /// producer (a lost publish retried behind publishes that went
+    /// through); `stream-check` reports the same from the stream.
+    pub out_of_order: u64,
     /// Times the cursor file was written.
     pub cursor_writes: u64,
     /// The committed cursor, as in the cursor file.
@@ -209,7 +231,7 @@ struct Outgoing {
     seq: u64,
     timestamp: u64,
     crc: u32,
-    subject: String,
+    subject: Subject,
     payload: Bytes,
     /// When its first publish failed.
     first_failure: Option<Instant>,
@@ -220,13 +242,13 @@ struct Outgoing {
 }
 
 impl Outgoing {
-    fn of(prefix: &str, r: Record) -> Self {
+    fn of(subject: Subject, r: Record) -> Self {
         Self {
             producer: r.producer,
             seq: r.seq,
             timestamp: r.timestamp,
             crc: r.crc,
-            subject: format!("{prefix}.{}", r.producer),
+            subject,
             payload: Bytes::from(r.payload),
             first_failure: None,
             attempts: 0,
@@ -236,11 +258,11 @@ impl Outgoing {
 
     fn message(&self) -> PublishMessage {
         let mut headers = HeaderMap::new();
-        headers.insert(HEADER_PRODUCER, self.producer.to_string().as_str());
-        headers.insert(HEADER_SEQ, self.seq.to_string().as_str());
-        headers.insert(HEADER_TIMESTAMP, self.timestamp.to_string().as_str());
-        headers.insert(HEADER_CRC, format!("{:#010x}", self.crc).as_str());
-        headers.insert("Nats-Msg-Id", msg_id(self.producer, self.seq).as_str());
+        headers.insert(NAME_PRODUCER, self.producer.to_string());
+        headers.insert(NAME_SEQ, self.seq.to_string());
+        headers.insert(NAME_TIMESTAMP, self.timestamp.to_string());
+        headers.insert(NAME_CRC, format!("{:#010x}", self.crc));
+        headers.insert(NAME_MSG_ID, msg_id(self.producer, self.seq));
         PublishMessage::build()
             .payload(self.payload.clone())
             .headers(headers)
@@ -310,6 +332,7 @@ fn spawn_reader(
     follow: bool,
     allow_initial_gap: bool,
     stop: Arc<AtomicBool>,
+    handed: Arc<AtomicU64>,
     tx: tokio::sync::mpsc::Sender<Read>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
@@ -341,7 +364,7 @@ fn spawn_reader(
             let mut records = Vec::new();
             let mut bytes = 0usize;
             let mut outcome = None;
-            while records.len() < 512 && bytes < (1 << 20) {
+            while records.len() < READ_BATCH && bytes < READ_BATCH_BYTES {
                 let event = if records.is_empty() && follow {
                     follower.next_before(Some(Instant::now() + Duration::from_millis(100)))
                 } else {
@@ -412,6 +435,8 @@ fn spawn_reader(
             let item = if records.is_empty() {
                 Read::Idle { journal_end: end }
             } else {
+                // Relaxed: a count for the metrics, read with no other data.
+                handed.fetch_add(records.len() as u64, Ordering::Relaxed);
                 Read::Records {
                     records,
                     journal_end: end,
@@ -528,13 +553,15 @@ impl Forwarder {
 
         let started = Instant::now();
         let stop_reader = Arc::new(AtomicBool::new(false));
-        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let handed = Arc::new(AtomicU64::new(0));
+        let (tx, mut rx) = tokio::sync::mpsc::channel(2);
         let reader = spawn_reader(
             o.dir.clone(),
             start,
             o.follow,
             o.allow_initial_gap,
             Arc::clone(&stop_reader),
+            Arc::clone(&handed),
             tx,
         );
         let mut run = Run {
@@ -547,6 +574,11 @@ impl Forwarder {
             dedup: o.dedup,
             retry_for: o.retry_for,
             prefix: o.stream.subject_prefix.clone(),
+            subjects: HashMap::new(),
+            handed,
+            received: 0,
+            newest_stored: HashMap::new(),
+            dropped: 0,
             retry_delay: Duration::from_millis(100),
             retries_in_flight: 0,
         };
@@ -588,9 +620,12 @@ impl Forwarder {
                             run.settle(id, result)?;
                         }
                     }
-                    read = rx.recv(), if reading && queue.is_empty() => match read {
+                    // Taken before the queue runs dry, so publishing never
+                    // waits for the reading thread's hand-over.
+                    read = rx.recv(), if reading && queue.len() < o.window => match read {
                         Some(Read::Records { records, journal_end }) => {
                             journal_end_pos = journal_end;
+                            run.received += records.len() as u64;
                             queue.extend(records);
                         }
                         Some(Read::Idle { journal_end }) => journal_end_pos = journal_end.max(journal_end_pos),
@@ -606,6 +641,7 @@ impl Forwarder {
                 if reading && o.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
                     reading = false;
                     stopped = true;
+                    run.dropped += queue.len() as u64;
                     queue.clear();
                 }
                 let committed = run.window.committed().copied();
@@ -670,6 +706,17 @@ struct Run<'a> {
     dedup: Dedup,
     retry_for: Option<Duration>,
     prefix: String,
+    /// `<prefix>.<producer>`, made once per producer.
+    subjects: HashMap<u32, Subject>,
+    /// Records the reading thread handed over, counted by it.
+    handed: Arc<AtomicU64>,
+    /// Records taken from the reading thread.
+    received: u64,
+    /// Per producer, the window id and sequence of the latest record (in
+    /// journal order) that this run stored, not as a duplicate.
+    newest_stored: HashMap<u32, (u64, u64)>,
+    /// Records taken and never published (dropped on a stop).
+    dropped: u64,
     retry_delay: Duration,
     retries_in_flight: usize,
 }
@@ -677,7 +724,13 @@ struct Run<'a> {
 impl Run<'_> {
     fn fill_metrics(&mut self, queue: &VecDeque<Record>, journal_end: u64, started: Instant) {
         let committed = self.window.committed();
-        self.metrics.lag_records = (self.window.len() + queue.len()) as u64;
+        // Relaxed: a count for the metrics, read with no other data.
+        let in_transit = self
+            .handed
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.received);
+        self.metrics.lag_records =
+            (self.window.len() + queue.len()) as u64 + in_transit + self.dropped;
         self.metrics.lag_bytes = journal_end.saturating_sub(committed.map_or(0, Cursor::position));
         self.metrics.cursor = committed.map(ToString::to_string);
         self.metrics.elapsed_secs = started.elapsed().as_secs_f64();
@@ -721,20 +774,29 @@ impl Run<'_> {
         Ok(found)
     }
 
+    fn subject(&mut self, producer: u32) -> Subject {
+        let prefix = &self.prefix;
+        self.subjects
+            .entry(producer)
+            .or_insert_with(|| Subject::from(format!("{prefix}.{producer}")))
+            .clone()
+    }
+
     async fn publish(&mut self, r: Record) -> Result<(), ForwardError> {
         let cursor = r.cursor();
         if self.dedup == Dedup::LastSubject {
             if let Some(last) = self.last_stored(r.producer).await? {
                 if r.seq <= last {
                     self.metrics.already_in_stream += 1;
-                    let id = self.window.push(cursor, Outgoing::of(&self.prefix, r));
+                    let subject = self.subject(r.producer);
+                    let id = self.window.push(cursor, Outgoing::of(subject, r));
                     self.window.ack(id);
                     return Ok(());
                 }
             }
         }
-        let out = Outgoing::of(&self.prefix, r);
-        let subject = out.subject.clone();
+        let subject = self.subject(r.producer);
+        let out = Outgoing::of(subject.clone(), r);
         let message = out.message();
         let id = self.window.push(cursor, out);
         self.metrics.forwarded += 1;
@@ -771,7 +833,9 @@ impl Run<'_> {
         id: u64,
         result: Result<jetstream::publish::PublishAck, NatsError>,
     ) -> Result<(), ForwardError> {
+        let mut record = None;
         if let Some(out) = self.window.item_mut(id) {
+            record = Some((out.producer, out.seq));
             if std::mem::take(&mut out.retried) {
                 self.retries_in_flight -= 1;
                 self.retry_delay = if result.is_ok() {
@@ -786,6 +850,24 @@ impl Run<'_> {
                 self.metrics.acknowledged += 1;
                 if ack.duplicate {
                     self.metrics.duplicates += 1;
+                } else if let Some((producer, seq)) = record {
+                    // Stored now, after a later record of its producer was
+                    // stored: a publish was lost while later ones in the
+                    // window went through, and its retry landed behind
+                    // them. The stream cannot be reordered afterwards; say
+                    // so rather than let it pass.
+                    // Window ids follow the journal's order.
+                    let newest = self.newest_stored.entry(producer).or_insert((id, seq));
+                    if id < newest.0 {
+                        self.metrics.out_of_order += 1;
+                        self.metrics.last_error = Some(format!(
+                            "record {producer}-{seq} stored at stream sequence {} after \
+                             record {producer}-{}: out of order for its producer",
+                            ack.sequence, newest.1
+                        ));
+                    } else {
+                        *newest = (id, seq);
+                    }
                 }
                 self.window.ack(id);
                 Ok(())

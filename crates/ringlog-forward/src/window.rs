@@ -38,6 +38,9 @@ pub struct AckWindow<T> {
     front_id: u64,
     slots: VecDeque<Slot<T>>,
     committed: Option<Cursor>,
+    /// Slots in [`SlotState::Failed`]: asked about before every publish,
+    /// so counted rather than searched for.
+    failed: usize,
 }
 
 impl<T> AckWindow<T> {
@@ -48,6 +51,7 @@ impl<T> AckWindow<T> {
             front_id: 0,
             slots: VecDeque::new(),
             committed: start,
+            failed: 0,
         }
     }
 
@@ -72,7 +76,10 @@ impl<T> AckWindow<T> {
     /// id that is not in the window (already committed) changes nothing.
     pub fn ack(&mut self, id: u64) -> usize {
         if let Some(s) = self.slot_mut(id) {
-            s.state = SlotState::Acked;
+            let was = std::mem::replace(&mut s.state, SlotState::Acked);
+            if was == SlotState::Failed {
+                self.failed -= 1;
+            }
         }
         let mut popped = 0;
         while self
@@ -92,13 +99,16 @@ impl<T> AckWindow<T> {
     /// stays before it until then.
     pub fn fail(&mut self, id: u64) {
         if let Some(s) = self.slot_mut(id) {
-            s.state = SlotState::Failed;
+            if s.state == SlotState::InFlight {
+                s.state = SlotState::Failed;
+                self.failed += 1;
+            }
         }
     }
 
     /// Whether any record waits for a retry.
     pub fn has_failed(&self) -> bool {
-        self.slots.iter().any(|s| s.state == SlotState::Failed)
+        self.failed > 0
     }
 
     /// The ids of the records waiting for a retry, oldest first.
@@ -126,6 +136,7 @@ impl<T> AckWindow<T> {
         if let Some(s) = self.slot_mut(id) {
             if s.state == SlotState::Failed {
                 s.state = SlotState::InFlight;
+                self.failed -= 1;
             }
         }
     }
@@ -207,6 +218,34 @@ mod tests {
         // An id already committed changes nothing.
         assert_eq!(w.ack(ids[0]), 0);
         assert_eq!(w.committed(), Some(&cursor(5)));
+    }
+
+    #[test]
+    fn a_lost_publish_holds_the_cursor_behind_later_acknowledgements() {
+        let mut w = AckWindow::new(None);
+        let ids: Vec<u64> = (1..=5).map(|n| w.push(cursor(n), n)).collect();
+        assert_eq!(w.ack(ids[0]), 1);
+        // The second times out while the three after it are acknowledged.
+        w.fail(ids[1]);
+        for &id in &ids[2..] {
+            assert_eq!(w.ack(id), 0);
+        }
+        assert_eq!(w.committed(), Some(&cursor(1)));
+        assert!(w.has_failed());
+        assert_eq!(w.failed_ids(), vec![ids[1]]);
+        // A second failure report of the same record counts once.
+        w.fail(ids[1]);
+        w.resend(ids[1]);
+        assert!(!w.has_failed());
+        // Its retry failing again keeps it failed, then its acknowledgement
+        // moves the cursor over it and the acknowledged records after it.
+        w.fail(ids[1]);
+        assert!(w.has_failed());
+        w.resend(ids[1]);
+        assert_eq!(w.committed(), Some(&cursor(1)));
+        assert_eq!(w.ack(ids[1]), 4);
+        assert_eq!(w.committed(), Some(&cursor(5)));
+        assert!(!w.has_failed() && w.is_empty());
     }
 
     #[test]

@@ -233,3 +233,61 @@ fn deleted_records_are_a_gap_and_conflicts_are_refused() {
         assert!(err.to_string().contains("do not take other.>"), "{err}");
     });
 }
+
+#[test]
+fn lag_counts_what_is_not_acknowledged() {
+    let Some(bin) = common::server_or_skip("lag_counts_what_is_not_acknowledged") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let cluster = common::Cluster::start(&bin, &tmp.path().join("nats"), 1);
+    let server = cluster.urls();
+    let dir = tmp.path().join("journal");
+    write_journal(&dir, JournalOptions::default(), 2, 50, 0);
+    let rt = rt();
+    let cursor = tmp.path().join("cursor");
+
+    // Caught up: nothing lags.
+    let mut o = options(&dir, &server, "L", Dedup::MsgId);
+    o.cursor_file = Some(cursor.clone());
+    let r = rt.block_on(Forwarder::new(o).run()).unwrap();
+    assert_eq!(r.metrics.acknowledged, 100);
+    assert_eq!((r.metrics.lag_records, r.metrics.lag_bytes), (0, 0));
+
+    // Stopped once the first records of 10,000 more are published: the
+    // window is drained, the rest is lag, in records and in bytes.
+    write_journal(&dir, JournalOptions::default(), 2, 5000, 50);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut o = options(&dir, &server, "L", Dedup::MsgId);
+    o.cursor_file = Some(cursor.clone());
+    o.stop = Some(std::sync::Arc::clone(&stop));
+    o.progress_interval = Duration::ZERO;
+    let flag = std::sync::Arc::clone(&stop);
+    o.progress = Some(Box::new(move |m| {
+        if m.forwarded > 0 {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }));
+    let r = rt.block_on(Forwarder::new(o).run()).unwrap();
+    let m = &r.metrics;
+    assert!(r.stopped);
+    assert!(m.acknowledged > 0 && m.acknowledged < 10_000, "{m:?}");
+    assert!(m.lag_records > 0, "{m:?}");
+    assert!(m.acknowledged + m.lag_records <= 10_000, "{m:?}");
+    let committed = read_cursor_file(&cursor).unwrap().unwrap();
+    let end = Reader::open(&dir)
+        .unwrap()
+        .last()
+        .unwrap()
+        .unwrap()
+        .cursor();
+    assert_eq!(m.lag_bytes, end.position() - committed.position(), "{m:?}");
+    assert_eq!(m.cursor, Some(committed.to_string()));
+
+    // Run to the end: the lag is gone and every record is there once.
+    let mut o = options(&dir, &server, "L", Dedup::MsgId);
+    o.cursor_file = Some(cursor.clone());
+    let r = rt.block_on(Forwarder::new(o).run()).unwrap();
+    assert_eq!((r.metrics.lag_records, r.metrics.lag_bytes), (0, 0));
+    assert_eq!(rt.block_on(messages(&server, "L")), 10_100);
+}

@@ -136,8 +136,9 @@ impl<T> Producer<T> {
 
     #[inline]
     fn publish(&mut self, pos: usize, item: T) {
-        // SAFETY: the caller reserved `pos` and writes it once.
-        unsafe { self.shared.queue.write(pos, item) };
+        // SAFETY: the caller reserved `pos` with `try_reserve` (which saw its
+        // slot free) and writes it once.
+        unsafe { self.shared.queue.write_free(pos, item) };
         self.shared.notify_published();
     }
 

@@ -319,6 +319,24 @@ impl<T> Queue<T> {
         while slot.stamp.load(Ordering::Acquire) != pos {
             backoff(&mut spins);
         }
+        // SAFETY: the caller reserved `pos`, and its slot is free (stamp ==
+        // pos, seen above with Acquire).
+        unsafe { self.write_free(pos, item) }
+    }
+
+    /// [`write`](Self::write) for a position reserved by `try_reserve`, which
+    /// saw the slot free (its Acquire stamp load) before its CAS: the stamp
+    /// stays `pos` until we publish, so it is not read again. Reading it
+    /// again would fetch back a line the polling consumer may just have
+    /// taken (17% of a single push's samples).
+    ///
+    /// # Safety
+    ///
+    /// The caller reserved `pos` with `try_reserve` (which checked the stamp
+    /// with Acquire) and has not written it yet.
+    #[inline]
+    pub(crate) unsafe fn write_free(&self, pos: usize, item: T) {
+        let slot = self.slot(pos);
         // SAFETY: we reserved `pos` and its slot is free (stamp == pos), so
         // no other thread touches the slot until we publish it.
         slot.value.with_mut(|p| unsafe { (*p).write(item) });

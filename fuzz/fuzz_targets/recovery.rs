@@ -64,12 +64,19 @@ fuzz_target!(|data: &[u8]| {
         assert!(after.records <= before.records);
         journal.append(9, 0, 0, b"after recovery").unwrap();
         drop(journal);
-        let last = Reader::open(&dir)
+        let read: Vec<_> = Reader::open(&dir)
             .unwrap()
             .skip_corrupted(true)
             .filter_map(Result::ok)
-            .last();
-        assert_eq!(last.unwrap().payload, b"after recovery");
+            .collect();
+        // Skip mode leaves damaged bytes in place, and a reader resyncing
+        // through them may take a candidate frame that the appended bytes
+        // complete (crafted input, or a CRC-32C collision) and so step over
+        // the appended frame: `RecoveryMode::Skip` documents this. Where no
+        // damage was left in place, the appended record must come last.
+        if report.skipped.is_empty() {
+            assert_eq!(read.last().unwrap().payload, b"after recovery");
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 });

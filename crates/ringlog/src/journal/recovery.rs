@@ -26,9 +26,17 @@ pub enum RecoveryMode {
     #[default]
     Strict,
     /// Leave the bad bytes in place, report them in
-    /// [`RecoveryReport::skipped`], and append after the last valid frame.
+    /// [`RecoveryReport::skipped`], and append at the end of the segment.
     /// Read such a journal with
     /// [`Reader::skip_corrupted`](super::Reader::skip_corrupted).
+    ///
+    /// A reader resynchronises through the bad bytes by looking for the next
+    /// frame whose checksum holds. Bytes left in place can, with crafted
+    /// input or a CRC-32C collision, hold the start of a frame that later
+    /// appends complete; a reader may then take that frame and step over
+    /// the frame appended after it. When a journal must read back exactly,
+    /// recover it with [`TruncateAtFirstError`](Self::TruncateAtFirstError)
+    /// (or `ringlog recover`) instead.
     Skip,
     /// Point-in-time recovery: cut the segment at the first bad frame,
     /// discarding the valid frames after it (counted in

@@ -1,25 +1,11 @@
 //! Turning errors into the one line the CLI prints.
 
-use std::error::Error;
-
 /// `e` and every error in its `source()` chain, joined with `": "`, so a
 /// message always ends with the OS error that caused it (for example
-/// `I/O error: list directory J: No such file or directory (os error 2)`).
-/// A source whose text the previous message already ends with is not
-/// repeated.
-pub(crate) fn chain(e: &(dyn Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(s) = next {
-        let text = s.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = s.source();
-    }
-    out
-}
+/// `I/O error: list directory J: No such file or directory (os error 2)`):
+/// the library's [`ringlog::error_chain`], which the pipeline and the
+/// forwarder use too.
+pub(crate) use ringlog::error_chain as chain;
 
 #[cfg(test)]
 mod tests {

@@ -269,21 +269,6 @@ impl Outgoing {
     }
 }
 
-/// An error and its sources on one line.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(s) = next {
-        let text = s.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = s.source();
-    }
-    out
-}
-
 /// The `Nats-Msg-Id` of a record: `<producer>-<seq>`.
 pub fn msg_id(producer: u32, seq: u64) -> String {
     format!("{producer}-{seq}")
@@ -823,7 +808,7 @@ impl Run<'_> {
                 source: e,
             });
         }
-        self.metrics.last_error = Some(chain(&*e));
+        self.metrics.last_error = Some(ringlog::error_chain(&*e));
         self.window.fail(id);
         Ok(())
     }

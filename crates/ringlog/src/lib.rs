@@ -63,3 +63,25 @@ pub mod spsc;
 pub mod stats;
 pub(crate) mod sync;
 pub mod wait;
+
+/// `e` and every error in its `source()` chain on one line, joined with
+/// `": "`, so a message ends with the OS error that caused it. A source whose
+/// text the message already ends with is not repeated.
+///
+/// ```
+/// let e = std::io::Error::new(std::io::ErrorKind::Other, "disk full");
+/// assert_eq!(ringlog::error_chain(&e), "disk full");
+/// ```
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = s.source();
+    }
+    out
+}

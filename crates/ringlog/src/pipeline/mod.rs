@@ -207,22 +207,6 @@ impl PipelineError {
     }
 }
 
-/// `e` and its `source()` chain, joined with `": "` (a source whose text
-/// ends the message already is not repeated).
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(s) = next {
-        let text = s.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = s.source();
-    }
-    out
-}
-
 /// State shared by the writers, the reader and the handle.
 #[derive(Debug)]
 pub(crate) struct Shared {

@@ -9,8 +9,9 @@
 //! than [`PipelineConfig::sink_retry`](super::PipelineConfig::sink_retry)
 //! stops the reader with [`PipelineError::SinkFailed`].
 
-use super::{aux_work, error_chain, PipelineError, Shared};
+use super::{aux_work, PipelineError, Shared};
 use crate::bytes::{ByteQueueReader, QueueStats, ReadError};
+use crate::error_chain;
 use crate::journal::{FrameHeader, Journal, JournalError, JournalFs};
 use crate::stats::{LatencyHistogram, LatencySummary, SizeHistogram};
 use crate::sync::Ordering;

@@ -11,6 +11,7 @@ use loom::sync::Arc;
 use loom::thread;
 use ringlog::mpsc::{self, Consumer, Policy, PopError, Producer, TryPopError};
 use ringlog::wait::WaitStrategy;
+use std::mem::ManuallyDrop;
 
 /// A waker that records its wakes and unparks the polling thread.
 struct Recorder {
@@ -263,7 +264,6 @@ fn drop_oldest_async_send_waits_for_a_mid_write_oldest() {
 #[should_panic(expected = "deadlock")]
 fn drop_oldest_unfenced_freed_wake_is_caught() {
     loom::model(|| {
-        use std::mem::ManuallyDrop;
         let (tx, rx) = chan::<u32>(2, Policy::DropOldest);
         // Neither end is dropped while loom unwinds both threads from the
         // deadlock: their drops would run model operations in the panic.
@@ -281,21 +281,28 @@ fn drop_oldest_unfenced_freed_wake_is_caught() {
     });
 }
 
+/// A `Block` channel of two slots whose ends sleep at once (and, with
+/// `unclosed`, skip the closing RMW). The ends are never dropped by a model
+/// that loom unwinds from a deadlock: their drops would run model
+/// operations in the panic.
+fn block_chan(unclosed: bool) -> (ManuallyDrop<Producer<u32>>, ManuallyDrop<Consumer<u32>>) {
+    let (mut tx, mut rx) = if unclosed {
+        mpsc::channel_unclosed_for_loom::<u32>(2, Policy::BLOCK).unwrap()
+    } else {
+        mpsc::channel::<u32>(2, Policy::BLOCK).unwrap()
+    };
+    tx.set_wait_strategy(WaitStrategy::SLEEP);
+    rx.set_wait_strategy(WaitStrategy::SLEEP);
+    (ManuallyDrop::new(tx), ManuallyDrop::new(rx))
+}
+
 /// A `Block` channel's hot paths have no fence: a producer publishes after
 /// its Acquire reservation CAS and notifies with a plain load; the sleeping
 /// consumer closed its announcement with a Release RMW of `tail`. The
 /// producer handle stays alive until the consumer has its item, so no
 /// fenced notify of a dropped handle can hide a lost wake-up.
 fn consumer_sleeps_for_a_fence_free_push(unclosed: bool) {
-    use std::mem::ManuallyDrop;
-    let (tx, rx) = if unclosed {
-        mpsc::channel_unclosed_for_loom::<u32>(2, Policy::BLOCK).unwrap()
-    } else {
-        mpsc::channel::<u32>(2, Policy::BLOCK).unwrap()
-    };
-    let (mut tx, mut rx) = (ManuallyDrop::new(tx), ManuallyDrop::new(rx));
-    tx.set_wait_strategy(WaitStrategy::SLEEP);
-    rx.set_wait_strategy(WaitStrategy::SLEEP);
+    let (mut tx, mut rx) = block_chan(unclosed);
     let p = thread::spawn(move || {
         tx.push(7).unwrap();
         tx
@@ -324,15 +331,7 @@ fn unclosed_consumer_wait_is_caught() {
 /// claims with an Acquire RMW of `head`, frees the slot and notifies with a
 /// plain load. The consumer stays alive until the push is done.
 fn producer_sleeps_for_a_fence_free_pop(unclosed: bool) {
-    use std::mem::ManuallyDrop;
-    let (tx, rx) = if unclosed {
-        mpsc::channel_unclosed_for_loom::<u32>(2, Policy::BLOCK).unwrap()
-    } else {
-        mpsc::channel::<u32>(2, Policy::BLOCK).unwrap()
-    };
-    let (mut tx, mut rx) = (ManuallyDrop::new(tx), ManuallyDrop::new(rx));
-    tx.set_wait_strategy(WaitStrategy::SLEEP);
-    rx.set_wait_strategy(WaitStrategy::SLEEP);
+    let (mut tx, mut rx) = block_chan(unclosed);
     tx.push(0).unwrap();
     tx.push(1).unwrap();
     let c = thread::spawn(move || {

@@ -131,6 +131,46 @@ fn fan_in_doorbell_loses_no_wake_up() {
     });
 }
 
+/// Fan-in's doorbell handshake across sleep episodes: one writer commits
+/// twice and hands itself back undropped (its drop would ring with a fence
+/// and hide a lost wake-up) while the reader waits for both records.
+fn fan_in_two_commits_one_live_writer(disarm_early: bool) {
+    loom::model(move || {
+        let (mut ws, mut r) = ringlog::bytes::fan_in::channel(cfg(64, 1)).unwrap();
+        let mut w = ws.pop().unwrap();
+        if disarm_early {
+            w.disarm_early_for_loom();
+        }
+        let t = thread::spawn(move || {
+            w.push(&[0, 0], None).unwrap();
+            w.push(&[0, 1], None).unwrap();
+            w
+        });
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            let b = r.read(None).unwrap();
+            got.extend(b.records().map(|rec| rec[1]));
+            b.release();
+        }
+        drop(t.join().unwrap());
+        assert_eq!(got, [0, 1]);
+    });
+}
+
+#[test]
+fn fan_in_every_sleep_episode_is_woken() {
+    fan_in_two_commits_one_live_writer(false);
+}
+
+/// The same with a writer that disarms as soon as it armed: the reader can
+/// read the acknowledgement, sleep without a bound, and miss the second
+/// commit. loom must report the deadlock.
+#[test]
+#[should_panic(expected = "deadlock")]
+fn fan_in_disarming_before_the_episode_ends_is_caught() {
+    fan_in_two_commits_one_live_writer(true);
+}
+
 /// The shared ring's reserve/commit: two writers race for the reserve index
 /// and publish out of order; the reader must stop at an unpublished header
 /// and never read a record before it is complete.

@@ -2,10 +2,11 @@
 //! doorbell [`Event`] the reader sleeps on.
 //!
 //! Writers never contend: each owns its ring. After each commit a writer
-//! rings the doorbell, which costs a fence and a load, and a system call only
-//! when the reader announced it is going to sleep (the event's Dekker
-//! protocol: the reader re-checks every ring after announcing, so no wake-up
-//! is lost). The reader visits the rings round-robin and takes one ring's
+//! rings the doorbell, a [`Wake`](crate::wait) handshake with one notifier
+//! per writer: one load of a line nobody writes while the reader is busy,
+//! and a fence (and a system call only if the reader is asleep) only while
+//! the reader is in a sleep episode (`wait/handshake.rs` gives the
+//! argument that no wake-up is lost). The reader visits the rings round-robin and takes one ring's
 //! committed records per batch: at most two slices (the second when the
 //! batch wraps the ring's end; the first then ends with the ring's padding
 //! record, which [`Batch::records`] skips).
@@ -46,7 +47,8 @@ use super::{
 use crate::region::HeapRegion;
 use crate::ring::{self, Consumer, Producer, Ring};
 use crate::sync::{Arc, Ordering};
-use crate::wait::{Deadline, Event, WaitStrategy};
+use crate::wait::handshake::{Notifier, Waiter, Wake};
+use crate::wait::{Deadline, WaitStrategy};
 use crossbeam_utils::CachePadded;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
@@ -57,8 +59,9 @@ pub const MAX_WRITERS: usize = 256;
 
 #[derive(Debug)]
 struct Shared {
-    /// The reader sleeps here when every ring is empty; writers notify.
-    doorbell: CachePadded<Event>,
+    /// The reader sleeps here when every ring is empty; writer `i` notifies
+    /// as notifier `i`.
+    doorbell: Wake,
     policy: Policy,
     writer_stats: WriterSlots,
     reader_stats: CachePadded<ReaderCounters>,
@@ -104,7 +107,7 @@ pub fn channel(config: Config) -> Result<(Vec<Writer>, Reader), NewQueueError> {
     let limits = limits(&config)?;
     let capacity = config.capacity_bytes.next_power_of_two();
     let shared = Arc::new(Shared {
-        doorbell: CachePadded::new(Event::new()),
+        doorbell: Wake::with_notifiers(config.writers),
         policy: config.policy,
         writer_stats: writer_slots(config.writers),
         reader_stats: CachePadded::new(ReaderCounters::new()),
@@ -126,11 +129,14 @@ pub fn channel(config: Config) -> Result<(Vec<Writer>, Reader), NewQueueError> {
         let ring = Arc::new(unsafe { Ring::init(region, capacity) });
         let mut producer = Producer::new(ring.clone());
         producer.set_wait_strategy(config.wait);
+        // The reader sleeps on the doorbell, never on the ring's own event.
+        producer.skip_data_notify();
         let mut consumer = Consumer::new(ring.clone());
         consumer.set_wait_strategy(config.wait);
         writers.push(Writer {
             producer: ManuallyDrop::new(producer),
             shared: shared.clone(),
+            notifier: Notifier::new(id),
             id,
         });
         lanes.push(Lane { ring, consumer });
@@ -140,6 +146,7 @@ pub fn channel(config: Config) -> Result<(Vec<Writer>, Reader), NewQueueError> {
         next: 0,
         shared,
         strategy: config.wait,
+        waiter: Waiter::default(),
     };
     Ok((writers, reader))
 }
@@ -149,6 +156,8 @@ pub struct Writer {
     /// Dropped by hand in `Drop`, before the doorbell rings.
     producer: ManuallyDrop<Producer>,
     shared: Arc<Shared>,
+    /// Our side of the doorbell's handshake.
+    notifier: Notifier,
     id: usize,
 }
 
@@ -189,6 +198,15 @@ impl Writer {
     pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
         self.producer.set_wait_strategy(strategy);
     }
+
+    /// loom builds only: stop ringing the doorbell right after arming for
+    /// the reader's sleep episode instead of when the episode ends, so that
+    /// a model can show that arming must last the whole episode.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn disarm_early_for_loom(&mut self) {
+        self.notifier.disarm_early = true;
+    }
 }
 
 impl ByteQueueWriter for Writer {
@@ -207,12 +225,14 @@ impl ByteQueueWriter for Writer {
         let Self {
             producer,
             shared,
+            notifier,
             id,
         } = self;
         let g = producer.try_claim(len).map_err(try_claim_error)?;
         Ok(Grant {
             inner: g,
             shared,
+            notifier,
             id: *id,
         })
     }
@@ -242,10 +262,16 @@ impl ByteQueueWriter for Writer {
         self.shared.writer_stats[self.id].add_blocked(start.elapsed());
         match r {
             Ok(g) => {
-                let Self { shared, id, .. } = self;
+                let Self {
+                    shared,
+                    notifier,
+                    id,
+                    ..
+                } = self;
                 Ok(Grant {
                     inner: g,
                     shared,
+                    notifier,
                     id: *id,
                 })
             }
@@ -266,9 +292,10 @@ impl Drop for Writer {
     fn drop(&mut self) {
         // SAFETY: dropped exactly once, here, and never used afterwards.
         unsafe { ManuallyDrop::drop(&mut self.producer) };
-        // The producer's drop published `closed` (Release); ring after it so
-        // a sleeping reader re-checks and sees it.
-        self.shared.doorbell.notify();
+        // The producer's drop published `closed` (Release); retire after it,
+        // which rings with a fence, so a sleeping reader re-checks and sees
+        // it, and no longer waits for us to ack its sleep episodes.
+        self.shared.doorbell.retire(&mut self.notifier);
     }
 }
 
@@ -276,6 +303,7 @@ impl Drop for Writer {
 pub struct Grant<'a> {
     inner: ring::Grant<'a>,
     shared: &'a Shared,
+    notifier: &'a mut Notifier,
     id: usize,
 }
 
@@ -296,8 +324,8 @@ impl CommitGrant for Grant<'_> {
     /// If `n` exceeds the claimed length.
     fn commit(self, n: usize) {
         self.inner.commit(n);
-        // The ring's commit stored `head` with Release before this.
-        self.shared.doorbell.notify();
+        // The ring's commit stored `write_pos` with Release before this.
+        self.shared.doorbell.notify(self.notifier);
         let c = &self.shared.writer_stats[self.id];
         c.records.add(1);
         c.bytes.add(n as u64);
@@ -331,6 +359,8 @@ pub struct Reader {
     next: usize,
     shared: Arc<Shared>,
     strategy: WaitStrategy,
+    /// Our side of the doorbell's handshake.
+    waiter: Waiter,
 }
 
 impl std::fmt::Debug for Reader {
@@ -387,7 +417,8 @@ impl Reader {
         let start = tail & ring.mask();
         let len = b.len_bytes() as u64;
         let first = len.min(cap - start);
-        ring.track_read(tail, len);
+        // As written: the reader may finish records in place (`Batch::records_mut`).
+        ring.track_write(tail, len);
         let parts = [
             (ring.data(start).cast_const(), first as usize),
             (ring.data(0).cast_const(), (len - first) as usize),
@@ -443,7 +474,7 @@ impl Reader {
     /// The count of gone writers is taken before the wait announces itself,
     /// so a writer leaving after it changes the count the condition sees.
     /// Returns `false` at the deadline.
-    fn wait(&self, deadline: Deadline) -> bool {
+    fn wait(&mut self, deadline: Deadline) -> bool {
         let lanes = &self.lanes;
         let gone = || lanes.iter().filter(|l| l.consumer.is_abandoned()).count();
         let gone_before = gone();
@@ -453,7 +484,7 @@ impl Reader {
         }
         self.shared
             .doorbell
-            .wait_until(&self.strategy, deadline, || {
+            .wait_until(&mut self.waiter, &self.strategy, deadline, || {
                 lanes.iter().any(|l| l.consumer.available() > 0) || gone() != gone_before
             })
     }

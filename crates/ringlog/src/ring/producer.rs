@@ -30,6 +30,9 @@ pub struct Producer<R: Region = HeapRegion> {
     /// which only makes us re-read it.
     cached_read_pos: u64,
     strategy: WaitStrategy,
+    /// Whether a commit notifies the ring's data event: not when the
+    /// consumer sleeps elsewhere (the fan-in queue's doorbell).
+    notify_data: bool,
 }
 
 impl<R: Region> std::fmt::Debug for Producer<R> {
@@ -67,12 +70,20 @@ impl<R: Region> Producer<R> {
             write_pos,
             cached_read_pos,
             strategy: WaitStrategy::DEFAULT,
+            notify_data: true,
         }
     }
 
     /// Sets how blocking calls wait (spin, yield, then sleep).
     pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
         self.strategy = strategy;
+    }
+
+    /// Commits stop notifying the ring's data event (it costs a fence): for
+    /// a consumer that never waits on it but on an event of its own, which
+    /// the caller notifies after each commit. Closing still notifies.
+    pub(crate) fn skip_data_notify(&mut self) {
+        self.notify_data = false;
     }
 
     /// Data capacity of the ring in bytes (headers and padding included).
@@ -322,7 +333,9 @@ impl<R: Region> Grant<'_, R> {
             .producer
             .pos
             .store(write_pos, Ordering::Release);
-        ring.control().data_ready.notify();
+        if p.notify_data {
+            ring.control().data_ready.notify();
+        }
     }
 
     /// The claimed payload length in bytes.

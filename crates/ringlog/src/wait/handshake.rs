@@ -43,6 +43,18 @@
 //!   `P`: no sleep of episode `e` is left to miss it. Later episodes need
 //!   `acked` to reach their own number, which only a later arming stores.
 //!
+//! Several notifiers (the fan-in queue's writers, one ring each) get one
+//! handshake each, `wanted_i`/`acked_i`/`done_i`, and share the `Event`. The
+//! waiter's episode stores `wanted_i = e` for every `i`, and sleeps without
+//! a bound only once *every* notifier has acked `e` (or retired: a notifier
+//! that is gone stores `RETIRED` and then notifies with a fence, so its last
+//! publications are covered by the `Event` protocol and it never publishes
+//! again). The argument above then holds for each notifier on its own: for
+//! notifier `i`, the unbounded sleep comes after the waiter read
+//! `acked_i == e`. A notifier that stays idle never acks, so while one is
+//! idle the waiter's sleeps stay bounded (at most `LAST_POLL`, 10 ms): about
+//! a hundred wake-ups a second, a small fraction of a percent of a core.
+//!
 //! So `wanted` and `acked` can be Relaxed (no ordering rides on them, only on
 //! `Event`'s fences); `done` is the one flag whose ordering matters. Arming
 //! thus lasts one sleep episode: a ring whose sides slept once at start-up
@@ -64,11 +76,14 @@ const LAST_POLL: Duration = Duration::from_millis(10);
 #[derive(Debug)]
 pub(crate) struct Wake {
     event: CachePadded<Event>,
-    /// Read by the notifier after every publish while not armed; written
-    /// twice per sleep episode by the waiter and once by the notifier, so
-    /// the line stays shared and cheap to read.
-    handshake: CachePadded<Handshake>,
+    /// One per notifier. Read by its notifier after every publish while not
+    /// armed; written twice per sleep episode by the waiter and once by the
+    /// notifier, so the line stays shared and cheap to read.
+    handshakes: Box<[CachePadded<Handshake>]>,
 }
+
+/// `acked` of a notifier that is gone: it counts as acked for every episode.
+const RETIRED: usize = usize::MAX;
 
 #[derive(Debug)]
 struct Handshake {
@@ -83,6 +98,8 @@ struct Handshake {
 /// The notifier's private side of the handshake.
 #[derive(Debug, Default)]
 pub(crate) struct Notifier {
+    /// Which handshake of the [`Wake`] is ours (0 for the only notifier).
+    index: usize,
     /// Notifying after every publish, for episode `acked`.
     armed: bool,
     /// The last episode armed for (0: none yet).
@@ -100,16 +117,42 @@ pub(crate) struct Waiter {
     episode: usize,
 }
 
+impl Notifier {
+    /// The private side of notifier `index` of a [`Wake::with_notifiers`].
+    pub(crate) fn new(index: usize) -> Self {
+        Self {
+            index,
+            ..Self::default()
+        }
+    }
+}
+
 impl Wake {
+    /// A wake-up channel with one notifier.
     pub(crate) fn new() -> Self {
+        Self::with_notifiers(1)
+    }
+
+    /// A wake-up channel with `n` notifiers (at least one), each with its
+    /// own [`Notifier::new`] index.
+    pub(crate) fn with_notifiers(n: usize) -> Self {
         Self {
             event: CachePadded::new(Event::new()),
-            handshake: CachePadded::new(Handshake {
-                wanted: AtomicUsize::new(0),
-                acked: AtomicUsize::new(0),
-                done: AtomicUsize::new(0),
-            }),
+            handshakes: (0..n.max(1))
+                .map(|_| {
+                    CachePadded::new(Handshake {
+                        wanted: AtomicUsize::new(0),
+                        acked: AtomicUsize::new(0),
+                        done: AtomicUsize::new(0),
+                    })
+                })
+                .collect(),
         }
+    }
+
+    #[inline]
+    fn handshake(&self, n: &Notifier) -> &Handshake {
+        &self.handshakes[n.index]
     }
 
     /// Called by the notifier after each publish.
@@ -117,7 +160,7 @@ impl Wake {
     pub(crate) fn notify(&self, n: &mut Notifier) {
         if n.armed {
             self.notify_armed(n);
-        } else if self.handshake.wanted.load(Ordering::Relaxed) != n.acked {
+        } else if self.handshake(n).wanted.load(Ordering::Relaxed) != n.acked {
             // Relaxed: seeing the request late only makes the waiter poll a
             // little longer.
             self.arm(n);
@@ -134,13 +177,14 @@ impl Wake {
     #[cold]
     #[inline(never)]
     fn arm(&self, n: &mut Notifier) {
+        let h = self.handshake(n);
         // Relaxed: see `notify`.
-        let e = self.handshake.wanted.load(Ordering::Relaxed);
+        let e = h.wanted.load(Ordering::Relaxed);
         n.acked = e;
         n.armed = true;
         // Relaxed: the notify below is what makes it enough: its fence
         // covers every publication made before we armed (module docs).
-        self.handshake.acked.store(e, Ordering::Relaxed);
+        h.acked.store(e, Ordering::Relaxed);
         self.event.notify();
         #[cfg(loom)]
         if n.disarm_early {
@@ -155,7 +199,7 @@ impl Wake {
         // Acquire: pairs with the Release store of `done` at the end of the
         // waiter's episode, so the whole episode happens before our next
         // publications (module docs).
-        if self.handshake.done.load(Ordering::Acquire) == n.acked {
+        if self.handshake(n).done.load(Ordering::Acquire) == n.acked {
             n.armed = false;
         }
     }
@@ -164,6 +208,25 @@ impl Wake {
     /// as a handle being dropped).
     pub(crate) fn notify_always(&self) {
         self.event.notify();
+    }
+
+    /// The notifier `n` is gone and publishes nothing more: it no longer
+    /// holds the waiter's sleeps to a bound. Wakes the waiter (with the
+    /// fence that covers `n`'s last publications).
+    pub(crate) fn retire(&self, n: &mut Notifier) {
+        n.armed = false;
+        // Relaxed: the notify's fence orders it, as for `arm`.
+        self.handshake(n).acked.store(RETIRED, Ordering::Relaxed);
+        self.event.notify();
+    }
+
+    /// Whether every notifier has acked episode `e` (or retired).
+    fn all_acked(&self, e: usize) -> bool {
+        // Relaxed: see the module docs; `arm` notifies after its store.
+        self.handshakes.iter().all(|h| {
+            let a = h.acked.load(Ordering::Relaxed);
+            a == e || a == RETIRED
+        })
     }
 
     /// Called by the waiter: waits until `cond()` or the deadline, as
@@ -185,13 +248,18 @@ impl Wake {
         };
         let e = w.episode.wrapping_add(1);
         w.episode = e;
-        // Relaxed: a request; correctness never depends on when it is seen.
-        self.handshake.wanted.store(e, Ordering::Relaxed);
+        for h in self.handshakes.iter() {
+            // Relaxed: a request; correctness never depends on when it is
+            // seen.
+            h.wanted.store(e, Ordering::Relaxed);
+        }
         let woke = self.episode(e, &sleep, deadline, &mut cond);
-        // Release: everything this episode did (its last condition checks)
-        // happens before a notifier that sees it stops notifying; pairs with
-        // the Acquire load in `disarm_if_done`.
-        self.handshake.done.store(e, Ordering::Release);
+        for h in self.handshakes.iter() {
+            // Release: everything this episode did (its last condition
+            // checks) happens before a notifier that sees it stops
+            // notifying; pairs with the Acquire load in `disarm_if_done`.
+            h.done.store(e, Ordering::Release);
+        }
         woke
     }
 
@@ -204,12 +272,10 @@ impl Wake {
         deadline: Deadline,
         cond: &mut impl FnMut() -> bool,
     ) -> bool {
-        let acked = &self.handshake.acked;
         let mut step = *strategy;
         let mut poll = FIRST_POLL;
         loop {
-            // Relaxed: see the module docs; `arm` notifies after its store.
-            if acked.load(Ordering::Relaxed) == e {
+            if self.all_acked(e) {
                 return self.event.wait_until(strategy, deadline, &mut *cond);
             }
             step.max_sleep = Some(strategy.max_sleep.map_or(poll, |m| m.min(poll)));
@@ -224,9 +290,8 @@ impl Wake {
                     (d, s) => d.or(s),
                 }
             };
-            self.event.wait_until(&step, step_deadline, || {
-                cond() || acked.load(Ordering::Relaxed) == e
-            });
+            self.event
+                .wait_until(&step, step_deadline, || cond() || self.all_acked(e));
             if cond() {
                 return true;
             }

@@ -70,15 +70,4 @@ impl Arena {
         #[cfg(not(loom))]
         let _ = (offset, len);
     }
-
-    /// Tells loom that `len` bytes at `offset` are read (no-op otherwise).
-    #[inline]
-    pub(crate) fn track_read(&self, offset: usize, len: usize) {
-        #[cfg(loom)]
-        for g in (offset / 8)..(offset + len).div_ceil(8) {
-            self.shadow[g].with(|_| ());
-        }
-        #[cfg(not(loom))]
-        let _ = (offset, len);
-    }
 }

@@ -77,7 +77,7 @@ pub use error::{
     TryReadError,
 };
 pub use policy::Policy;
-pub use record::{Records, RECORD_HEADER_LEN};
+pub use record::{Records, RecordsMut, RECORD_HEADER_LEN};
 pub use stats::{QueueStats, ReaderStats, WriterStats};
 
 use crate::wait::{Deadline, WaitStrategy};
@@ -297,8 +297,9 @@ impl std::fmt::Debug for Batch<'_> {
 impl<'a> Batch<'a> {
     /// # Safety
     ///
-    /// Each part is valid for reads of its length, and nobody writes it until
-    /// the owner's release runs.
+    /// Each part is valid for reads and writes of its length (its pointer
+    /// has write provenance), starts 8-byte aligned, and nobody else reads or
+    /// writes it until the owner's release runs.
     pub(crate) unsafe fn from_queue(
         parts: [(*const u8, usize); 2],
         records: usize,
@@ -341,6 +342,18 @@ impl<'a> Batch<'a> {
     /// of a ring. Each non-empty slice starts 8-byte aligned.
     pub fn as_slices(&self) -> [&[u8]; 2] {
         self.slices()
+    }
+
+    /// The payloads of the batch's records as mutable slices, in queue order:
+    /// the batch is the reader's alone until it is released, so it may
+    /// finish records in place (the pipeline seals journal frames this way)
+    /// before writing them out.
+    pub fn records_mut(&mut self) -> RecordsMut<'_> {
+        // SAFETY: `from_queue`/`from_ring` promise the parts are valid for
+        // reads and writes, start 8-aligned, and are touched by nobody else
+        // until release, which consumes `self`; the iterator borrows `self`
+        // mutably, so no other slice of the batch exists meanwhile.
+        unsafe { RecordsMut::new(self.parts.map(|(p, n)| (p.cast_mut(), n))) }
     }
 
     /// The payloads of the batch's records, in queue order.

@@ -43,6 +43,7 @@
 //! ```
 
 mod reader;
+mod stamp;
 mod writer;
 
 pub use reader::{ReaderReport, WriterReport};
@@ -354,18 +355,22 @@ where
         failures: AtomicU64::new(0),
         first_seqs: first_seqs.clone().into_boxed_slice(),
     });
+    // Before any writer exists, so every record is stamped after the
+    // clock's first anchor (stamp module docs).
+    let clock = stamp::TickClock::new(stamp::Ticks::detect());
+    let ticks = clock.ticks();
     let handles = writers
         .into_iter()
         .zip(first_seqs)
         .enumerate()
-        .map(|(id, (w, first))| PipelineWriter::new(w, id as u32, first, shared.clone()))
+        .map(|(id, (w, first))| PipelineWriter::new(w, id as u32, first, ticks, shared.clone()))
         .collect();
     let reader_shared = shared.clone();
     let aux = config.reader_aux_work;
     let retry = config.sink_retry;
     let thread = std::thread::Builder::new()
         .name(config.reader_thread_name.clone())
-        .spawn(move || reader::run(reader, journal, &reader_shared, aux, retry))
+        .spawn(move || reader::run(reader, journal, clock, &reader_shared, aux, retry))
         .map_err(|e| JournalError::io("spawn reader thread", &config.journal_dir, e))?;
     Ok((
         handles,

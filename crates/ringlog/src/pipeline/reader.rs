@@ -9,6 +9,7 @@
 //! than [`PipelineConfig::sink_retry`](super::PipelineConfig::sink_retry)
 //! stops the reader with [`PipelineError::SinkFailed`].
 
+use super::stamp::TickClock;
 use super::{aux_work, PipelineError, Shared};
 use crate::bytes::{ByteQueueReader, QueueStats, ReadError};
 use crate::error_chain;
@@ -87,6 +88,8 @@ impl ReaderReport {
 
 struct Loop<'a, Fs: JournalFs> {
     journal: Journal<Fs>,
+    /// Turns the writers' ticks into wall-clock time and seals frames.
+    clock: TickClock,
     shared: &'a Shared,
     /// Per writer: records appended (its next sequence number).
     appended: Vec<u64>,
@@ -220,6 +223,7 @@ impl From<JournalError> for Failure {
 pub(super) fn run<Fs: JournalFs>(
     mut queue: Box<dyn ByteQueueReader>,
     journal: Journal<Fs>,
+    clock: TickClock,
     shared: &Shared,
     aux: u32,
     retry_for: Duration,
@@ -227,6 +231,7 @@ pub(super) fn run<Fs: JournalFs>(
     let first: Vec<u64> = shared.first_seqs.to_vec();
     let mut l = Loop {
         journal,
+        clock,
         shared,
         appended: first.clone(),
         write_latency: LatencyHistogram::new(),
@@ -290,7 +295,7 @@ fn drain<Fs: JournalFs>(
     loop {
         // Acquire: pairs with the Release store in `Pipeline::shutdown`.
         let stopping = l.shared.stop.load(Ordering::Acquire);
-        let batch = match queue.read(deadline_after(Some(Duration::from_millis(20)))) {
+        let mut batch = match queue.read(deadline_after(Some(Duration::from_millis(20)))) {
             Ok(b) => b,
             Err(ReadError::Timeout) => {
                 if stopping {
@@ -304,15 +309,18 @@ fn drain<Fs: JournalFs>(
             Err(ReadError::Disconnected) => return Ok(()),
         };
         frames.clear();
-        let mut iov = Vec::with_capacity(batch.len_records());
-        for frame in batch.records() {
+        // Every record of the batch was stamped before this anchor.
+        l.clock.refresh();
+        for frame in batch.records_mut() {
+            l.clock.seal(frame);
             frames.push(FrameHeader::decode(frame).map(|h| FrameInfo {
                 producer: h.producer,
                 seq: h.seq,
                 payload: h.payload_len,
             }));
-            iov.push(IoSlice::new(frame));
         }
+        let mut iov = Vec::with_capacity(batch.len_records());
+        iov.extend(batch.records().map(IoSlice::new));
         append_batch(l, &iov, &frames)?;
         l.publish_written();
         drop(iov);

@@ -1,12 +1,12 @@
 //! The writer's end of a pipeline: frame a record in place, wait for
 //! durability.
 
+use super::stamp::{write_unsealed, Ticks};
 use super::Shared;
 use crate::bytes::{double_buffer, fan_in, shared_ring, ByteQueueWriter, ClaimError, CommitGrant};
-use crate::journal::{frame_into, framed_len, JournalError, MAX_PAYLOAD};
+use crate::journal::{framed_len, JournalError, MAX_PAYLOAD};
 use crate::sync::{Arc, Ordering};
 use crate::wait::{Deadline, WaitStrategy};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The queue writer behind a [`PipelineWriter`], one variant per design.
 #[derive(Debug)]
@@ -34,13 +34,15 @@ pub struct PipelineWriter {
     queue: AnyWriter,
     id: u32,
     next_seq: u64,
+    /// What stamps a record: the reader turns it into wall-clock time.
+    ticks: Ticks,
     shared: Arc<Shared>,
 }
 
+#[inline]
 fn append_to<W: ByteQueueWriter>(
     w: &mut W,
-    id: u32,
-    seq: u64,
+    (id, seq, ticks): (u32, u64, Ticks),
     payload: &[u8],
     deadline: Deadline,
 ) -> Result<(), AppendError> {
@@ -53,22 +55,26 @@ fn append_to<W: ByteQueueWriter>(
     }
     let len = framed_len(payload.len());
     let mut grant = w.claim(len, deadline)?;
-    let ts = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    // The grant is exactly `framed_len` bytes and the payload is within
-    // MAX_PAYLOAD, which are frame_into's only failure conditions.
-    let n = frame_into(&mut grant, id, seq, ts, payload)?;
-    grant.commit(n);
+    // The record's moment is read once room is claimed (a blocked append is
+    // stamped when it goes in); the reader seals the frame (stamp::TickClock).
+    write_unsealed(&mut grant, id, seq, ticks.now(), payload);
+    grant.commit(len);
     Ok(())
 }
 
 impl PipelineWriter {
-    pub(crate) fn new(queue: AnyWriter, id: u32, first_seq: u64, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(
+        queue: AnyWriter,
+        id: u32,
+        first_seq: u64,
+        ticks: Ticks,
+        shared: Arc<Shared>,
+    ) -> Self {
         Self {
             queue,
             id,
             next_seq: first_seq,
+            ticks,
             shared,
         }
     }
@@ -96,11 +102,12 @@ impl PipelineWriter {
     /// `Timeout`, `Disconnected` or `TooLarge`; [`AppendError::Journal`] for
     /// a payload over the journal's maximum.
     pub fn append(&mut self, payload: &[u8], deadline: Deadline) -> Result<u64, AppendError> {
-        let (id, seq) = (self.id, self.next_seq);
+        let seq = self.next_seq;
+        let stamp = (self.id, seq, self.ticks);
         match &mut self.queue {
-            AnyWriter::Double(w) => append_to(w, id, seq, payload, deadline)?,
-            AnyWriter::FanIn(w) => append_to(w, id, seq, payload, deadline)?,
-            AnyWriter::Shared(w) => append_to(w, id, seq, payload, deadline)?,
+            AnyWriter::Double(w) => append_to(w, stamp, payload, deadline)?,
+            AnyWriter::FanIn(w) => append_to(w, stamp, payload, deadline)?,
+            AnyWriter::Shared(w) => append_to(w, stamp, payload, deadline)?,
         }
         self.next_seq += 1;
         Ok(seq)

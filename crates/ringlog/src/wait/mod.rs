@@ -3,10 +3,10 @@
 //! - [`Event`] (`event.rs`): an event count on a 32-bit futex word; waiting
 //!   spins, then yields, then sleeps; notifying costs a fence and a load, and
 //!   a syscall only when a waiter announced it is sleeping.
-//! - `handshake.rs`: an [`Event`] plus a per-sleep-episode handshake for a
-//!   notifier that publishes with plain stores (the SPSC rings): it pays the
-//!   fence only while the waiter is in a sleep episode, and one load of a
-//!   line nobody writes otherwise.
+//! - `handshake.rs`: an [`Event`] plus a per-sleep-episode handshake for
+//!   notifiers that publish with plain stores (the SPSC rings, the fan-in
+//!   queue's writers): each pays the fence only while the waiter is in a
+//!   sleep episode, and one load of a line nobody writes otherwise.
 //! - `futex.rs`: the shared-flavour futex syscalls (and their loom model).
 //!
 //! The three ways a notifier can pair with a waiter, and which ring uses
@@ -15,8 +15,8 @@
 //! | notifier publishes with | protocol | its per-item cost | used by |
 //! |---|---|---|---|
 //! | an Acquire RMW of a word the waiter can RMW (a reservation CAS, a claim) | `Event::wait_until_closed` / `notify_reserved` | one load | MPSC `Block`/`DropNewest` data and room |
-//! | plain stores, one notifier | `handshake::Wake` | one load (a fence only during a sleep episode) | typed SPSC, both directions |
-//! | plain stores, rare or many notifiers | `Event::wait_until` / `notify` | a fence and a load | drops and closes, `DropOldest` stalls, spill, byte rings, shm doorbell |
+//! | plain stores, one notifier or one per ring | `handshake::Wake` | one load (a fence only during a sleep episode) | typed SPSC, both directions; fan-in byte queue's doorbell |
+//! | plain stores, rare or many notifiers | `Event::wait_until` / `notify` | a fence and a load | drops and closes, `DropOldest` stalls, spill, the byte ring's own events, double buffer and shared ring, shm doorbell |
 //!
 //! Everything here works on a word in any memory, heap or a shared mapping.
 

@@ -119,7 +119,8 @@ impl Reader {
             // Relaxed: ordered by the Acquire load of `committed` in `poll`.
             buf.tally.end.load(Ordering::Relaxed)
         } as usize;
-        buf.mem.track_read(0, valid);
+        // As written: the reader may finish records in place (`Batch::records_mut`).
+        buf.mem.track_write(0, valid);
         let parts = [
             (buf.mem.ptr(0).cast_const(), valid),
             (buf.mem.ptr(0).cast_const(), 0),

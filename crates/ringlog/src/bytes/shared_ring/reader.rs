@@ -79,8 +79,9 @@ impl Reader {
         let start = self.tail & sh.mask();
         let len = end - self.tail;
         let first = len.min(sh.capacity - start);
-        sh.data.mem.track_read(start as usize, first as usize);
-        sh.data.mem.track_read(0, (len - first) as usize);
+        // As written: the reader may finish records in place (`Batch::records_mut`).
+        sh.data.mem.track_write(start as usize, first as usize);
+        sh.data.mem.track_write(0, (len - first) as usize);
         let m = &sh.data.mem;
         let parts = [
             (m.ptr(start as usize).cast_const(), first as usize),

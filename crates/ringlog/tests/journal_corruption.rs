@@ -374,3 +374,45 @@ fn crash_while_writing_before_a_fresh_segment_recovers_the_old_tail() {
     // Every record but the one whose frame went into the new segment.
     assert_eq!(report.producers[&0].records, seq - 1);
 }
+
+/// After a `Skip` recovery that leaves damage in the last segment, appends
+/// go to a new segment, so nothing appended can complete a frame start
+/// hidden in the damaged bytes; a later open, whose last segment is clean,
+/// appends in place again.
+#[test]
+#[cfg_attr(miri, ignore = "touches files")]
+fn an_append_after_a_skip_recovery_starts_a_new_segment() {
+    let (mut bytes, offsets) = small_journal();
+    // A payload byte of frame 2: a bad CRC with valid frames after it.
+    bytes[offsets[2] as usize + 33] ^= 0x10;
+    let (dir, _) = write_journal(&bytes);
+    let mut j = open(dir.path(), RecoveryMode::Skip).unwrap();
+    assert_eq!(j.recovery_report().skipped.len(), 1);
+    j.append(7, 0, 5_000, b"after recovery").unwrap();
+    j.sync().unwrap();
+    drop(j);
+    let v = verify(dir.path()).unwrap();
+    assert_eq!(v.segments, 2, "{v:?}");
+    assert_eq!(v.records, 6, "five kept and the appended one: {v:?}");
+    let second = std::fs::read(dir.path().join(segment_file_name(2))).unwrap();
+    assert_eq!(
+        second.len(),
+        SEGMENT_HEADER_LEN + framed_len(b"after recovery".len()),
+        "the appended frame is alone in the new segment"
+    );
+    let got: Vec<_> = Reader::open(dir.path())
+        .unwrap()
+        .skip_corrupted(true)
+        .filter_map(Result::ok)
+        .map(|r| (r.segment, r.producer, r.seq))
+        .collect();
+    assert_eq!(got.last(), Some(&(2, 7, 0)));
+    assert_eq!(got.len(), 6);
+    // Reopened: the damage is in an older segment now; the last one is
+    // clean, and appends continue in it.
+    let mut j = open(dir.path(), RecoveryMode::Skip).unwrap();
+    j.append(7, 1, 5_001, b"and again").unwrap();
+    j.sync().unwrap();
+    drop(j);
+    assert_eq!(verify(dir.path()).unwrap().segments, 2);
+}

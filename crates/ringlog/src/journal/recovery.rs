@@ -26,17 +26,18 @@ pub enum RecoveryMode {
     #[default]
     Strict,
     /// Leave the bad bytes in place, report them in
-    /// [`RecoveryReport::skipped`], and append at the end of the segment.
-    /// Read such a journal with
-    /// [`Reader::skip_corrupted`](super::Reader::skip_corrupted).
+    /// [`RecoveryReport::skipped`], and append in a new segment. Read such a
+    /// journal with [`Reader::skip_corrupted`](super::Reader::skip_corrupted).
     ///
     /// A reader resynchronises through the bad bytes by looking for the next
     /// frame whose checksum holds. Bytes left in place can, with crafted
-    /// input or a CRC-32C collision, hold the start of a frame that later
-    /// appends complete; a reader may then take that frame and step over
-    /// the frame appended after it. When a journal must read back exactly,
-    /// recover it with [`TruncateAtFirstError`](Self::TruncateAtFirstError)
-    /// (or `ringlog recover`) instead.
+    /// input or a CRC-32C collision, hold the start of a frame that bytes
+    /// appended after them would complete; so the first append after such a
+    /// recovery starts a new segment, and what is appended reads back
+    /// exactly. What the damaged segment itself holds is a best effort:
+    /// when it must read back exactly, recover with
+    /// [`TruncateAtFirstError`](Self::TruncateAtFirstError) (or
+    /// `ringlog recover`) instead.
     Skip,
     /// Point-in-time recovery: cut the segment at the first bad frame,
     /// discarding the valid frames after it (counted in

@@ -250,6 +250,11 @@ pub struct Journal<Fs: JournalFs = StdFs> {
     current_created: u64,
     /// Where each sync publishes the durable position for followers.
     mark: MarkWriter,
+    /// The current segment holds bytes a `Skip` recovery left in place: the
+    /// next append starts a new segment, so no appended byte lands behind
+    /// them (damaged bytes can hold the start of a frame that later appends
+    /// would complete, and a resyncing reader would take it).
+    damaged_tail: bool,
 }
 
 impl Journal<StdFs> {
@@ -412,6 +417,7 @@ impl<Fs: JournalFs> Journal<Fs> {
         };
         let position = current.end_position();
         report.position = position;
+        let damaged_tail = report.skipped.iter().any(|r| r.path == current.path);
         // Recovery left what is there durable: publish it.
         let mut mark = MarkWriter::open(&dir);
         mark.publish(DurableMark {
@@ -440,6 +446,7 @@ impl<Fs: JournalFs> Journal<Fs> {
             clock: now_unix_nanos,
             current_created,
             mark,
+            damaged_tail,
         })
     }
 
@@ -609,10 +616,11 @@ impl<Fs: JournalFs> Journal<Fs> {
         let mut chunks = vec![Chunk::default()];
         let mut seg_len = self.current.len;
         // Time rotation cuts before the batch's first frame.
-        let mut rotate_now = self
-            .options
-            .rotate
-            .is_some_and(|every| every.is_due(self.current_created, (self.clock)()));
+        let mut rotate_now = self.damaged_tail
+            || self
+                .options
+                .rotate
+                .is_some_and(|every| every.is_due(self.current_created, (self.clock)()));
         let mut batch_off = 0usize;
         for &piece in pieces {
             // Start of the not-yet-assigned part of `piece`.
@@ -809,6 +817,7 @@ impl<Fs: JournalFs> Journal<Fs> {
     /// Bounds the open unsynced segments and applies retention.
     fn after_rotation(&mut self) -> Result<(), JournalError> {
         self.current_created = (self.clock)();
+        self.damaged_tail = false;
         let open = self.unsynced.iter().filter(|u| u.file.is_some()).count();
         for u in self
             .unsynced

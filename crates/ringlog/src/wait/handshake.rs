@@ -76,10 +76,14 @@ const LAST_POLL: Duration = Duration::from_millis(10);
 #[derive(Debug)]
 pub(crate) struct Wake {
     event: CachePadded<Event>,
-    /// One per notifier. Read by its notifier after every publish while not
-    /// armed; written twice per sleep episode by the waiter and once by the
-    /// notifier, so the line stays shared and cheap to read.
-    handshakes: Box<[CachePadded<Handshake>]>,
+    /// Notifier 0's handshake, inline so that a single notifier (the SPSC
+    /// rings) reaches it without a pointer load. Read by its notifier after
+    /// every publish while not armed; written twice per sleep episode by the
+    /// waiter and once by the notifier, so the line stays shared and cheap
+    /// to read.
+    first: CachePadded<Handshake>,
+    /// Notifiers 1 and up, likewise.
+    rest: Box<[CachePadded<Handshake>]>,
 }
 
 /// `acked` of a notifier that is gone: it counts as acked for every episode.
@@ -136,23 +140,31 @@ impl Wake {
     /// A wake-up channel with `n` notifiers (at least one), each with its
     /// own [`Notifier::new`] index.
     pub(crate) fn with_notifiers(n: usize) -> Self {
+        let new = || {
+            CachePadded::new(Handshake {
+                wanted: AtomicUsize::new(0),
+                acked: AtomicUsize::new(0),
+                done: AtomicUsize::new(0),
+            })
+        };
         Self {
             event: CachePadded::new(Event::new()),
-            handshakes: (0..n.max(1))
-                .map(|_| {
-                    CachePadded::new(Handshake {
-                        wanted: AtomicUsize::new(0),
-                        acked: AtomicUsize::new(0),
-                        done: AtomicUsize::new(0),
-                    })
-                })
-                .collect(),
+            first: new(),
+            rest: (1..n).map(|_| new()).collect(),
         }
     }
 
     #[inline]
     fn handshake(&self, n: &Notifier) -> &Handshake {
-        &self.handshakes[n.index]
+        match n.index {
+            0 => &self.first,
+            i => &self.rest[i - 1],
+        }
+    }
+
+    /// Every notifier's handshake.
+    fn handshakes(&self) -> impl Iterator<Item = &Handshake> {
+        std::iter::once(&*self.first).chain(self.rest.iter().map(|h| &**h))
     }
 
     /// Called by the notifier after each publish.
@@ -223,7 +235,7 @@ impl Wake {
     /// Whether every notifier has acked episode `e` (or retired).
     fn all_acked(&self, e: usize) -> bool {
         // Relaxed: see the module docs; `arm` notifies after its store.
-        self.handshakes.iter().all(|h| {
+        self.handshakes().all(|h| {
             let a = h.acked.load(Ordering::Relaxed);
             a == e || a == RETIRED
         })
@@ -248,13 +260,13 @@ impl Wake {
         };
         let e = w.episode.wrapping_add(1);
         w.episode = e;
-        for h in self.handshakes.iter() {
+        for h in self.handshakes() {
             // Relaxed: a request; correctness never depends on when it is
             // seen.
             h.wanted.store(e, Ordering::Relaxed);
         }
         let woke = self.episode(e, &sleep, deadline, &mut cond);
-        for h in self.handshakes.iter() {
+        for h in self.handshakes() {
             // Release: everything this episode did (its last condition
             // checks) happens before a notifier that sees it stops
             // notifying; pairs with the Acquire load in `disarm_if_done`.

@@ -7,7 +7,7 @@
 //!
 //! The hot path a logging user pays: `PipelineWriter::append` of 64-byte
 //! records at 1 and 4 writers, into the pipeline as `ringlog run` builds it
-//! (double buffer of 64 MiB, journal synced every 100 ms, in the work
+//! (each queue design of 64 MiB, journal synced every 100 ms, in the work
 //! directory), against `write_all` into an `Arc<Mutex<BufWriter<File>>>`;
 //! the limit is the timer itself (two `Instant::now` around nothing), which
 //! every figure of this scenario includes.
@@ -153,6 +153,8 @@ pub fn run(b: &mut Bench) {
         })
     });
 
+    idle_consumers(b);
+
     // About 100 MB of journal per case at the full size.
     let records = b.settings.size(1_000_000, 200_000, 2_000);
     let dir = b.settings.work_dir.join("append-latency");
@@ -160,15 +162,21 @@ pub fn run(b: &mut Bench) {
         let group = format!("append of 64-byte records, {writers} writer(s), ns");
         let case = |name: &str, role, threads| Case::new(&group, name, role, Unit::Nanos, threads);
         let per_writer = (records / writers as u64).max(1);
-        b.case_metrics(
-            case(
-                "ringlog PipelineWriter::append (double buffer 64 MiB, sync 100 ms)",
-                Role::Ringlog,
-                writers + 1,
-            ),
-            &METRICS,
-            |_| fresh_dir(&dir, |d| append_latency(d, writers, per_writer)),
-        );
+        for (design, name) in [
+            (Design::FanIn, "fan-in"),
+            (Design::DoubleBuffer, "double buffer"),
+            (Design::SharedRing, "shared ring"),
+        ] {
+            b.case_metrics(
+                case(
+                    &format!("ringlog PipelineWriter::append ({name} 64 MiB, sync 100 ms)"),
+                    Role::Ringlog,
+                    writers + 1,
+                ),
+                &METRICS,
+                |_| fresh_dir(&dir, |d| append_latency(d, design, writers, per_writer)),
+            );
+        }
         b.case_metrics(
             case(
                 "Arc<Mutex<BufWriter<File>>> (64 KiB) write_all",
@@ -454,15 +462,16 @@ fn timed_writers<S: Send + 'static>(
 }
 
 /// `per_writer` timed appends of 64-byte records from each of `writers`
-/// threads into the pipeline `ringlog run` builds; the journal is verified
+/// threads into the pipeline `ringlog run` builds over `design`; the journal is verified
 /// afterwards (clean, every record there).
 fn append_latency(
     dir: &Path,
+    design: Design,
     writers: usize,
     per_writer: u64,
 ) -> Result<Vec<Measured>, CheckError> {
     let journal_dir = dir.join("journal");
-    let mut config = PipelineConfig::new(&journal_dir, Design::DoubleBuffer, 64 << 20, writers);
+    let mut config = PipelineConfig::new(&journal_dir, design, 64 << 20, writers);
     config.journal.sync = SyncPolicy::EveryMillis(100);
     let (ws, pipe) =
         pipeline::start(config).map_err(|e| CheckError::new(format!("pipeline: {e}")))?;
@@ -527,4 +536,110 @@ fn timer_latency(writers: usize, per_writer: u64) -> Result<Vec<Measured>, Check
         Ok(())
     })?;
     Ok(percentiles(&h))
+}
+
+/// How long an idle case measures.
+const IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The idle cost of a blocked consumer: CPU time of the whole process per
+/// second of wall time while the consumer waits and its producer is alive
+/// but silent, after one item has crossed and the spin budget has passed.
+/// The main thread sleeps meanwhile, so the figure is the consumer's (and
+/// any thread the primitive runs).
+fn idle_consumers(b: &mut Bench) {
+    let group = "idle consumer, live silent producer: CPU time per second of wall time, ns";
+    let case = |name: &str, role| Case::new(group, name, role, Unit::Nanos, 2);
+    b.case(case("ringlog spsc pop", Role::Ringlog), || {
+        let (mut tx, mut rx) = ringlog::spsc::channel::<u64>(CAP);
+        idle_cpu(
+            move || {
+                while let Ok(v) = rx.pop(None) {
+                    std::hint::black_box(v);
+                }
+            },
+            move || {
+                tx.push(1, None).map_err(|_| "push")?;
+                Ok(Box::new(tx))
+            },
+        )
+    });
+    b.case(case("ringlog mpsc Block pop", Role::Ringlog), || {
+        let (mut tx, mut rx) = mpsc::channel::<u64>(CAP, Policy::BLOCK).expect("valid");
+        idle_cpu(
+            move || {
+                while let Ok(v) = rx.pop(None) {
+                    std::hint::black_box(v);
+                }
+            },
+            move || {
+                tx.push(1).map_err(|_| "push")?;
+                Ok(Box::new(tx))
+            },
+        )
+    });
+    for (design, name) in [
+        (
+            ringlog::bytes::Design::FanIn,
+            "ringlog bytes fan-in read (4 writers)",
+        ),
+        (
+            ringlog::bytes::Design::DoubleBuffer,
+            "ringlog bytes double buffer read (4 writers)",
+        ),
+    ] {
+        b.case(case(name, Role::Ringlog), || {
+            use ringlog::bytes::{ByteQueueWriter, Config};
+            let (mut ws, mut r) =
+                ringlog::bytes::channel(design, Config::new(1 << 16, 4)).expect("valid");
+            idle_cpu(
+                move || {
+                    while let Ok(batch) = r.read(None) {
+                        batch.release();
+                    }
+                },
+                move || {
+                    ws[0].push(b"one", None).map_err(|_| "push")?;
+                    Ok(Box::new(ws))
+                },
+            )
+        });
+    }
+    b.case(case("crossbeam-channel bounded recv", Role::Peer), || {
+        let (tx, rx) = crossbeam_channel::bounded::<u64>(CAP);
+        idle_cpu(
+            move || {
+                while let Ok(v) = rx.recv() {
+                    std::hint::black_box(v);
+                }
+            },
+            move || {
+                tx.send(1).map_err(|_| "send")?;
+                Ok(Box::new(tx))
+            },
+        )
+    });
+}
+
+/// Runs `consume` on a thread, `start` (which sends one item and returns
+/// the producer side, kept alive) on this one, waits for the consumer to
+/// settle, then measures the process's CPU time over [`IDLE_FOR`]; dropping
+/// the producer side ends the consumer.
+fn idle_cpu(
+    consume: impl FnOnce() + Send + 'static,
+    start: impl FnOnce() -> Result<Box<dyn std::any::Any>, &'static str>,
+) -> Result<Measured, CheckError> {
+    let consumer = thread::spawn(consume);
+    let keep = start().map_err(CheckError::new)?;
+    // Past every spin budget and the first bounded sleeps.
+    thread::sleep(std::time::Duration::from_millis(100));
+    let cpu0 = crate::pin::cpu_time();
+    let t0 = Instant::now();
+    thread::sleep(IDLE_FOR);
+    let cpu = crate::pin::cpu_time().saturating_sub(cpu0);
+    let wall = t0.elapsed();
+    drop(keep);
+    consumer
+        .join()
+        .map_err(|_| CheckError::new("idle consumer panicked"))?;
+    Ok(Measured::nanos(cpu.as_nanos() as f64 / wall.as_secs_f64()))
 }

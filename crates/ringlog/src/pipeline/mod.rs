@@ -1,12 +1,16 @@
 //! Layer 7: the pipeline — writers → MPSC byte queue → reader loop → journal.
 //!
-//! Each [`PipelineWriter`] frames its records (header, CRC-32C, payload) in
-//! place, inside the queue's memory, on its own thread: checksumming runs in
-//! parallel and the record is copied once. The reader thread takes whole
-//! batches from the queue and hands every frame of a batch to the journal in
-//! one vectored append: no per-record copy, one `writev` per batch.
+//! Each [`PipelineWriter`] frames its records (header, payload) in place,
+//! inside the queue's memory, on its own thread, and stamps each with one
+//! read of a tick counter: the record is copied once and the writer does
+//! nothing else per record. The reader thread takes whole batches from the
+//! queue, seals every frame in place (ticks to wall-clock time, CRC-32C:
+//! `stamp.rs`) and hands the batch to the journal in one vectored append: no
+//! per-record copy, one `writev` per batch.
 //!
 //! - `writer.rs`: [`PipelineWriter`]: `append`, durable acknowledgement.
+//! - `stamp.rs`: the writer's tick counter, the reader's conversion to
+//!   wall-clock time and the sealing of frames.
 //! - `reader.rs`: the reader loop, sync policy, durable positions, retries
 //!   after a disk error (the batch stays in the queue, so back-pressure
 //!   reaches writers through their policy).

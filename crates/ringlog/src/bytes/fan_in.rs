@@ -1,5 +1,5 @@
 //! Fan-in (seed 004): one SPSC byte [`ring`](crate::ring::channel) per writer, plus a
-//! doorbell [`Event`] the reader sleeps on.
+//! doorbell the reader sleeps on.
 //!
 //! Writers never contend: each owns its ring. After each commit a writer
 //! rings the doorbell, a [`Wake`](crate::wait) handshake with one notifier

@@ -238,20 +238,29 @@ impl ByteQueueWriter for Writer {
     }
 
     fn claim(&mut self, len: usize, deadline: Deadline) -> Result<Grant<'_>, ClaimError> {
-        // Probe first (a ring grant dropped unused costs nothing), so the
-        // fast path needs no clock read.
-        let fits = match self.producer.try_claim(len) {
-            Ok(_) => true,
-            Err(ring::TryClaimError::Full) => false,
+        // One reservation on the fast path, and no clock read.
+        match self.producer.try_reserve(len) {
+            Ok(r) => {
+                let Self {
+                    producer,
+                    shared,
+                    notifier,
+                    id,
+                } = self;
+                return Ok(Grant {
+                    inner: producer.grant_reserved(r, len),
+                    shared,
+                    notifier,
+                    id: *id,
+                });
+            }
+            Err(ring::TryClaimError::Full) => {}
             Err(e) => {
                 return Err(match try_claim_error(e) {
                     TryClaimError::TooLarge(t) => ClaimError::TooLarge(t),
                     _ => ClaimError::Disconnected,
                 })
             }
-        };
-        if fits {
-            return self.try_claim(len).map_err(|_| ClaimError::Disconnected);
         }
         if self.shared.policy == Policy::DropNewest {
             self.shared.writer_stats[self.id].dropped.add(1);

@@ -44,8 +44,9 @@ impl<R: Region> std::fmt::Debug for Producer<R> {
     }
 }
 
-/// Where a reservation landed.
-struct Reservation {
+/// Where a reservation landed: positions only, so holding one borrows
+/// nothing (see [`Producer::try_reserve`]).
+pub(crate) struct Reservation {
     /// Bytes of padding written before the record (0 if none).
     pad: u64,
     /// Position of the record header.
@@ -163,6 +164,29 @@ impl<R: Region> Producer<R> {
         }
     }
 
+    /// [`try_claim`](Self::try_claim) in two steps, for a caller that must
+    /// decide what to do when the ring is full before it holds a grant (a
+    /// grant borrows the producer): the room, then
+    /// [`grant_reserved`](Self::grant_reserved) for it, with no other call
+    /// on this producer in between.
+    pub(crate) fn try_reserve(&mut self, len: usize) -> Result<Reservation, TryClaimError> {
+        match self.reserve(len) {
+            Ok(r) => Ok(r),
+            Err(ReserveError::Full { .. }) if self.is_abandoned() => {
+                Err(TryClaimError::Disconnected)
+            }
+            Err(ReserveError::Full { .. }) => Err(TryClaimError::Full),
+            Err(ReserveError::TooLarge(e)) => Err(e.into()),
+            Err(ReserveError::Corrupt(e)) => Err(e.into()),
+        }
+    }
+
+    /// The grant of a reservation [`try_reserve`](Self::try_reserve) just
+    /// made.
+    pub(crate) fn grant_reserved(&mut self, r: Reservation, len: usize) -> Grant<'_, R> {
+        self.grant(r, len)
+    }
+
     /// Claims room for a record of `len` payload bytes without waiting.
     ///
     /// Write the payload through the returned [`Grant`] and
@@ -174,15 +198,8 @@ impl<R: Region> Producer<R> {
     /// gone is reported as `Disconnected` then), `TooLarge` if `len` exceeds
     /// [`max_record_len`](Self::max_record_len).
     pub fn try_claim(&mut self, len: usize) -> Result<Grant<'_, R>, TryClaimError> {
-        match self.reserve(len) {
-            Ok(r) => Ok(self.grant(r, len)),
-            Err(ReserveError::Full { .. }) if self.is_abandoned() => {
-                Err(TryClaimError::Disconnected)
-            }
-            Err(ReserveError::Full { .. }) => Err(TryClaimError::Full),
-            Err(ReserveError::TooLarge(e)) => Err(e.into()),
-            Err(ReserveError::Corrupt(e)) => Err(e.into()),
-        }
+        let r = self.try_reserve(len)?;
+        Ok(self.grant(r, len))
     }
 
     /// Claims room for a record of `len` payload bytes, waiting (spin, yield,

@@ -15,8 +15,10 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 /// Hashes a callsite address: one multiply (the addresses are distinct,
 /// aligned, and few).
@@ -61,6 +63,35 @@ impl ThreadState {
             segment: u64::MAX,
         }
     }
+}
+
+/// Keys of spans: unique in the process, never 0 (which says "no span").
+static NEXT_SPAN: AtomicU64 = AtomicU64::new(1);
+
+/// Tags of layers, so that two layers writing to different journals do not
+/// take each other's span definitions for their own.
+static NEXT_LAYER: AtomicU64 = AtomicU64::new(1);
+
+/// What the layer keeps in a span's extensions: its key, its parent's, its
+/// values encoded once, and where its definition was last written.
+struct SpanData {
+    key: u64,
+    parent: u64,
+    /// The span's values as event values are encoded
+    /// ([`Encoder::values_only`]), copied into each definition.
+    values: Vec<u8>,
+    /// `layer tag << 56 | slot << 40 | segment` (the low 40 bits) of the
+    /// last definition written; 0 for none. A producer that finds its own
+    /// mark needs no definition: one is in its stream, in this segment. A
+    /// span used by threads in turn is defined again at each turn, which
+    /// costs bytes, never correctness.
+    defined: AtomicU64,
+}
+
+/// The mark of a definition written by layer `tag` through `slot` into
+/// `segment`.
+fn mark(tag: u64, slot: usize, segment: u64) -> u64 {
+    (tag << 56) | ((slot as u64 & 0xFFFF) << 40) | (segment & ((1 << 40) - 1))
 }
 
 /// Numbers threads in the order of their first binary event: what event
@@ -148,7 +179,15 @@ impl Visit for Recorder<'_, '_> {
 /// for what a reader that starts mid-journal sees). Nothing is allocated
 /// per event once each thread has seen its callsites.
 ///
-/// Span fields are not recorded: only the event's own.
+/// # Spans
+///
+/// An event in a span is shown in the span's scope, as the fmt layer
+/// prints it: `outer{a=1}:inner{b=2}: app: message`. Each span's values are
+/// encoded once, when it is created (and when it records more), kept in the
+/// span's extensions, and written as a span definition once per producer
+/// and segment, before the first event in it; an event stores only its
+/// innermost span's key. The layer therefore needs a subscriber that
+/// stores spans, such as `tracing_subscriber::registry()`.
 ///
 /// ```
 /// use tracing_subscriber::layer::SubscriberExt;
@@ -178,19 +217,101 @@ impl Visit for Recorder<'_, '_> {
 #[derive(Debug, Clone)]
 pub struct BinaryLayer {
     inner: Arc<Inner>,
+    /// This layer's tag in span definition marks (1..=255).
+    tag: u64,
 }
 
 impl BinaryLayer {
     /// A layer writing to the journal of `writer` (and its guard).
     pub fn new(writer: &RingWriter) -> Self {
+        // Relaxed: only distinctness matters. Tags wrap after 255 layers,
+        // when two layers could at worst skip a span definition.
+        let tag = NEXT_LAYER.fetch_add(1, Ordering::Relaxed) % 255 + 1;
         Self {
             inner: writer.inner.clone(),
+            tag,
         }
+    }
+
+    /// Writes the definition of `meta` through `w` unless this thread
+    /// already has in this segment.
+    fn define_callsite(
+        inner: &Inner,
+        w: &mut ringlog::pipeline::PipelineWriter,
+        state: &mut ThreadState,
+        meta: &Metadata<'_>,
+    ) -> io::Result<()> {
+        let id = std::ptr::from_ref(meta) as usize;
+        if state.defined.contains(&id) {
+            return Ok(());
+        }
+        let fields: Vec<&str> = meta.fields().iter().map(|f| f.name()).collect();
+        Encoder::callsite(
+            &mut state.buf,
+            &Callsite {
+                id: id as u64,
+                level: level_of(meta),
+                name: meta.name(),
+                target: meta.target(),
+                file: meta.file(),
+                line: meta.line(),
+                fields,
+            },
+        );
+        if inner.append_to(w, &state.buf)? {
+            state.defined.insert(id);
+        }
+        Ok(())
+    }
+
+    /// Writes the definitions of `leaf` and its parents that this
+    /// producer lacks in `segment`; returns the key events in `leaf` carry.
+    fn define_spans<'a, R: LookupSpan<'a>>(
+        &self,
+        w: &mut ringlog::pipeline::PipelineWriter,
+        state: &mut ThreadState,
+        slot: usize,
+        leaf: &SpanRef<'a, R>,
+    ) -> io::Result<u64> {
+        let inner = &*self.inner;
+        let here = mark(self.tag, slot, state.segment);
+        let mut leaf_key = 0;
+        for span in leaf.scope() {
+            let ext = span.extensions();
+            let Some(data) = ext.get::<SpanData>() else {
+                continue;
+            };
+            if leaf_key == 0 {
+                leaf_key = data.key;
+            }
+            // Relaxed: the mark only says whether this producer's stream
+            // already holds the definition, and only this producer writes
+            // this producer's mark; other threads' marks are never equal.
+            if data.defined.load(Ordering::Relaxed) == here {
+                // Defined here in this segment, and so were its parents
+                // (they are defined before it).
+                break;
+            }
+            let meta = span.metadata();
+            Self::define_callsite(inner, w, state, meta)?;
+            let id = std::ptr::from_ref(meta) as u64;
+            Encoder::span(&mut state.buf, data.key, data.parent, id).raw(&data.values);
+            if inner.append_to(w, &state.buf)? {
+                data.defined.store(here, Ordering::Relaxed);
+            }
+        }
+        Ok(leaf_key)
     }
 
     /// Writes `event` through `slot`, with the definitions this thread has
     /// not yet written into the current segment.
-    fn write(&self, slot: usize, state: &mut ThreadState, event: &Event<'_>) -> io::Result<()> {
+    fn write<'a, R: LookupSpan<'a>>(
+        &self,
+        slot: usize,
+        state: &mut ThreadState,
+        event: &Event<'_>,
+        leaf: Option<&SpanRef<'a, R>>,
+    ) -> io::Result<()> {
         let inner = &*self.inner;
         inner.with_writer(slot, |w| {
             let segment = w.current_segment();
@@ -208,46 +329,79 @@ impl BinaryLayer {
                 state.thread_defined = inner.append_to(w, &state.buf)?;
             }
             let meta = event.metadata();
-            let id = std::ptr::from_ref(meta) as usize;
-            if !state.defined.contains(&id) {
-                let fields: Vec<&str> = meta.fields().iter().map(|f| f.name()).collect();
-                Encoder::callsite(
-                    &mut state.buf,
-                    &Callsite {
-                        id: id as u64,
-                        level: level_of(meta),
-                        name: meta.name(),
-                        target: meta.target(),
-                        file: meta.file(),
-                        line: meta.line(),
-                        fields,
-                    },
-                );
-                if inner.append_to(w, &state.buf)? {
-                    state.defined.insert(id);
-                }
-            }
-            let mut enc = Encoder::event(&mut state.buf, id as u64, thread);
+            Self::define_callsite(inner, w, state, meta)?;
+            let span = match leaf {
+                Some(leaf) => self.define_spans(w, state, slot, leaf)?,
+                None => 0,
+            };
+            let id = std::ptr::from_ref(meta) as u64;
+            let mut enc = Encoder::event(&mut state.buf, id, thread, span);
             event.record(&mut Recorder(&mut enc));
             inner.append_to(w, &state.buf).map(drop)
         })?
     }
 }
 
-impl<S: Subscriber> Layer<S> for BinaryLayer {
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+impl<S> Layer<S> for BinaryLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        let parent = span
+            .parent()
+            .and_then(|p| p.extensions().get::<SpanData>().map(|d| d.key))
+            .unwrap_or(0);
+        let mut ext = span.extensions_mut();
+        if ext.get_mut::<SpanData>().is_some() {
+            // Another BinaryLayer of this subscriber made it.
+            return;
+        }
+        let mut values = Vec::new();
+        attrs.record(&mut Recorder(&mut Encoder::values_only(&mut values)));
+        ext.insert(SpanData {
+            // Relaxed: a unique number is all that is needed.
+            key: NEXT_SPAN.fetch_add(1, Ordering::Relaxed),
+            parent,
+            values,
+            defined: AtomicU64::new(0),
+        });
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        let mut ext = span.extensions_mut();
+        if let Some(data) = ext.get_mut::<SpanData>() {
+            // Added after the values so far, as the fmt layer shows them.
+            values.record(&mut Recorder(&mut Encoder::values_only(&mut data.values)));
+            // Defined again everywhere, with the new values.
+            data.defined.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let leaf = ctx.event_span(event);
         // Errors are counted by the writer (see `Guard::io_errors`); a
         // layer has no way to return them.
         let written = with_lease(&self.inner, |lease| {
             let state = lease
                 .binary
                 .get_or_insert_with(|| Box::new(ThreadState::new()));
-            self.write(lease.slot, state, event)
+            self.write(lease.slot, state, event, leaf.as_ref())
         });
         if written.is_none() {
             // No thread-local (thread exit) or a nested event: the shared
             // slot, with its definitions, from a state of its own.
-            let _ = self.write(self.inner.shared_slot(), &mut ThreadState::new(), event);
+            let _ = self.write(
+                self.inner.shared_slot(),
+                &mut ThreadState::new(),
+                event,
+                leaf.as_ref(),
+            );
         }
     }
 }

@@ -477,10 +477,17 @@ impl<'a> Encoder<'a> {
     /// Clears `buf` and starts an event record in it, in the span `span`
     /// (its key, 0: none); add values with the other methods.
     pub fn event(buf: &'a mut Vec<u8>, callsite: u64, thread: u64, span: u64) -> Self {
-        header(buf, KIND_EVENT);
-        buf.extend_from_slice(&callsite.to_le_bytes());
-        buf.extend_from_slice(&thread.to_le_bytes());
-        buf.extend_from_slice(&span.to_le_bytes());
+        // One copy of a head built in registers, not six appends that each
+        // check the capacity.
+        let mut head = [0u8; 30];
+        head[..4].copy_from_slice(&MAGIC);
+        head[4] = VERSION;
+        head[5] = KIND_EVENT;
+        head[6..14].copy_from_slice(&callsite.to_le_bytes());
+        head[14..22].copy_from_slice(&thread.to_le_bytes());
+        head[22..30].copy_from_slice(&span.to_le_bytes());
+        buf.clear();
+        buf.extend_from_slice(&head);
         Self { buf }
     }
 
@@ -536,47 +543,54 @@ impl<'a> Encoder<'a> {
         self.buf.push(tag);
     }
 
+    /// A field, its tag and an 8-byte value, in one append.
+    fn word(&mut self, field: u8, tag: u8, v: [u8; 8]) {
+        let mut b = [0u8; 10];
+        b[0] = field;
+        b[1] = tag;
+        b[2..].copy_from_slice(&v);
+        self.buf.extend_from_slice(&b);
+    }
+
+    /// A field, its tag and a 16-byte value, in one append.
+    fn wide(&mut self, field: u8, tag: u8, v: [u8; 16]) {
+        let mut b = [0u8; 18];
+        b[0] = field;
+        b[1] = tag;
+        b[2..].copy_from_slice(&v);
+        self.buf.extend_from_slice(&b);
+    }
+
     /// Adds a value.
+    #[inline]
     pub fn value(&mut self, field: u8, value: Value<'_>) {
         match value {
-            Value::I64(v) => {
-                self.tag(field, TAG_I64);
-                self.buf.extend_from_slice(&v.to_le_bytes());
-            }
-            Value::U64(v) => {
-                self.tag(field, TAG_U64);
-                self.buf.extend_from_slice(&v.to_le_bytes());
-            }
-            Value::F64(v) => {
-                self.tag(field, TAG_F64);
-                self.buf.extend_from_slice(&v.to_le_bytes());
-            }
+            Value::I64(v) => self.word(field, TAG_I64, v.to_le_bytes()),
+            Value::U64(v) => self.word(field, TAG_U64, v.to_le_bytes()),
+            Value::F64(v) => self.word(field, TAG_F64, v.to_le_bytes()),
             Value::Bool(v) => self.tag(field, if v { TAG_TRUE } else { TAG_FALSE }),
             Value::Str(s) => self.text(field, TAG_STR, s),
             Value::Debug(s) => self.text(field, TAG_DEBUG, s),
-            Value::I128(v) => {
-                self.tag(field, TAG_I128);
-                self.buf.extend_from_slice(&v.to_le_bytes());
-            }
-            Value::U128(v) => {
-                self.tag(field, TAG_U128);
-                self.buf.extend_from_slice(&v.to_le_bytes());
-            }
+            Value::I128(v) => self.wide(field, TAG_I128, v.to_le_bytes()),
+            Value::U128(v) => self.wide(field, TAG_U128, v.to_le_bytes()),
         }
     }
 
     fn text(&mut self, field: u8, tag: u8, s: &str) {
-        self.tag(field, tag);
         let n = u32::try_from(s.len()).unwrap_or(u32::MAX);
-        self.buf.extend_from_slice(&n.to_le_bytes());
+        let mut head = [0u8; 6];
+        head[0] = field;
+        head[1] = tag;
+        head[2..].copy_from_slice(&n.to_le_bytes());
+        self.buf.reserve(6 + n as usize);
+        self.buf.extend_from_slice(&head);
         self.buf.extend_from_slice(&s.as_bytes()[..n as usize]);
     }
 
     /// Adds a value's `Debug` output, formatted straight into the buffer.
     pub fn debug(&mut self, field: u8, value: &dyn fmt::Debug) {
-        self.tag(field, TAG_DEBUG);
-        let at = self.buf.len();
-        self.buf.extend_from_slice(&[0; 4]);
+        let at = self.buf.len() + 2;
+        self.buf.extend_from_slice(&[field, TAG_DEBUG, 0, 0, 0, 0]);
         // Formatting into a Vec cannot fail, except through a Debug impl
         // that returns an error; what it wrote until then is kept.
         let _ = write!(Bytes(self.buf), "{value:?}");

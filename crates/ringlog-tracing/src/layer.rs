@@ -49,9 +49,23 @@ pub(crate) struct ThreadState {
     /// Callsites (by address) defined through this thread's producer in
     /// the segment `segment`.
     defined: HashSet<usize, BuildHasherDefault<AddressHasher>>,
+    /// The callsites last defined, by address, direct-mapped: most events
+    /// find theirs here without hashing (0: empty).
+    recent: [usize; RECENT],
     thread_defined: bool,
+    /// This thread's number, looked up once.
+    thread: u64,
     /// The segment the definitions were written for.
     segment: u64,
+}
+
+/// Entries in [`ThreadState::recent`].
+const RECENT: usize = 16;
+
+/// The [`ThreadState::recent`] entry of a callsite: its address without the
+/// bits alignment leaves at zero.
+fn recent_index(id: usize) -> usize {
+    (id >> 4) % RECENT
 }
 
 impl ThreadState {
@@ -59,7 +73,9 @@ impl ThreadState {
         Self {
             buf: Vec::with_capacity(256),
             defined: HashSet::default(),
+            recent: [0; RECENT],
             thread_defined: false,
+            thread: thread_number(),
             segment: u64::MAX,
         }
     }
@@ -242,7 +258,12 @@ impl BinaryLayer {
         meta: &Metadata<'_>,
     ) -> io::Result<()> {
         let id = std::ptr::from_ref(meta) as usize;
+        let slot = &mut state.recent[recent_index(id)];
+        if *slot == id {
+            return Ok(());
+        }
         if state.defined.contains(&id) {
+            *slot = id;
             return Ok(());
         }
         let fields: Vec<&str> = meta.fields().iter().map(|f| f.name()).collect();
@@ -260,6 +281,7 @@ impl BinaryLayer {
         );
         if inner.append_to(w, &state.buf)? {
             state.defined.insert(id);
+            state.recent[recent_index(id)] = id;
         }
         Ok(())
     }
@@ -275,6 +297,13 @@ impl BinaryLayer {
     ) -> io::Result<u64> {
         let inner = &*self.inner;
         let here = mark(self.tag, slot, state.segment);
+        // The steady state, without walking the scope (each step of which
+        // looks the span up again).
+        if let Some(data) = leaf.extensions().get::<SpanData>() {
+            if data.defined.load(Ordering::Relaxed) == here {
+                return Ok(data.key);
+            }
+        }
         let mut leaf_key = 0;
         for span in leaf.scope() {
             let ext = span.extensions();
@@ -317,10 +346,11 @@ impl BinaryLayer {
             let segment = w.current_segment();
             if segment != state.segment {
                 state.defined.clear();
+                state.recent = [0; RECENT];
                 state.thread_defined = false;
                 state.segment = segment;
             }
-            let thread = thread_number();
+            let thread = state.thread;
             if !state.thread_defined {
                 let current = std::thread::current();
                 Encoder::thread(&mut state.buf, thread, current.name());

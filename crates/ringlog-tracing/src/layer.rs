@@ -7,7 +7,7 @@
 use crate::binary::{Callsite, Encoder, Level, Value};
 use crate::inner::Inner;
 use crate::writer::{with_lease, RingWriter};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -88,20 +88,42 @@ static NEXT_SPAN: AtomicU64 = AtomicU64::new(1);
 /// take each other's span definitions for their own.
 static NEXT_LAYER: AtomicU64 = AtomicU64::new(1);
 
-/// What the layer keeps in a span's extensions: its key, its parent's, its
-/// values encoded once, and where its definition was last written.
+/// What the layer keeps in a span's extensions: its key and mark, its
+/// parent's key, and its values encoded once.
 struct SpanData {
-    key: u64,
+    mark: Arc<SpanMark>,
     parent: u64,
     /// The span's values as event values are encoded
     /// ([`Encoder::values_only`]), copied into each definition.
     values: Vec<u8>,
+}
+
+/// A span's key and where its definition was last written: shared by its
+/// extensions and by the [`ENTERED`] stacks of the threads in it, so that an
+/// event in a span already defined needs no look-up in the registry.
+struct SpanMark {
+    key: u64,
     /// `layer tag << 56 | slot << 40 | segment` (the low 40 bits) of the
     /// last definition written; 0 for none. A producer that finds its own
     /// mark needs no definition: one is in its stream, in this segment. A
     /// span used by threads in turn is defined again at each turn, which
     /// costs bytes, never correctness.
     defined: AtomicU64,
+}
+
+/// A span this thread has entered and not left, as the layer tagged `tag`
+/// saw it: the same stack as the registry's, kept by `on_enter` and
+/// `on_exit`. `mark` is filled by the first event in it that looked the
+/// span up; later events read the key from here.
+struct Entered {
+    id: u64,
+    tag: u64,
+    mark: Option<Arc<SpanMark>>,
+}
+
+thread_local! {
+    /// The spans this thread is in, innermost last.
+    static ENTERED: RefCell<Vec<Entered>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The mark of a definition written by layer `tag` through `slot` into
@@ -202,8 +224,11 @@ impl Visit for Recorder<'_, '_> {
 /// encoded once, when it is created (and when it records more), kept in the
 /// span's extensions, and written as a span definition once per producer
 /// and segment, before the first event in it; an event stores only its
-/// innermost span's key. The layer therefore needs a subscriber that
-/// stores spans, such as `tracing_subscriber::registry()`.
+/// innermost span's key. Each thread keeps the stack of spans it is in
+/// (a push on enter, a pop on exit), so that an event in a span already
+/// defined finds its key there without looking the span up in the
+/// registry. The layer needs a subscriber that stores spans, such as
+/// `tracing_subscriber::registry()`.
 ///
 /// ```
 /// use tracing_subscriber::layer::SubscriberExt;
@@ -230,22 +255,36 @@ impl Visit for Recorder<'_, '_> {
 /// assert!(lines[0].contains("  INFO "), "{}", lines[0]);
 /// assert!(lines[0].ends_with(r#" app: logged in user="ada" attempts=3"#), "{}", lines[0]);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct BinaryLayer {
     inner: Arc<Inner>,
-    /// This layer's tag in span definition marks (1..=255).
+    /// This layer's tag in span definition marks and in [`ENTERED`]
+    /// (1..=255); each clone has its own, since each may be in another
+    /// subscriber, with spans of its own.
     tag: u64,
+}
+
+/// A new layer tag. Relaxed: only distinctness matters. Tags wrap after
+/// 255 layers, when two layers in one thread could take each other's spans.
+fn new_tag() -> u64 {
+    NEXT_LAYER.fetch_add(1, Ordering::Relaxed) % 255 + 1
+}
+
+impl Clone for BinaryLayer {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            tag: new_tag(),
+        }
+    }
 }
 
 impl BinaryLayer {
     /// A layer writing to the journal of `writer` (and its guard).
     pub fn new(writer: &RingWriter) -> Self {
-        // Relaxed: only distinctness matters. Tags wrap after 255 layers,
-        // when two layers could at worst skip a span definition.
-        let tag = NEXT_LAYER.fetch_add(1, Ordering::Relaxed) % 255 + 1;
         Self {
             inner: writer.inner.clone(),
-            tag,
+            tag: new_tag(),
         }
     }
 
@@ -300,8 +339,8 @@ impl BinaryLayer {
         // The steady state, without walking the scope (each step of which
         // looks the span up again).
         if let Some(data) = leaf.extensions().get::<SpanData>() {
-            if data.defined.load(Ordering::Relaxed) == here {
-                return Ok(data.key);
+            if data.mark.defined.load(Ordering::Relaxed) == here {
+                return Ok(data.mark.key);
             }
         }
         let mut leaf_key = 0;
@@ -311,12 +350,12 @@ impl BinaryLayer {
                 continue;
             };
             if leaf_key == 0 {
-                leaf_key = data.key;
+                leaf_key = data.mark.key;
             }
             // Relaxed: the mark only says whether this producer's stream
             // already holds the definition, and only this producer writes
             // this producer's mark; other threads' marks are never equal.
-            if data.defined.load(Ordering::Relaxed) == here {
+            if data.mark.defined.load(Ordering::Relaxed) == here {
                 // Defined here in this segment, and so were its parents
                 // (they are defined before it).
                 break;
@@ -324,23 +363,83 @@ impl BinaryLayer {
             let meta = span.metadata();
             Self::define_callsite(inner, w, state, meta)?;
             let id = std::ptr::from_ref(meta) as u64;
-            Encoder::span(&mut state.buf, data.key, data.parent, id).raw(&data.values);
+            Encoder::span(&mut state.buf, data.mark.key, data.parent, id).raw(&data.values);
             if inner.append_to(w, &state.buf)? {
-                data.defined.store(here, Ordering::Relaxed);
+                data.mark.defined.store(here, Ordering::Relaxed);
             }
         }
         Ok(leaf_key)
     }
 
+    /// The key of the span `event` is in (0: none), with the definitions
+    /// this producer lacks written first. An event in the span this thread
+    /// entered last, already defined here, is answered from [`ENTERED`]
+    /// without asking the registry.
+    fn span_key<S>(
+        &self,
+        w: &mut ringlog::pipeline::PipelineWriter,
+        state: &mut ThreadState,
+        slot: usize,
+        event: &Event<'_>,
+        ctx: &Context<'_, S>,
+    ) -> io::Result<u64>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if event.is_root() {
+            return Ok(0);
+        }
+        let here = mark(self.tag, slot, state.segment);
+        // `None`: ask the registry; `Some(None)`: in no span of this layer.
+        let innermost = |entered: &Vec<Entered>| -> Option<Option<u64>> {
+            let Some(top) = entered.iter().rev().find(|e| e.tag == self.tag) else {
+                return Some(None);
+            };
+            let mark = top.mark.as_ref()?;
+            // Relaxed: see `define_spans`.
+            (mark.defined.load(Ordering::Relaxed) == here).then_some(Some(mark.key))
+        };
+        if event.is_contextual() {
+            let cached = ENTERED
+                .try_with(|e| e.try_borrow().ok().and_then(|e| innermost(&e)))
+                .ok()
+                .flatten();
+            if let Some(key) = cached {
+                return Ok(key.unwrap_or(0));
+            }
+        }
+        let Some(leaf) = ctx.event_span(event) else {
+            return Ok(0);
+        };
+        let key = self.define_spans(w, state, slot, &leaf)?;
+        if event.is_contextual() {
+            let id = leaf.id().into_u64();
+            let mark = leaf.extensions().get::<SpanData>().map(|d| d.mark.clone());
+            let _ = ENTERED.try_with(|e| {
+                if let Ok(mut e) = e.try_borrow_mut() {
+                    if let Some(top) = e.iter_mut().rev().find(|e| e.tag == self.tag) {
+                        if top.id == id {
+                            top.mark = mark;
+                        }
+                    }
+                }
+            });
+        }
+        Ok(key)
+    }
+
     /// Writes `event` through `slot`, with the definitions this thread has
     /// not yet written into the current segment.
-    fn write<'a, R: LookupSpan<'a>>(
+    fn write<S>(
         &self,
         slot: usize,
         state: &mut ThreadState,
         event: &Event<'_>,
-        leaf: Option<&SpanRef<'a, R>>,
-    ) -> io::Result<()> {
+        ctx: &Context<'_, S>,
+    ) -> io::Result<()>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
         let inner = &*self.inner;
         inner.with_writer(slot, |w| {
             let segment = w.current_segment();
@@ -360,10 +459,7 @@ impl BinaryLayer {
             }
             let meta = event.metadata();
             Self::define_callsite(inner, w, state, meta)?;
-            let span = match leaf {
-                Some(leaf) => self.define_spans(w, state, slot, leaf)?,
-                None => 0,
-            };
+            let span = self.span_key(w, state, slot, event, ctx)?;
             let id = std::ptr::from_ref(meta) as u64;
             let mut enc = Encoder::event(&mut state.buf, id, thread, span);
             event.record(&mut Recorder(&mut enc));
@@ -382,7 +478,7 @@ where
         };
         let parent = span
             .parent()
-            .and_then(|p| p.extensions().get::<SpanData>().map(|d| d.key))
+            .and_then(|p| p.extensions().get::<SpanData>().map(|d| d.mark.key))
             .unwrap_or(0);
         let mut ext = span.extensions_mut();
         if ext.get_mut::<SpanData>().is_some() {
@@ -392,11 +488,38 @@ where
         let mut values = Vec::new();
         attrs.record(&mut Recorder(&mut Encoder::values_only(&mut values)));
         ext.insert(SpanData {
-            // Relaxed: a unique number is all that is needed.
-            key: NEXT_SPAN.fetch_add(1, Ordering::Relaxed),
+            mark: Arc::new(SpanMark {
+                // Relaxed: a unique number is all that is needed.
+                key: NEXT_SPAN.fetch_add(1, Ordering::Relaxed),
+                defined: AtomicU64::new(0),
+            }),
             parent,
             values,
-            defined: AtomicU64::new(0),
+        });
+    }
+
+    fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
+        // No look-up here: entering and leaving stay a push and a pop.
+        let _ = ENTERED.try_with(|e| {
+            if let Ok(mut e) = e.try_borrow_mut() {
+                e.push(Entered {
+                    id: id.into_u64(),
+                    tag: self.tag,
+                    mark: None,
+                });
+            }
+        });
+    }
+
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+        let id = id.into_u64();
+        let _ = ENTERED.try_with(|e| {
+            if let Ok(mut e) = e.try_borrow_mut() {
+                // The latest entry of the span, as the registry pops it.
+                if let Some(i) = e.iter().rposition(|e| e.id == id && e.tag == self.tag) {
+                    e.remove(i);
+                }
+            }
         });
     }
 
@@ -409,19 +532,18 @@ where
             // Added after the values so far, as the fmt layer shows them.
             values.record(&mut Recorder(&mut Encoder::values_only(&mut data.values)));
             // Defined again everywhere, with the new values.
-            data.defined.store(0, Ordering::Relaxed);
+            data.mark.defined.store(0, Ordering::Relaxed);
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let leaf = ctx.event_span(event);
         // Errors are counted by the writer (see `Guard::io_errors`); a
         // layer has no way to return them.
         let written = with_lease(&self.inner, |lease| {
             let state = lease
                 .binary
                 .get_or_insert_with(|| Box::new(ThreadState::new()));
-            self.write(lease.slot, state, event, leaf.as_ref())
+            self.write(lease.slot, state, event, &ctx)
         });
         if written.is_none() {
             // No thread-local (thread exit) or a nested event: the shared
@@ -430,7 +552,7 @@ where
                 self.inner.shared_slot(),
                 &mut ThreadState::new(),
                 event,
-                leaf.as_ref(),
+                &ctx,
             );
         }
     }

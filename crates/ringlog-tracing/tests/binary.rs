@@ -287,3 +287,49 @@ fn spans_entered_on_other_threads_are_defined_for_each_producer() {
     let last = after_time(lines.last().unwrap());
     assert!(last.ends_with(" batch{size=3}: app: done"), "{last}");
 }
+
+#[test]
+fn two_subscribers_on_one_thread_each_show_their_own_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, guard) = Builder::new(dir.path()).build().unwrap();
+    let layer = BinaryLayer::new(&writer);
+    let outer = tracing::Dispatch::new(tracing_subscriber::registry().with(layer.clone()));
+    let inner = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&outer, || {
+        let a = tracing::info_span!("a", n = 1u64);
+        let _a = a.enter();
+        tracing::info!(target: "app", "in a");
+        tracing::dispatcher::with_default(&inner, || {
+            // The outer subscriber's span is not this one's current span.
+            tracing::info!(target: "app", "in no span of inner");
+            let b = tracing::info_span!("b", n = 2u64);
+            b.in_scope(|| tracing::info!(target: "app", "in b"));
+            tracing::info!(target: "app", "in no span of inner again");
+        });
+        tracing::info!(target: "app", "in a again");
+    });
+    drop((outer, inner));
+    drop(guard);
+    let lines: Vec<String> = lines(dir.path())
+        .iter()
+        // After the level and the thread's name.
+        .map(|l| {
+            after_time(l)
+                .trim_start()
+                .splitn(3, ' ')
+                .nth(2)
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "a{n=1}: app: in a",
+            "app: in no span of inner",
+            "b{n=2}: app: in b",
+            "app: in no span of inner again",
+            "a{n=1}: app: in a again",
+        ]
+    );
+}

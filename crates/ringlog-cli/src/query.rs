@@ -40,7 +40,10 @@ pub(crate) struct QueryArgs {
     #[arg(long, value_name = "SEQ")]
     pub(crate) seq_to: Option<u64>,
     /// Only records whose payload is UTF-8 text matching this regular
-    /// expression (binary payloads never match).
+    /// expression. Events of ringlog-tracing's `BinaryLayer` are matched
+    /// on their line as `--format text` formats it (time, level, thread,
+    /// spans, target, message and fields), whatever the output format;
+    /// their definitions and other binary payloads never match.
     #[arg(long, value_name = "REGEX")]
     pub(crate) grep: Option<String>,
     /// How to print records.
@@ -98,8 +101,12 @@ pub(crate) struct Query {
     /// The output format.
     pub(crate) format: Format,
     index: IndexUse,
-    /// Definitions of binary events read so far (`--format text`).
+    /// Definitions of binary events read so far (`--format text`, or any
+    /// format with `--grep`).
     decoder: RefCell<TextDecoder>,
+    /// The last binary event formatted for `--grep`, and the record's
+    /// `(segment, offset)`, so that printing it does not format it again.
+    line: RefCell<(Option<(u64, u64)>, String)>,
     times: TimeCache,
 }
 
@@ -270,6 +277,7 @@ impl QueryArgs {
                 IndexMode::Ignore => IndexUse::Ignore,
             },
             decoder: RefCell::default(),
+            line: RefCell::default(),
             times: TimeCache::default(),
         })
     }
@@ -287,10 +295,22 @@ impl Query {
 
     /// Whether a record the library's filter passed also passes `--grep`.
     pub(crate) fn accepts(&self, r: &RecordRef<'_>) -> bool {
-        match &self.grep {
-            None => true,
-            Some(re) => std::str::from_utf8(r.payload).is_ok() && re.is_match(r.payload),
+        let Some(re) = &self.grep else {
+            return true;
+        };
+        if binary::is_binary(r.payload) {
+            // Matched on the text it stands for, not its bytes.
+            let mut line = self.line.borrow_mut();
+            let (at, text) = &mut *line;
+            let shown = self.decoder.borrow_mut().show(r.timestamp, r.payload, text);
+            if shown != Shown::Line {
+                *at = None;
+                return false;
+            }
+            *at = Some((r.segment, r.offset));
+            return re.is_match(text.as_bytes());
         }
+        std::str::from_utf8(r.payload).is_ok() && re.is_match(r.payload)
     }
 
     /// What precedes the records (the CSV header).
@@ -305,7 +325,7 @@ impl Query {
     /// Reads the definitions in a record that is not printed (filtered
     /// out), so the binary events after it can still be formatted.
     pub(crate) fn observe(&self, r: &RecordRef<'_>) {
-        if self.format == Format::Text {
+        if self.format == Format::Text || self.grep.is_some() {
             self.decoder.borrow_mut().learn(r.payload);
         }
     }
@@ -316,14 +336,16 @@ impl Query {
         let sep = |out: &mut Vec<u8>, c: u8| out.push(c);
         match self.format {
             Format::Text if binary::is_binary(r.payload) => {
-                let mut line = String::new();
-                let shown = self
-                    .decoder
-                    .borrow_mut()
-                    .show(r.timestamp, r.payload, &mut line);
-                if shown == Shown::Definition {
-                    return false;
+                let mut cached = self.line.borrow_mut();
+                let (at, line) = &mut *cached;
+                if *at != Some((r.segment, r.offset)) {
+                    let shown = self.decoder.borrow_mut().show(r.timestamp, r.payload, line);
+                    if shown == Shown::Definition {
+                        *at = None;
+                        return false;
+                    }
                 }
+                *at = None;
                 self.times.push(out, r.timestamp);
                 sep(out, b' ');
                 push_u64(out, u64::from(r.producer));
@@ -512,6 +534,71 @@ mod tests {
         assert!(q.accepts(&mk(b"hello").as_ref()));
         assert!(!q.accepts(&mk(b"oh hello").as_ref()));
         assert!(!q.accepts(&mk(&[b'h', b'e', 0xff]).as_ref()));
+    }
+
+    #[test]
+    fn grep_matches_binary_events_on_their_text_and_prints_them_once_formatted() {
+        use ringlog_tracing::binary::{Callsite, Encoder, Level, Value};
+        let mut q = QueryArgs {
+            since: None,
+            until: None,
+            producer: None,
+            seq_from: None,
+            seq_to: None,
+            grep: Some(" app: served n=[12]$".into()),
+            format: Format::Text,
+            index: IndexMode::Use,
+        }
+        .build()
+        .unwrap();
+        let mut records = Vec::new();
+        let mut buf = Vec::new();
+        Encoder::callsite(
+            &mut buf,
+            &Callsite {
+                id: 7,
+                level: Level::Info,
+                name: "event",
+                target: "app",
+                file: None,
+                line: None,
+                fields: vec!["message", "n"],
+            },
+        );
+        records.push(buf.clone());
+        for n in 0..3 {
+            let mut e = Encoder::event(&mut buf, 7, 1, 0);
+            e.debug(0, &format_args!("served"));
+            e.value(1, Value::U64(n));
+            records.push(buf.clone());
+        }
+        let mut out = Vec::new();
+        for (i, payload) in records.iter().enumerate() {
+            let r = ringlog::journal::RecordRef {
+                producer: 1,
+                seq: i as u64,
+                timestamp: 0,
+                payload,
+                segment: 1,
+                offset: 48 + 100 * i as u64,
+                crc: 0,
+                stamp: ringlog::journal::SegmentStamp {
+                    created_unix_nanos: 0,
+                    base_position: 0,
+                    header_len: 48,
+                },
+            };
+            if q.accepts(&r) {
+                assert!(q.write_record(&mut out, &r));
+            } else {
+                q.observe(&r);
+            }
+        }
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "1970-01-01T00:00:00.000000000Z 1 2 1970-01-01T00:00:00.000000Z  INFO thread-1 app: served n=1\n\
+             1970-01-01T00:00:00.000000000Z 1 3 1970-01-01T00:00:00.000000Z  INFO thread-1 app: served n=2\n"
+        );
     }
 
     fn rfc3339_utc(t: u64) -> String {

@@ -161,3 +161,61 @@ fn cat_shows_garbled_binary_records_in_hex() {
         ]
     );
 }
+
+#[test]
+fn grep_matches_binary_events_on_their_formatted_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut writer, guard) = Builder::new(dir.path()).build().unwrap();
+    let subscriber = tracing_subscriber::registry().with(BinaryLayer::new(&writer));
+    tracing::subscriber::with_default(subscriber, || {
+        let conn = tracing::info_span!("conn", peer = "10.0.0.1");
+        let _c = conn.enter();
+        for i in 0..5u64 {
+            tracing::info!(target: "shop", i, user = "ada", "order placed");
+        }
+        tracing::error!(target: "shop::db", code = -7i64, "query failed: {}", "timeout");
+    });
+    writeln!(writer, "a plain order placed line").unwrap();
+    guard.shutdown().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let cat = |args: &[&str]| {
+        let mut all = vec!["cat"];
+        all.extend_from_slice(args);
+        all.push(path);
+        let out = ringlog(&all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // A field value, the message and a span's field: none of these is in
+    // a binary record's bytes as text next to its name.
+    let text = cat(&["--grep", r"order placed i=3 user="]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(
+        lines[0].ends_with(r#"conn{peer="10.0.0.1"}: shop: order placed i=3 user="ada""#),
+        "{text}"
+    );
+    let text = cat(&["--grep", r#"peer="10\.0\.0\.1""#]);
+    assert_eq!(text.lines().count(), 6, "{text}");
+    // The level and the formatted message, in another output format: the
+    // record is printed as it is stored.
+    let text = cat(&[
+        "--grep",
+        "ERROR .*query failed: timeout code=-7",
+        "--format",
+        "jsonl",
+    ]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(lines[0].contains("\"payload_b64\":\"9VJMQg"), "{text}");
+    // Text records still match on their bytes, and binary records never
+    // on theirs.
+    let text = cat(&["--grep", "order placed"]);
+    assert_eq!(text.lines().count(), 6, "{text}");
+    assert!(text.ends_with(" a plain order placed line\n"), "{text}");
+    assert_eq!(cat(&["--grep", "RLB"]), "");
+}

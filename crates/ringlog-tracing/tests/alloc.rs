@@ -141,3 +141,34 @@ fn the_binary_layer_allocates_nothing_per_event() {
     // One thread and one callsite definition, then the events.
     assert_eq!(report.reader.records, 101_002);
 }
+
+#[test]
+fn binary_events_in_spans_allocate_nothing_per_event() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, guard) = Builder::new(dir.path()).build().unwrap();
+    let subscriber =
+        tracing_subscriber::registry().with(ringlog_tracing::BinaryLayer::new(&writer));
+    tracing::subscriber::with_default(subscriber, || {
+        // Making a span allocates (its values are kept); events in it, and
+        // entering and leaving it, must not.
+        let conn = tracing::info_span!("conn", peer = "10.0.0.1", port = 443u64);
+        let _c = conn.enter();
+        let request = tracing::info_span!("request", id = 7u64);
+        let event = |i: u64| tracing::info!(i, ok = true, "request served");
+        let in_request = |i: u64| request.in_scope(|| event(i));
+        (0..1000).for_each(event);
+        (0..1000).for_each(in_request);
+        let n = count(|| (0..100_000).for_each(event));
+        assert_eq!(n, 0, "allocations in 100,000 binary events in a span");
+        let n = count(|| (0..100_000).for_each(in_request));
+        assert_eq!(
+            n, 0,
+            "allocations in 100,000 binary events, each entering a nested span"
+        );
+    });
+    let report = guard.shutdown().unwrap();
+    // One thread, three callsites (two spans, the event) and two span
+    // definitions, then the events.
+    assert_eq!(report.reader.records, 202_000 + 6);
+}

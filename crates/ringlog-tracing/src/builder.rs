@@ -69,6 +69,7 @@ pub struct Builder {
     dir: PathBuf,
     queue_bytes: usize,
     max_threads: usize,
+    design: Design,
     lossy: bool,
     sync_interval: Duration,
     shutdown_timeout: Option<Duration>,
@@ -88,6 +89,7 @@ impl Builder {
             dir: dir.as_ref().to_owned(),
             queue_bytes: 4 << 20,
             max_threads: 16,
+            design: Design::DoubleBuffer,
             lossy: false,
             sync_interval: Duration::from_millis(100),
             shutdown_timeout: Some(Duration::from_secs(30)),
@@ -98,10 +100,23 @@ impl Builder {
         }
     }
 
-    /// Queue memory in bytes, allocated once (two buffers of half each;
-    /// the largest event is a little under half). 64 KiB to 1 GiB.
+    /// Queue memory in bytes, allocated once. 64 KiB to 1 GiB. With the
+    /// default double buffer: two buffers of half each, and the largest
+    /// event is a little under half. With [`Design::FanIn`]: one ring per
+    /// writer (`max_threads + 1`) of `bytes / (max_threads + 1)` rounded
+    /// down to a power of two, and the largest event is half a ring.
     pub fn queue_bytes(mut self, bytes: usize) -> Self {
         self.queue_bytes = bytes;
+        self
+    }
+
+    /// The queue between the logging threads and the journal's thread
+    /// ([`Design::DoubleBuffer`] by default). [`Design::FanIn`] gives each
+    /// logging thread a ring of its own: no writer shares a cache line with
+    /// another, at the price of a smaller largest event and of a thread
+    /// that logs a burst filling only its own ring.
+    pub fn design(mut self, design: Design) -> Self {
+        self.design = design;
         self
     }
 
@@ -254,12 +269,18 @@ impl Builder {
             // Checked above to fit.
             SyncPolicy::EveryMillis(self.sync_interval.as_millis() as u64)
         };
-        let mut queue = Config::new(self.queue_bytes / 2, self.max_threads + 1);
+        let writers = self.max_threads + 1;
+        let per_queue = match self.design {
+            // Rounded down, so the rings together stay within queue_bytes.
+            Design::FanIn => 1usize << (self.queue_bytes / writers).max(64).ilog2(),
+            Design::DoubleBuffer | Design::SharedRing => self.queue_bytes / 2,
+        };
+        let mut queue = Config::new(per_queue, writers);
         if self.lossy {
             queue = queue.with_policy(Policy::DropNewest);
         }
         let config = PipelineConfig {
-            design: Design::DoubleBuffer,
+            design: self.design,
             queue,
             journal_dir: self.dir.clone(),
             journal,

@@ -84,4 +84,5 @@ pub use guard::{Guard, ShutdownError, ShutdownReport, SyncError};
 pub use layer::BinaryLayer;
 pub use log_backend::RingLogger;
 pub use ringlog::journal::RotateEvery;
+pub use ringlog::pipeline::Design;
 pub use writer::{EventWriter, RingWriter};

@@ -5,7 +5,7 @@ mod common;
 
 use common::{check_order, field, records, text};
 use ringlog::journal::{segment_file_name, verify, RotateEvery};
-use ringlog_tracing::{Builder, RingLogger, SyncError};
+use ringlog_tracing::{Builder, Design, RingLogger, SyncError};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -24,10 +24,20 @@ fn segment_files(dir: &std::path::Path) -> Vec<u64> {
 
 #[test]
 fn four_threads_of_250_000_fmt_events_read_back_in_order() {
+    four_threads_read_back_in_order(Design::DoubleBuffer);
+}
+
+#[test]
+fn four_threads_read_back_in_order_through_a_ring_each() {
+    four_threads_read_back_in_order(Design::FanIn);
+}
+
+fn four_threads_read_back_in_order(design: Design) {
     let dir = tempfile::tempdir().unwrap();
     // A small queue, so that the writers block on it again and again.
     let (writer, guard) = Builder::new(dir.path())
         .queue_bytes(256 << 10)
+        .design(design)
         .build()
         .unwrap();
     const THREADS: u64 = 4;

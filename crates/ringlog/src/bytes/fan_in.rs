@@ -331,6 +331,7 @@ impl CommitGrant for Grant<'_> {
     /// # Panics
     ///
     /// If `n` exceeds the claimed length.
+    #[inline]
     fn commit(self, n: usize) {
         self.inner.commit(n);
         // The ring's commit stored `write_pos` with Release before this.

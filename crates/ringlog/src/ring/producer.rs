@@ -316,6 +316,7 @@ impl<R: Region> Grant<'_, R> {
     /// # Panics
     ///
     /// If `n` exceeds the claimed length.
+    #[inline]
     pub fn commit(self, n: usize) {
         assert!(
             n <= self.len,

@@ -400,7 +400,10 @@ enum State {
 pub struct Follower {
     dir: PathBuf,
     options: FollowOptions,
-    waiter: Waiter,
+    /// Made the first time the follower has to wait: a follower that never
+    /// waits (a seek, a catch-up) never sets up and tears down a watch,
+    /// whose close waits for the kernel's grace period.
+    waiter: Option<Waiter>,
     state: State,
     cursor: Option<Cursor>,
     pending_gap: Option<Gap>,
@@ -425,14 +428,12 @@ impl Follower {
     /// [`JournalError::Io`] if the directory cannot be listed.
     pub fn open(dir: impl AsRef<Path>, options: FollowOptions) -> Result<Self, JournalError> {
         let dir = dir.as_ref().to_owned();
-        // Watch first, then look: a change after the look is an event.
-        let waiter = Waiter::new(&dir, options.poll_interval);
         list_dir(&dir)?;
         let mark = (options.bound == FollowBound::Durable).then(|| MarkReader::new(&dir));
         Ok(Self {
             dir,
             options,
-            waiter,
+            waiter: None,
             state: State::Start,
             cursor: None,
             pending_gap: None,
@@ -971,7 +972,12 @@ impl Follower {
                 },
                 None => SAFETY_RECHECK,
             };
-            self.waiter.wait(wait);
+            match &self.waiter {
+                Some(waiter) => waiter.wait(wait),
+                // Watch first, then look again: a change after that look
+                // is an event.
+                None => self.waiter = Some(Waiter::new(&self.dir, self.options.poll_interval)),
+            }
         }
     }
 

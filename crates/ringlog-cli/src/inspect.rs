@@ -14,8 +14,8 @@ use clap::{Args, ValueEnum};
 use ringlog::journal::{
     parse_segment_file_name, plan_recovery, rebuild_index, segment_file_name,
     verify as verify_journal, Damage, Journal, JournalError, JournalOptions, Reader, RecordRef,
-    RecoveryMode, RecoveryReport, SegmentStamp, SeqFaultKind, StructureFaultKind, VerifyReport, VerifyStatus,
-    MAX_REPORTED_FAULTS,
+    RecoveryMode, RecoveryReport, SegmentStamp, SeqFaultKind, StructureFaultKind, VerifyReport,
+    VerifyStatus, MAX_REPORTED_FAULTS,
 };
 
 use crate::errors::chain;

@@ -893,10 +893,7 @@ pub fn rebuild_index(dir: impl AsRef<Path>) -> Result<IndexReport, JournalError>
         summary.extend(Entry::new(&meta, &ix));
     }
     report.summarized = summary.len();
-    JournalSummary {
-        entries: summary,
-    }
-    .write(dir)?;
+    JournalSummary { entries: summary }.write(dir)?;
     let entries = std::fs::read_dir(dir).map_err(|e| JournalError::io("list directory", dir, e))?;
     let index_suffix = format!(".{INDEX_EXTENSION}");
     let tmp_suffix = format!(".{INDEX_EXTENSION}.tmp");

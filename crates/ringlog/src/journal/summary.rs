@@ -328,7 +328,7 @@ mod tests {
     use super::*;
     use crate::journal::{
         index_file_name, rebuild_index, segment_file_name, FollowEvent, FollowOptions, Follower,
-        IndexUse, Journal, JournalOptions, Record, Reader, Retention, SyncPolicy,
+        IndexUse, Journal, JournalOptions, Reader, Record, Retention, SyncPolicy,
     };
     use proptest::prelude::*;
 
@@ -352,7 +352,12 @@ mod tests {
             let p = (i % u64::from(producers)) as u32;
             let ts = i * 10 + (x >> 40) % 50;
             journal
-                .append(p, i / u64::from(producers), ts, &vec![p as u8; (x % 120) as usize])
+                .append(
+                    p,
+                    i / u64::from(producers),
+                    ts,
+                    &vec![p as u8; (x % 120) as usize],
+                )
                 .unwrap();
         }
         journal.sync().unwrap();
@@ -472,7 +477,10 @@ mod tests {
         for bit in 0..good.len() * 8 {
             let mut b = good.clone();
             b[bit / 8] ^= 1 << (bit % 8);
-            assert!(JournalSummary::decode(&b).is_err(), "bit {bit} flip accepted");
+            assert!(
+                JournalSummary::decode(&b).is_err(),
+                "bit {bit} flip accepted"
+            );
             // Answers through the damaged file: every 64th flip (each is
             // rejected before use, as the assertion above shows).
             if bit % 64 == 0 {
@@ -480,7 +488,18 @@ mod tests {
                 check(&format!("bit {bit}"));
             }
         }
-        for len in [0, 1, 15, 16, 19, 20, 60, good.len() / 2, good.len() - 4, good.len() - 1] {
+        for len in [
+            0,
+            1,
+            15,
+            16,
+            19,
+            20,
+            60,
+            good.len() / 2,
+            good.len() - 4,
+            good.len() - 1,
+        ] {
             assert!(JournalSummary::decode(&good[..len]).is_err(), "{len}");
             std::fs::write(&path, &good[..len]).unwrap();
             check(&format!("truncated to {len}"));
@@ -587,7 +606,11 @@ mod tests {
         assert!(
             after.entries.iter().all(|e| e.index.segment() >= oldest),
             "{:?}",
-            after.entries.iter().map(|e| e.index.segment()).collect::<Vec<_>>()
+            after
+                .entries
+                .iter()
+                .map(|e| e.index.segment())
+                .collect::<Vec<_>>()
         );
         assert!(!dir.path().join(index_file_name(first)).exists());
     }

@@ -251,8 +251,14 @@ impl JournalSummary {
         let path = dir.join(SUMMARY_FILE_NAME);
         let tmp = dir.join(format!("{SUMMARY_FILE_NAME}.tmp"));
         let result = (|| {
-            let mut f =
-                std::fs::File::create(&tmp).map_err(|e| JournalError::io("create", &tmp, e))?;
+            // A fresh file: whatever was at the temporary name (a leftover,
+            // or a FIFO that would block an open for writing) is not opened.
+            let _ = std::fs::remove_file(&tmp);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(|e| JournalError::io("create", &tmp, e))?;
             f.write_all(&self.encode())
                 .map_err(|e| JournalError::io("write", &tmp, e))?;
             std::fs::rename(&tmp, &path).map_err(|e| JournalError::io("rename", &tmp, e))
@@ -510,6 +516,21 @@ mod tests {
         std::fs::create_dir(&path).unwrap();
         check("a directory");
         std::fs::remove_dir(&path).unwrap();
+        // Nor a FIFO (opening it must not block), at the file's name or at
+        // the temporary name a write goes through.
+        let fifo = |p: &Path| {
+            let made = std::process::Command::new("mkfifo").arg(p).status();
+            assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", p.display());
+        };
+        fifo(&path);
+        check("a FIFO");
+        std::fs::remove_file(&path).unwrap();
+        let tmp = dir.path().join(format!("{SUMMARY_FILE_NAME}.tmp"));
+        fifo(&tmp);
+        let report = rebuild_index(dir.path()).unwrap();
+        assert_eq!(report.summarized, report.segments);
+        assert!(!tmp.exists());
+        assert_eq!(std::fs::read(&path).unwrap(), good);
         // Without the per-segment indexes as well.
         std::fs::write(&path, &good).unwrap();
         remove_indexes(dir.path());

@@ -754,7 +754,14 @@ impl SegmentIndex {
         let path = dir.join(index_file_name(self.segment));
         let tmp = dir.join(format!("{}.tmp", index_file_name(self.segment)));
         let result = (|| {
-            let mut f = File::create(&tmp).map_err(|e| JournalError::io("create", &tmp, e))?;
+            // A fresh file: whatever was at the temporary name (a leftover,
+            // or a FIFO that would block an open for writing) is not opened.
+            let _ = std::fs::remove_file(&tmp);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(|e| JournalError::io("create", &tmp, e))?;
             f.write_all(&self.encode())
                 .map_err(|e| JournalError::io("write", &tmp, e))?;
             f.sync_data()

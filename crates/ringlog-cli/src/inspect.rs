@@ -8,13 +8,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use clap::{Args, ValueEnum};
 use ringlog::journal::{
     parse_segment_file_name, plan_recovery, rebuild_index, segment_file_name,
-    verify as verify_journal, Damage, Journal, JournalOptions, Reader, RecoveryMode,
-    RecoveryReport, SeqFaultKind, StructureFaultKind, VerifyReport, VerifyStatus,
-    MAX_REPORTED_FAULTS,
+    verify as verify_journal, Damage, Journal, JournalError, JournalOptions, Reader, RecordRef,
+    RecoveryMode, RecoveryReport, SegmentStamp, SeqFaultKind, StructureFaultKind, VerifyReport,
+    VerifyStatus, MAX_REPORTED_FAULTS,
 };
 
 use crate::errors::chain;
@@ -381,8 +382,9 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<i32, String> {
     if args.rebuild_index {
         let ix = rebuild_index(&args.path).map_err(|e| chain(&e))?;
         eprintln!(
-            "ringlog: indexes: {} kept, {} written, {} stale files removed",
-            ix.kept, ix.written, ix.removed
+            "ringlog: indexes: {} kept, {} written, {} stale files removed; \
+             the journal summary describes {} of {} segments",
+            ix.kept, ix.written, ix.removed, ix.summarized, ix.segments
         );
     }
     let status = r.status();
@@ -657,6 +659,107 @@ pub(crate) fn recover(args: RecoverArgs) -> Result<i32, String> {
 /// Bytes of output `cat` gathers before writing them.
 const OUTPUT_CHUNK: usize = 1 << 20;
 
+/// Payload bytes the reading thread of `cat` gathers before handing them
+/// over.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Batches in flight between the two threads of `cat`: one being filled,
+/// one queued, one being encoded.
+const BATCHES: usize = 3;
+
+/// A record's fields in a [`Batch`]; its payload ends at `end` in the
+/// batch's payload bytes, where the one before ends.
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    producer: u32,
+    seq: u64,
+    timestamp: u64,
+    segment: u64,
+    offset: u64,
+    crc: u32,
+    stamp: SegmentStamp,
+    end: usize,
+}
+
+/// Records read and verified by the reading thread of `cat`, for the
+/// encoding thread: their fields and their payloads copied out of the
+/// reader's buffer. Batches go back to the reading thread to be reused,
+/// so neither thread allocates per batch.
+#[derive(Debug, Default)]
+struct Batch {
+    records: Vec<Meta>,
+    payloads: Vec<u8>,
+    /// The error the reader stopped at, after the records.
+    error: Option<JournalError>,
+}
+
+impl Batch {
+    fn push(&mut self, r: &RecordRef<'_>) {
+        self.payloads.extend_from_slice(r.payload);
+        self.records.push(Meta {
+            producer: r.producer,
+            seq: r.seq,
+            timestamp: r.timestamp,
+            segment: r.segment,
+            offset: r.offset,
+            crc: r.crc,
+            stamp: r.stamp,
+            end: self.payloads.len(),
+        });
+    }
+
+    fn clear(&mut self) {
+        self.records.clear();
+        self.payloads.clear();
+        self.error = None;
+    }
+
+    /// The records as the reader gave them.
+    fn iter(&self) -> impl Iterator<Item = RecordRef<'_>> {
+        let mut start = 0;
+        self.records.iter().map(move |m| {
+            let payload = &self.payloads[start..m.end];
+            start = m.end;
+            RecordRef {
+                producer: m.producer,
+                seq: m.seq,
+                timestamp: m.timestamp,
+                payload,
+                segment: m.segment,
+                offset: m.offset,
+                crc: m.crc,
+                stamp: m.stamp,
+            }
+        })
+    }
+}
+
+/// The reading thread of `cat`: reads and verifies records into batches
+/// until the journal's end or an error, or until the encoding side hangs
+/// up.
+fn read_batches(mut reader: Reader, full: SyncSender<Batch>, empty: Receiver<Batch>) {
+    let Ok(mut batch) = empty.recv() else { return };
+    while let Some(rec) = reader.next_ref() {
+        match rec {
+            Ok(r) => batch.push(&r),
+            Err(e) => {
+                batch.error = Some(e);
+                break;
+            }
+        }
+        if batch.payloads.len() >= BATCH_BYTES {
+            if full.send(batch).is_err() {
+                return;
+            }
+            batch = match empty.recv() {
+                Ok(b) => b,
+                Err(_) => return,
+            };
+        }
+    }
+    let _ = full.send(batch);
+}
+
 pub(crate) fn cat(args: CatArgs) -> Result<i32, String> {
     // Every option is checked before the journal is opened.
     let mut query = match args.query.build() {
@@ -681,35 +784,63 @@ pub(crate) fn cat(args: CatArgs) -> Result<i32, String> {
     let mut buf = Vec::with_capacity(OUTPUT_CHUNK + (1 << 16));
     query.write_prologue(&mut buf);
     let mut printed = 0u64;
-    while let Some(rec) = reader.next_ref() {
-        if args.limit.is_some_and(|l| printed >= l) {
-            break;
+    // Two threads: this one encodes and writes while the other reads and
+    // verifies the next records (the CRC and the copy out of the page
+    // cache cost about as much as the encoding).
+    std::thread::scope(|scope| {
+        let (full_tx, full_rx) = sync_channel::<Batch>(BATCHES);
+        let (empty_tx, empty_rx) = sync_channel::<Batch>(BATCHES);
+        for _ in 0..BATCHES {
+            let batch = Batch {
+                records: Vec::with_capacity(BATCH_BYTES / 64),
+                payloads: Vec::with_capacity(BATCH_BYTES + (1 << 16)),
+                error: None,
+            };
+            // The channel holds BATCHES: never full here.
+            let _ = empty_tx.send(batch);
         }
-        let rec = match rec {
-            Ok(rec) => rec,
-            Err(e) => {
+        scope.spawn(move || read_batches(reader, full_tx, empty_rx));
+        // Dropping `full_rx` and `empty_tx` on return stops the reading
+        // thread wherever it waits.
+        for mut batch in full_rx {
+            for rec in batch.iter() {
+                if args.limit.is_some_and(|l| printed >= l) {
+                    let _ = emit(&mut out, &mut buf);
+                    return Ok(0);
+                }
+                if !query.filter.matches(rec.producer, rec.seq, rec.timestamp)
+                    || !query.accepts(&rec)
+                {
+                    query.observe(&rec);
+                    continue;
+                }
+                if query.write_record(&mut buf, &rec) {
+                    printed += 1;
+                }
+                if buf.len() >= OUTPUT_CHUNK {
+                    match emit(&mut out, &mut buf) {
+                        Ok(true) => {}
+                        Ok(false) => return Ok(0), // stdout closed (e.g. piped into `head`)
+                        Err(e) => return Err(format!("writing to standard output: {e}")),
+                    }
+                }
+            }
+            if let Some(e) = batch.error.take() {
+                if args.limit.is_some_and(|l| printed >= l) {
+                    break;
+                }
                 // What was read so far is printed before the error.
                 let _ = emit(&mut out, &mut buf);
                 return Err(chain(&e));
             }
-        };
-        if !query.filter.matches(rec.producer, rec.seq, rec.timestamp) || !query.accepts(&rec) {
-            query.observe(&rec);
-            continue;
-        }
-        if query.write_record(&mut buf, &rec) {
-            printed += 1;
-        }
-        if buf.len() >= OUTPUT_CHUNK {
-            match emit(&mut out, &mut buf) {
-                Ok(true) => {}
-                Ok(false) => return Ok(0), // stdout closed (e.g. piped into `head`)
-                Err(e) => return Err(format!("writing to standard output: {e}")),
+            batch.clear();
+            if empty_tx.send(batch).is_err() {
+                break;
             }
         }
-    }
-    match emit(&mut out, &mut buf) {
-        Ok(_) => Ok(0),
-        Err(e) => Err(format!("writing to standard output: {e}")),
-    }
+        match emit(&mut out, &mut buf) {
+            Ok(_) => Ok(0),
+            Err(e) => Err(format!("writing to standard output: {e}")),
+        }
+    })
 }

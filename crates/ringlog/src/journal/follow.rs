@@ -48,6 +48,7 @@ use super::format::{parse_frame, segment_file_name, FrameHeader, ParsedFrame, FR
 use super::index::{FileRef, IndexBuilder, IndexUse, SegmentIndex, DEFAULT_INTERVAL};
 use super::reader::Record;
 use super::segment::Window;
+use super::summary::{self, Entry, JournalSummary};
 use crate::sync::{Arc, AtomicBool, Ordering};
 
 /// Which records a reader yields. Every bound is inclusive; `None` is no
@@ -399,7 +400,10 @@ enum State {
 pub struct Follower {
     dir: PathBuf,
     options: FollowOptions,
-    waiter: Waiter,
+    /// Made the first time the follower has to wait: a follower that never
+    /// waits (a seek, a catch-up) never sets up and tears down a watch,
+    /// whose close waits for the kernel's grace period.
+    waiter: Option<Waiter>,
     state: State,
     cursor: Option<Cursor>,
     pending_gap: Option<Gap>,
@@ -407,6 +411,9 @@ pub struct Follower {
     mark: Option<MarkReader>,
     /// When an absent watermark file was last looked for.
     mark_looked: Instant,
+    /// The journal summary's entry for the first segment to enter, which
+    /// holds no match.
+    skip_hint: Option<SegmentIndex>,
 }
 
 /// How often a missing watermark file is looked for again.
@@ -421,19 +428,18 @@ impl Follower {
     /// [`JournalError::Io`] if the directory cannot be listed.
     pub fn open(dir: impl AsRef<Path>, options: FollowOptions) -> Result<Self, JournalError> {
         let dir = dir.as_ref().to_owned();
-        // Watch first, then look: a change after the look is an event.
-        let waiter = Waiter::new(&dir, options.poll_interval);
         list_dir(&dir)?;
         let mark = (options.bound == FollowBound::Durable).then(|| MarkReader::new(&dir));
         Ok(Self {
             dir,
             options,
-            waiter,
+            waiter: None,
             state: State::Start,
             cursor: None,
             pending_gap: None,
             mark,
             mark_looked: Instant::now(),
+            skip_hint: None,
         })
     }
 
@@ -645,7 +651,18 @@ impl Follower {
             next: None,
             builder: None,
         };
-        if offset.is_none() && self.options.index != IndexUse::Ignore {
+        // The journal summary's entry for this segment, when it says nothing
+        // here matches and the segment's header and last frame agree.
+        let skip_to = self.skip_hint.take().and_then(|ix| {
+            let usable = offset.is_none()
+                && ix.segment() == number
+                && ix.start_offset(&self.options.filter) == ix.covered_len()
+                && ix.matches_segment(number, stamp, &tail.file, len).is_ok();
+            usable.then(|| ix.covered_len())
+        });
+        if let Some(end) = skip_to {
+            tail.off = end;
+        } else if offset.is_none() && self.options.index != IndexUse::Ignore {
             let filter = self.options.filter;
             // The summary alone often says nothing here matches; else the
             // whole index says where to start.
@@ -747,7 +764,13 @@ impl Follower {
         if let Some(builder) = tail.builder.take() {
             if builder.covered_len() == tail.off {
                 // A hint only: failing to write it changes nothing.
-                let _ = builder.finish().write(&self.dir);
+                let ix = builder.finish();
+                if ix.write(&self.dir).is_ok() {
+                    let entry = tail.file.metadata().ok().and_then(|m| Entry::new(&m, &ix));
+                    if let (Some(entry), Ok(listed)) = (entry, list_dir(&self.dir)) {
+                        summary::record(&self.dir, entry, &listed);
+                    }
+                }
             }
         }
     }
@@ -777,10 +800,25 @@ impl Follower {
                 State::Failed => return Ok(None),
                 State::Start => {
                     self.state = State::Start;
-                    let Some(&first) = list_dir(&self.dir)?.first() else {
+                    let segments = list_dir(&self.dir)?;
+                    let Some(&first) = segments.first() else {
                         return Ok(None);
                     };
-                    self.enter(first, None, None)?;
+                    // The journal summary may say that the leading segments
+                    // hold no match: start at the end of the last of them.
+                    let skip = if self.options.index != IndexUse::Ignore
+                        && !self.options.filter.is_all()
+                    {
+                        JournalSummary::load(&self.dir).and_then(|s| {
+                            s.skip_to(&self.dir, &segments, &self.options.filter)
+                                .map(|(n, e)| (n, e.index.clone()))
+                        })
+                    } else {
+                        None
+                    };
+                    let start = skip.as_ref().map_or(first, |s| s.0);
+                    self.skip_hint = skip.map(|s| s.1);
+                    self.enter(start, None, None)?;
                 }
                 State::ResumeAt {
                     segment,
@@ -934,7 +972,12 @@ impl Follower {
                 },
                 None => SAFETY_RECHECK,
             };
-            self.waiter.wait(wait);
+            match &self.waiter {
+                Some(waiter) => waiter.wait(wait),
+                // Watch first, then look again: a change after that look
+                // is an event.
+                None => self.waiter = Some(Waiter::new(&self.dir, self.options.poll_interval)),
+            }
         }
     }
 

@@ -37,6 +37,7 @@ use super::format::{
     parse_frame, segment_file_name, FRAME_ALIGN, FRAME_HEADER_LEN, MAX_SEGMENT_HEADER_LEN,
 };
 use super::segment::{scan, ReadAt, Window};
+use super::summary::{Entry, JournalSummary, SUMMARY_FILE_NAME};
 
 /// File-name extension of index files.
 pub const INDEX_EXTENSION: &str = "rlx";
@@ -314,6 +315,34 @@ impl SegmentIndex {
     /// Entries in the index (time and sequence).
     pub fn entries(&self) -> usize {
         self.time.len() + self.seq.len()
+    }
+
+    /// The identity of the segment the index was built from.
+    pub(crate) fn stamp(&self) -> SegmentStamp {
+        self.stamp
+    }
+
+    /// This index without its entries: what [`decode_summary`](Self::decode_summary) gives.
+    pub(crate) fn summary_only(&self) -> Self {
+        Self {
+            time: Vec::new(),
+            seq: Vec::new(),
+            producers: self.producers.clone(),
+            ..*self
+        }
+    }
+
+    /// Bytes of the summary: the header and the producer table.
+    pub(crate) fn summary_len(&self) -> usize {
+        HEADER + self.producers.len() * PRODUCER_ENTRY
+    }
+
+    /// The header and producer table as [`encode`](Self::encode) writes
+    /// them (with no entries), which [`decode_summary`](Self::decode_summary) reads.
+    pub(crate) fn summary_bytes(&self) -> Vec<u8> {
+        let mut b = self.summary_only().encode();
+        b.truncate(self.summary_len());
+        b
     }
 
     /// The index's bytes.
@@ -725,7 +754,14 @@ impl SegmentIndex {
         let path = dir.join(index_file_name(self.segment));
         let tmp = dir.join(format!("{}.tmp", index_file_name(self.segment)));
         let result = (|| {
-            let mut f = File::create(&tmp).map_err(|e| JournalError::io("create", &tmp, e))?;
+            // A fresh file: whatever was at the temporary name (a leftover,
+            // or a FIFO that would block an open for writing) is not opened.
+            let _ = std::fs::remove_file(&tmp);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(|e| JournalError::io("create", &tmp, e))?;
             f.write_all(&self.encode())
                 .map_err(|e| JournalError::io("write", &tmp, e))?;
             f.sync_data()
@@ -816,13 +852,17 @@ pub struct IndexReport {
     /// Indexes written (missing, damaged, stale or incomplete before).
     pub written: usize,
     /// Index files of segments that no longer exist, and leftover temporary
-    /// index files, removed.
+    /// index and summary files, removed.
     pub removed: usize,
+    /// Segments the journal summary written (`summary.rls`) describes: those
+    /// whose index covers the whole file.
+    pub summarized: usize,
 }
 
 /// Makes every segment's index in `dir` valid and complete: keeps the
-/// indexes that are, writes the others, and removes index files whose
-/// segment is gone. Touches no segment file.
+/// indexes that are, writes the others, removes index files whose
+/// segment is gone, and writes the journal summary (`summary.rls`) of the
+/// segments as they are now. Touches no segment file.
 ///
 /// # Errors
 ///
@@ -834,20 +874,33 @@ pub fn rebuild_index(dir: impl AsRef<Path>) -> Result<IndexReport, JournalError>
         segments: segments.len(),
         ..Default::default()
     };
+    let mut summary = Vec::with_capacity(segments.len());
     for &number in &segments {
         let path = dir.join(segment_file_name(number));
         let file = open_segment_file(&path)?;
         let (header, len) = read_header(&file, &path, number)?;
         let stamp = SegmentStamp::of(&header);
-        let complete = SegmentIndex::load_for(dir, number, stamp, &file, len)
-            .is_some_and(|ix| ix.covered_len == len);
-        if complete {
-            report.kept += 1;
-        } else {
-            SegmentIndex::build(dir, number)?.write(dir)?;
-            report.written += 1;
-        }
+        let kept = SegmentIndex::load_for(dir, number, stamp, &file, len)
+            .filter(|ix| ix.covered_len == len);
+        let ix = match kept {
+            Some(ix) => {
+                report.kept += 1;
+                ix
+            }
+            None => {
+                let ix = SegmentIndex::build(dir, number)?;
+                ix.write(dir)?;
+                report.written += 1;
+                ix
+            }
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| JournalError::io("stat", &path, e))?;
+        summary.extend(Entry::new(&meta, &ix));
     }
+    report.summarized = summary.len();
+    JournalSummary { entries: summary }.write(dir)?;
     let entries = std::fs::read_dir(dir).map_err(|e| JournalError::io("list directory", dir, e))?;
     let index_suffix = format!(".{INDEX_EXTENSION}");
     let tmp_suffix = format!(".{INDEX_EXTENSION}.tmp");
@@ -860,7 +913,8 @@ pub fn rebuild_index(dir: impl AsRef<Path>) -> Result<IndexReport, JournalError>
             .filter(|d| d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|d| d.parse::<u64>().ok())
             .is_some_and(|n| segments.binary_search(&n).is_err());
-        if orphan || name.ends_with(&tmp_suffix) {
+        let tmp = name.ends_with(&tmp_suffix) || name == format!("{SUMMARY_FILE_NAME}.tmp");
+        if orphan || tmp {
             let path = entry.path();
             std::fs::remove_file(&path).map_err(|e| JournalError::io("remove", &path, e))?;
             report.removed += 1;

@@ -26,6 +26,7 @@
 //! | `follow.rs` | [`Follower`], [`AsyncFollower`], [`RecordFilter`]: records as they land, gaps |
 //! | `time.rs` | [`write_utc_timestamp`]: record timestamps as RFC 3339 UTC text |
 //! | `index.rs` | [`SegmentIndex`], [`rebuild_index`]: the sparse `.rlx` index beside each segment |
+//! | `summary.rs` | the journal summary `summary.rls` ([`SUMMARY_FILE_NAME`]): every indexed segment's ranges and file identity, so a seek skips segments without opening them |
 //!
 //! # Examples
 //!
@@ -58,6 +59,7 @@ mod index;
 mod reader;
 mod recovery;
 mod segment;
+mod summary;
 mod time;
 mod verify;
 mod writer;
@@ -84,6 +86,7 @@ pub use index::{
 };
 pub use reader::{Reader, Record, RecordRef};
 pub use recovery::{plan_recovery, RecoveryMode, RecoveryReport, SkippedRange};
+pub use summary::SUMMARY_FILE_NAME;
 pub use time::write_utc_timestamp;
 pub use verify::{
     verify, Damage, DamagedRange, ProducerReport, SeqFault, SeqFaultKind, StructureFault,

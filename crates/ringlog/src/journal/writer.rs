@@ -845,6 +845,8 @@ impl<Fs: JournalFs> Journal<Fs> {
             let _ = self
                 .fs
                 .remove_file(&self.dir.join(super::index::index_file_name(number)));
+            // And its entry in the journal summary (a hint as well).
+            super::summary::forget_through(&self.dir, number);
             self.unsynced.retain(|s| s.number != number);
             self.older.pop_front();
             bytes -= len;

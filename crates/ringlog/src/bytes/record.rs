@@ -35,6 +35,42 @@ pub(crate) const fn decode_header(word: u64) -> (u32, u32) {
     (word as u32, (word >> 32) as u32)
 }
 
+/// One record header decoded against the bytes left in its slice.
+struct Step {
+    /// Bytes of the whole record, header and padding included.
+    total: usize,
+    /// Payload length of a data record; `None` for padding.
+    payload: Option<usize>,
+}
+
+impl Step {
+    /// `None` (a bug in the queue: its memory is private) for an unknown
+    /// kind or a record longer than the `rest` bytes left.
+    fn of(word: u64, rest: usize) -> Option<Step> {
+        let (len, kind) = decode_header(word);
+        let len = len as usize;
+        let step = match kind {
+            KIND_DATA => Step {
+                total: record_len(len),
+                payload: Some(len),
+            },
+            KIND_PAD => Step {
+                total: RECORD_HEADER_LEN + len,
+                payload: None,
+            },
+            _ => {
+                debug_assert!(false, "malformed record header {word:#x}");
+                return None;
+            }
+        };
+        if step.total > rest {
+            debug_assert!(false, "record header {word:#x} runs past the batch");
+            return None;
+        }
+        Some(step)
+    }
+}
+
 /// Iterator over the payloads of the records in a batch's slices, in order;
 /// padding records are skipped.
 ///
@@ -77,20 +113,12 @@ impl<'a> Iterator for Records<'a> {
                 return None;
             };
             let word = u64::from_ne_bytes(head.try_into().expect("8 bytes"));
-            let (len, kind) = decode_header(word);
-            let len = len as usize;
-            let total = if kind == KIND_PAD {
-                RECORD_HEADER_LEN + len
-            } else {
-                record_len(len)
-            };
-            if (kind != KIND_DATA && kind != KIND_PAD) || total > rest.len() {
-                debug_assert!(false, "malformed record header {word:#x}");
+            let Some(step) = Step::of(word, rest.len()) else {
                 self.which = 2;
                 return None;
-            }
-            self.pos += total;
-            if kind == KIND_DATA {
+            };
+            self.pos += step.total;
+            if let Some(len) = step.payload {
                 return Some(&rest[RECORD_HEADER_LEN..RECORD_HEADER_LEN + len]);
             }
         }
@@ -147,21 +175,13 @@ impl<'a> Iterator for RecordsMut<'a> {
             // 8-aligned: the part starts aligned and every record length is a
             // multiple of 8. No slice handed out covers a header.
             let word = unsafe { base.add(self.pos).cast::<u64>().read() };
-            let (len, kind) = decode_header(word);
-            let len = len as usize;
-            let total = if kind == KIND_PAD {
-                RECORD_HEADER_LEN + len
-            } else {
-                record_len(len)
-            };
-            if (kind != KIND_DATA && kind != KIND_PAD) || total > rest {
-                debug_assert!(false, "malformed record header {word:#x}");
+            let Some(step) = Step::of(word, rest) else {
                 self.which = 2;
                 return None;
-            }
+            };
             let start = self.pos + RECORD_HEADER_LEN;
-            self.pos += total;
-            if kind == KIND_DATA {
+            self.pos += step.total;
+            if let Some(len) = step.payload {
                 // SAFETY: `[start, start + len)` is inside the part (checked
                 // against `rest` above) and past every range handed out
                 // before (`pos` only grows), so the slices never overlap;

@@ -194,6 +194,22 @@ fn try_claim_error(e: ring::TryClaimError) -> TryClaimError {
 }
 
 impl Writer {
+    /// Our grant for the room `r` that `try_reserve` just found.
+    fn grant_reserved(&mut self, r: ring::Reservation, len: usize) -> Grant<'_> {
+        let Self {
+            producer,
+            shared,
+            notifier,
+            id,
+        } = self;
+        Grant {
+            inner: producer.grant_reserved(r, len),
+            shared,
+            notifier,
+            id: *id,
+        }
+    }
+
     /// Sets how `claim`/`push` wait under the `Block` policy.
     pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
         self.producer.set_wait_strategy(strategy);
@@ -222,38 +238,14 @@ impl ByteQueueWriter for Writer {
     }
 
     fn try_claim(&mut self, len: usize) -> Result<Grant<'_>, TryClaimError> {
-        let Self {
-            producer,
-            shared,
-            notifier,
-            id,
-        } = self;
-        let g = producer.try_claim(len).map_err(try_claim_error)?;
-        Ok(Grant {
-            inner: g,
-            shared,
-            notifier,
-            id: *id,
-        })
+        let r = self.producer.try_reserve(len).map_err(try_claim_error)?;
+        Ok(self.grant_reserved(r, len))
     }
 
     fn claim(&mut self, len: usize, deadline: Deadline) -> Result<Grant<'_>, ClaimError> {
         // One reservation on the fast path, and no clock read.
         match self.producer.try_reserve(len) {
-            Ok(r) => {
-                let Self {
-                    producer,
-                    shared,
-                    notifier,
-                    id,
-                } = self;
-                return Ok(Grant {
-                    inner: producer.grant_reserved(r, len),
-                    shared,
-                    notifier,
-                    id: *id,
-                });
-            }
+            Ok(r) => return Ok(self.grant_reserved(r, len)),
             Err(ring::TryClaimError::Full) => {}
             Err(e) => {
                 return Err(match try_claim_error(e) {

@@ -55,6 +55,7 @@ pub use error::{
     ClaimError, Corruption, NewRingError, ReadError, TooLarge, TryClaimError, TryReadError,
 };
 pub use layout::RECORD_HEADER_LEN;
+pub(crate) use producer::Reservation;
 pub use producer::{Grant, Producer};
 
 use crate::region::{HeapRegion, Region};

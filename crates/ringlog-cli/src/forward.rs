@@ -1,5 +1,6 @@
-//! `ringlog forward` and `ringlog stream-check`: a journal into NATS
-//! JetStream, once per record, and the check that it arrived.
+//! `ringlog forward`, `ringlog stream-check` and `ringlog import`: a
+//! journal into NATS JetStream, once per record, the check that it
+//! arrived, and the way back from a stream into a journal.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -8,7 +9,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use ringlog_forward::{
-    check_stream, Dedup, ForwardError, ForwardOptions, Forwarder, Metrics, StreamSpec, MAX_WINDOW,
+    check_stream, import_stream, Dedup, Existing, ForwardError, ForwardOptions, Forwarder,
+    ImportOptions, ImportReport, Metrics, StreamSpec, MAX_WINDOW,
 };
 
 use crate::errors::chain;
@@ -102,6 +104,10 @@ fn fail(e: ForwardError) -> Result<i32, String> {
     match e {
         ForwardError::InvalidOption(_) => {
             eprintln!("ringlog: error: {}", chain(&e));
+            Ok(2)
+        }
+        ForwardError::JournalExists { .. } => {
+            eprintln!("ringlog: error: {} (--resume or --overwrite)", chain(&e));
             Ok(2)
         }
         e => Err(chain(&e)),
@@ -216,6 +222,130 @@ pub(crate) fn stream_check(args: StreamCheckArgs) -> Result<i32, String> {
                 }
             }
             Ok(if check.is_clean() { 0 } else { 1 })
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// `ringlog import`: reads every message of the stream under `P.>` into a
+/// journal in OUT_DIR, each record with the producer, sequence and
+/// timestamp of its headers, its payload checked against its Ringlog-Crc
+/// header. Messages with missing or malformed headers, a CRC that does not
+/// match, or a sequence number that repeats or goes back for their producer
+/// are counted, listed and not written; skipped sequence numbers are
+/// counted as gaps. Exit 0 when everything was imported, 1 when anything
+/// was wrong, 2 for invalid arguments or an OUT_DIR that holds a journal
+/// without --resume or --overwrite.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The output journal directory (created when missing).
+    #[arg(value_name = "OUT_DIR")]
+    out_dir: PathBuf,
+    /// NATS server URLs, comma-separated.
+    #[arg(long, value_name = "URL[,URL…]")]
+    server: String,
+    /// The JetStream stream.
+    #[arg(long, value_name = "S")]
+    stream: String,
+    /// Records are under `P.<producer>`.
+    #[arg(long, value_name = "P", default_value = "ringlog")]
+    subject_prefix: String,
+    /// Continue the journal already in OUT_DIR: each producer's records up
+    /// to its last one there are skipped, the rest appended.
+    #[arg(long, conflicts_with = "overwrite")]
+    resume: bool,
+    /// Replace the journal already in OUT_DIR: its segment files, indexes
+    /// and durable watermark (and only those) are removed once the stream
+    /// has been found.
+    #[arg(long)]
+    overwrite: bool,
+    /// Fail when no message arrives for this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    idle_timeout: u64,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// No progress lines (errors are always printed).
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn import_line(r: &ImportReport) -> String {
+    format!(
+        "read {} of {} messages: written {} already-present {} malformed {} crc-mismatches {} duplicates {} out-of-order {} gaps {}",
+        r.messages, r.stream_messages, r.written, r.already_present, r.malformed,
+        r.crc_mismatches, r.duplicates, r.out_of_order, r.gaps
+    )
+}
+
+pub(crate) fn import(args: ImportArgs) -> Result<i32, String> {
+    if args.idle_timeout == 0 {
+        eprintln!("ringlog: error: --idle-timeout must be above 0");
+        return Ok(2);
+    }
+    let mut spec = StreamSpec::new(args.stream.clone());
+    spec.subject_prefix = args.subject_prefix.clone();
+    spec.create = false;
+    let mut options = ImportOptions::new(args.out_dir.clone(), args.server.clone(), spec);
+    options.existing = if args.resume {
+        Existing::Resume
+    } else if args.overwrite {
+        Existing::Overwrite
+    } else {
+        Existing::Refuse
+    };
+    options.idle_timeout = Duration::from_secs(args.idle_timeout);
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| format!("install a signal handler: {}", chain(&e)))?;
+    }
+    options.stop = Some(stop);
+    if !args.quiet {
+        options.progress = Some(Box::new(|r: &ImportReport| {
+            eprintln!("ringlog: import: {}", import_line(r));
+        }));
+    }
+    let rt = runtime()?;
+    match rt.block_on(import_stream(options)) {
+        Ok(report) => {
+            if report.removed_files > 0 && !args.quiet {
+                eprintln!(
+                    "ringlog: import: replaced the journal in {} ({} journal files removed)",
+                    args.out_dir.display(),
+                    report.removed_files
+                );
+            }
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&report).map_err(|e| e.to_string())?
+                );
+            } else {
+                println!("{}", import_line(&report));
+                for p in &report.problems {
+                    println!("  {p}");
+                }
+            }
+            if report.stopped {
+                eprintln!(
+                    "ringlog: error: import: stopped at stream sequence {}; --resume continues",
+                    report.last_stream_sequence
+                );
+                return Ok(1);
+            }
+            if !report.is_clean() {
+                eprintln!(
+                    "ringlog: error: import: {} messages not imported, {} sequence numbers missing",
+                    report.malformed
+                        + report.crc_mismatches
+                        + report.duplicates
+                        + report.out_of_order,
+                    report.gaps
+                );
+                return Ok(1);
+            }
+            Ok(0)
         }
         Err(e) => fail(e),
     }

@@ -7,12 +7,36 @@ use ringlog::journal::JournalError;
 /// A boxed error from the NATS client, kept as the source.
 pub type NatsError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Why forwarding (or checking a stream) stopped.
+/// Why forwarding, checking a stream or importing one stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
     /// An option is out of range; nothing was touched.
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// The output directory of an import already holds a journal and
+    /// neither resuming nor overwriting it was asked for; nothing was
+    /// touched.
+    #[error(
+        "{dir} already holds a journal ({files} journal files); \
+         resume it or overwrite it explicitly"
+    )]
+    JournalExists {
+        /// The output directory.
+        dir: PathBuf,
+        /// Journal files found in it.
+        files: usize,
+    },
+    /// A file operation outside the journal's own API failed.
+    #[error("{op} {path}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The first connection to the servers failed.
     #[error("connect to {server}")]
     Connect {

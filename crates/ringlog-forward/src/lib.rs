@@ -13,8 +13,10 @@
 //! deleted by retention before they were forwarded stop it with
 //! [`ForwardError::Gap`].
 //!
-//! [`check_stream`] is the way back: it reads the stream and compares it
-//! with the journal.
+//! [`check_stream`] reads the stream and compares it with the journal;
+//! [`import_stream`] is the way back: it reads the stream into a journal,
+//! with each record's producer, sequence and timestamp, checking every
+//! payload against its CRC header.
 //!
 //! | file | what it is |
 //! |---|---|
@@ -22,11 +24,13 @@
 //! | `window.rs` | [`AckWindow`]: the acknowledgement window and the cursor rule |
 //! | `stream.rs` | [`StreamSpec`], [`ensure_stream`]: create or check the stream |
 //! | `check.rs` | [`check_stream`], [`StreamCheck`]: compare a stream with its journal |
+//! | `import.rs` | [`import_stream`], [`ImportOptions`], [`ImportReport`]: a stream back into a journal |
 //! | `error.rs` | [`ForwardError`] |
 
 mod check;
 mod error;
 mod forward;
+mod import;
 mod stream;
 mod window;
 
@@ -35,6 +39,9 @@ pub use error::{ForwardError, NatsError};
 pub use forward::{
     connect, msg_id, Dedup, ForwardOptions, ForwardReport, Forwarder, Metrics, Progress,
     HEADER_CRC, HEADER_PRODUCER, HEADER_SEQ, HEADER_TIMESTAMP, MAX_WINDOW,
+};
+pub use import::{
+    import_stream, Existing, ImportOptions, ImportProgress, ImportReport, IMPORT_PULL_BATCH,
 };
 pub use stream::{ensure_stream, StreamSpec};
 pub use window::{AckWindow, SlotState};

@@ -175,6 +175,13 @@ pub(crate) fn forward(args: ForwardArgs) -> Result<i32, String> {
                 }
             }
             let m = &report.metrics;
+            if m.incomplete_producers > 0 {
+                eprintln!(
+                    "ringlog: forward: {} producers with sequence numbers missing from the stream below their last one: none of their records was skipped ({})",
+                    m.incomplete_producers,
+                    m.last_error.as_deref().unwrap_or("no detail")
+                );
+            }
             if m.out_of_order > 0 {
                 eprintln!(
                     "ringlog: error: forward: {} records stored out of order for their producer ({})",

@@ -61,6 +61,11 @@ pub enum Dedup {
     /// the last message on `P.<producer>` and skip records up to its
     /// sequence: exactly once beyond the duplicate window, for producers
     /// whose sequence numbers increase (as the journal's `verify` checks).
+    /// Only when the subject holds one message per sequence number from its
+    /// first to its last: a record lost while later ones were stored (a
+    /// forwarder that gave up on it, or was killed before its retry) is
+    /// not skipped; for such a producer nothing is, and
+    /// [`Metrics::incomplete_producers`] counts it.
     LastSubject,
 }
 
@@ -87,6 +92,11 @@ pub struct Metrics {
     /// Journal frame bytes past the committed cursor, up to the end of the
     /// journal as last seen by the reading thread.
     pub lag_bytes: u64,
+    /// Producers whose messages in the stream, when [`Dedup::LastSubject`]
+    /// looked at them, were not one per sequence number from the first to
+    /// the last (a lost publish never retried): none of their records was
+    /// skipped.
+    pub incomplete_producers: u64,
     /// Records that the server stored after a later record of their
     /// producer (a lost publish retried behind publishes that went
     /// through); `stream-check` reports the same from the stream.
@@ -99,6 +109,22 @@ pub struct Metrics {
     pub last_error: Option<String>,
     /// Seconds since the start.
     pub elapsed_secs: f64,
+}
+
+/// Fault injection for tests: the publishes of one record are lost, as a
+/// message the server never received would be. Each is acknowledged by
+/// nothing, so it fails after the acknowledgement timeout, while the
+/// publishes of later records go through.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LosePublish {
+    /// The record's producer.
+    pub producer: u32,
+    /// The record's sequence number.
+    pub seq: u64,
+    /// Publishes of the record are lost for this long after its first one
+    /// (zero: only the first one is lost).
+    pub lose_for: Duration,
 }
 
 /// A progress callback, called about every [`ForwardOptions::progress_interval`].
@@ -137,6 +163,9 @@ pub struct ForwardOptions {
     pub progress: Option<Progress>,
     /// How often `progress` is called.
     pub progress_interval: Duration,
+    /// Fault injection for tests; `None` in any real use.
+    #[doc(hidden)]
+    pub lose_publish: Option<LosePublish>,
 }
 
 impl std::fmt::Debug for ForwardOptions {
@@ -173,6 +202,7 @@ impl ForwardOptions {
             stop: None,
             progress: None,
             progress_interval: Duration::from_secs(1),
+            lose_publish: None,
         }
     }
 
@@ -566,6 +596,8 @@ impl Forwarder {
             dropped: 0,
             retry_delay: Duration::from_millis(100),
             retries_in_flight: 0,
+            ack_timeout: o.ack_timeout,
+            lose: o.lose_publish.map(|l| (l, None)),
         };
         let mut queue: VecDeque<Record> = VecDeque::new();
         let mut reading = true;
@@ -681,6 +713,21 @@ fn persist(path: &Path, c: Option<&Cursor>, m: &mut Metrics) -> Result<(), Forwa
     Ok(())
 }
 
+/// What [`Run::probe`] found on a producer's subject.
+enum Probe {
+    /// No message.
+    Empty,
+    /// One message per sequence number up to `last`.
+    Complete { last: u64 },
+    /// Fewer or more messages than sequence numbers from `first` to `last`
+    /// (or a message without a readable sequence header).
+    Holes {
+        first: u64,
+        last: u64,
+        messages: u64,
+    },
+}
+
 struct Run<'a> {
     js: &'a jetstream::Context,
     stream: &'a jetstream::stream::Stream,
@@ -704,6 +751,9 @@ struct Run<'a> {
     dropped: u64,
     retry_delay: Duration,
     retries_in_flight: usize,
+    ack_timeout: Duration,
+    /// [`LosePublish`], and when its record's first publish was lost.
+    lose: Option<(LosePublish, Option<Instant>)>,
 }
 
 impl Run<'_> {
@@ -721,7 +771,12 @@ impl Run<'_> {
         self.metrics.elapsed_secs = started.elapsed().as_secs_f64();
     }
 
-    /// The sequence of the producer's last record in the stream.
+    /// The sequence up to which the producer's records may be skipped: that
+    /// of its last message in the stream, provided the stream holds one
+    /// message for every sequence number from its first message's to that
+    /// one. Otherwise (a publish was lost while later ones were stored, and
+    /// the forwarder stopped before its retry was) `None`: nothing is
+    /// skipped and `Nats-Msg-Id` alone keeps duplicates out.
     async fn last_stored(&mut self, producer: u32) -> Result<Option<u64>, ForwardError> {
         if let Some(&s) = self.last_stored.get(&producer) {
             return Ok(s);
@@ -730,24 +785,29 @@ impl Run<'_> {
         let mut delay = Duration::from_millis(100);
         let started = Instant::now();
         let found = loop {
-            match self.stream.get_last_raw_message_by_subject(&subject).await {
-                Ok(m) => {
-                    break m
-                        .headers
-                        .get(HEADER_SEQ)
-                        .and_then(|v| v.as_str().parse::<u64>().ok());
-                }
-                Err(e)
-                    if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
-                {
-                    break None
+            match self.probe(&subject).await {
+                Ok(Probe::Empty) => break None,
+                Ok(Probe::Complete { last }) => break Some(last),
+                Ok(Probe::Holes {
+                    first,
+                    last,
+                    messages,
+                }) => {
+                    self.metrics.incomplete_producers += 1;
+                    self.metrics.last_error = Some(format!(
+                        "producer {producer}: the stream holds {messages} messages on {subject} \
+                         for sequence numbers {first} to {last}: not one per sequence number, \
+                         so no record is skipped (Nats-Msg-Id drops those stored within the \
+                         duplicate window)"
+                    ));
+                    break None;
                 }
                 Err(e) => {
                     if self.retry_for.is_some_and(|r| started.elapsed() >= r) {
                         return Err(ForwardError::Stream {
                             stream: self.stream.cached_info().config.name.clone(),
-                            op: "read the last message of a producer",
-                            source: Box::new(e),
+                            op: "read the first and last messages of a producer",
+                            source: e,
                         });
                     }
                     tokio::time::sleep(delay).await;
@@ -757,6 +817,79 @@ impl Run<'_> {
         };
         self.last_stored.insert(producer, found);
         Ok(found)
+    }
+
+    /// What the stream holds on `subject`: its first and last sequence
+    /// numbers (headers) and its message count.
+    async fn probe(&self, subject: &str) -> Result<Probe, NatsError> {
+        let seq_of = |m: &jetstream::message::StreamMessage| {
+            m.headers
+                .get(HEADER_SEQ)
+                .and_then(|v| v.as_str().parse::<u64>().ok())
+        };
+        let last = match self.stream.get_last_raw_message_by_subject(subject).await {
+            Ok(m) => seq_of(&m),
+            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
+                return Ok(Probe::Empty)
+            }
+            Err(e) => return Err(Box::new(e)),
+        };
+        let first = seq_of(
+            &self
+                .stream
+                .get_first_raw_message_by_subject(subject, 1)
+                .await?,
+        );
+        let mut messages = 0u64;
+        let mut subjects = self.stream.info_with_subjects(subject).await?;
+        while let Some(entry) = subjects.next().await {
+            let (s, n) = entry?;
+            if s == subject {
+                messages = n as u64;
+            }
+        }
+        Ok(match (first, last) {
+            (Some(first), Some(last)) if last >= first && messages == last - first + 1 => {
+                Probe::Complete { last }
+            }
+            (first, last) => Probe::Holes {
+                first: first.unwrap_or(0),
+                last: last.unwrap_or(0),
+                messages,
+            },
+        })
+    }
+
+    /// Whether this publish of (producer, seq) is to be lost
+    /// ([`LosePublish`]).
+    fn lost(&mut self, producer: u32, seq: u64) -> bool {
+        let Some((l, first)) = self.lose.as_mut() else {
+            return false;
+        };
+        if (l.producer, l.seq) != (producer, seq) {
+            return false;
+        }
+        match first {
+            None => {
+                *first = Some(Instant::now());
+                true
+            }
+            Some(t) => t.elapsed() < l.lose_for,
+        }
+    }
+
+    /// An acknowledgement that never comes: the publish fails after the
+    /// acknowledgement timeout, as one the server never received does.
+    fn push_lost(&mut self, id: u64) {
+        let timeout = self.ack_timeout;
+        self.acks.push_back(Box::pin(async move {
+            tokio::time::sleep(timeout).await;
+            let e = std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no acknowledgement: the publish was lost (fault injection)",
+            );
+            (id, Err(Box::new(e) as NatsError))
+        }));
     }
 
     fn subject(&mut self, producer: u32) -> Subject {
@@ -781,10 +914,15 @@ impl Run<'_> {
             }
         }
         let subject = self.subject(r.producer);
+        let lost = self.lost(r.producer, r.seq);
         let out = Outgoing::of(subject.clone(), r);
         let message = out.message();
         let id = self.window.push(cursor, out);
         self.metrics.forwarded += 1;
+        if lost {
+            self.push_lost(id);
+            return Ok(());
+        }
         match self.js.send_publish(subject, message).await {
             Ok(fut) => self.acks.push_back(Box::pin(async move {
                 (id, fut.await.map_err(|e| Box::new(e) as NatsError))
@@ -884,9 +1022,14 @@ impl Run<'_> {
             out.attempts += 1;
             out.retried = true;
             let (subject, message) = (out.subject.clone(), out.message());
+            let (producer, seq) = (out.producer, out.seq);
             self.window.resend(id);
             self.metrics.retried += 1;
             self.retries_in_flight += 1;
+            if self.lost(producer, seq) {
+                self.push_lost(id);
+                continue;
+            }
             match self.js.send_publish(subject, message).await {
                 Ok(fut) => self.acks.push_back(Box::pin(async move {
                     (id, fut.await.map_err(|e| Box::new(e) as NatsError))

@@ -37,8 +37,8 @@ mod window;
 pub use check::{check_stream, StreamCheck, MAX_LISTED};
 pub use error::{ForwardError, NatsError};
 pub use forward::{
-    connect, msg_id, Dedup, ForwardOptions, ForwardReport, Forwarder, Metrics, Progress,
-    HEADER_CRC, HEADER_PRODUCER, HEADER_SEQ, HEADER_TIMESTAMP, MAX_WINDOW,
+    connect, msg_id, Dedup, ForwardOptions, ForwardReport, Forwarder, LosePublish, Metrics,
+    Progress, HEADER_CRC, HEADER_PRODUCER, HEADER_SEQ, HEADER_TIMESTAMP, MAX_WINDOW,
 };
 pub use import::{
     import_stream, Existing, ImportOptions, ImportProgress, ImportReport, IMPORT_PULL_BATCH,

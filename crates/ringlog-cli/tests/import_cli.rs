@@ -208,7 +208,8 @@ fn import_of_a_damaged_message_exits_1_naming_it() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 
     // Record 1-10 published by hand with a CRC header one bit off, then a
-    // message without ringlog headers.
+    // message without ringlog headers, then record 1-9 again (sound, with no
+    // Nats-Msg-Id, so the server keeps it).
     let payload = b"tampered".to_vec();
     let mut frame = Vec::new();
     frame_into_vec(&mut frame, 1, 10, 100, &payload).unwrap();
@@ -236,6 +237,19 @@ fn import_of_a_damaged_message_exits_1_naming_it() {
             .unwrap()
             .await
             .unwrap();
+        let mut frame = Vec::new();
+        frame_into_vec(&mut frame, 1, 9, 90, &common::payload(1, 9)).unwrap();
+        let crc = u32::from_le_bytes(frame[..4].try_into().unwrap());
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Ringlog-Producer", "1");
+        headers.insert("Ringlog-Seq", "9");
+        headers.insert("Ringlog-Timestamp", "90");
+        headers.insert("Ringlog-Crc", format!("{crc:#010x}").as_str());
+        js.publish_with_headers("ringlog.1", headers, common::payload(1, 9).into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
     });
 
     let out_dir = tmp.path().join("imported");
@@ -259,9 +273,13 @@ fn import_of_a_damaged_message_exits_1_naming_it() {
         text.contains("stream message 12: no Ringlog-Producer header"),
         "{text}"
     );
+    assert!(
+        text.contains("stream message 13 (1-9): duplicate of the previous message of producer 1"),
+        "{text}"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("ringlog: error: import: 2 messages not imported"),
+        err.contains("ringlog: error: import: 3 messages not imported"),
         "{err}"
     );
     // Neither was written: the imported journal is the forwarded one.
@@ -289,9 +307,10 @@ fn import_of_a_damaged_message_exits_1_naming_it() {
             &r["messages"],
             &r["written"],
             &r["crc_mismatches"],
-            &r["malformed"]
+            &r["malformed"],
+            &r["duplicates"]
         ),
-        (&12.into(), &10.into(), &1.into(), &1.into()),
+        (&13.into(), &10.into(), &1.into(), &1.into(), &1.into()),
         "{r}"
     );
 }

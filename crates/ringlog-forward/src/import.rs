@@ -34,6 +34,9 @@ use crate::stream::StreamSpec;
 /// with the write batch, what bounds the memory an import holds.
 pub const IMPORT_PULL_BATCH: i64 = 256;
 
+/// How often a quiet import looks at [`ImportOptions::stop`].
+const STOP_POLL: Duration = Duration::from_millis(100);
+
 /// What to do with a journal already in the output directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -331,7 +334,10 @@ fn flush(journal: &mut Journal, batch: &mut Vec<u8>, dir: &Path) -> Result<(), F
 ///
 /// Every option and the output directory are checked, and the stream
 /// looked up, before anything on disk is touched. The report counts and
-/// lists what was left out; see [`ImportReport::is_clean`].
+/// lists what was left out; see [`ImportReport::is_clean`]. After a stop
+/// or an error the journal holds whole records only (those gathered since
+/// the last sync are not written on an error), and [`Existing::Resume`]
+/// continues it.
 ///
 /// # Errors
 ///
@@ -416,15 +422,28 @@ pub async fn import_stream(mut options: ImportOptions) -> Result<ImportReport, F
             .await
             .map_err(|e| api("read")(Box::new(e)))?;
         let prefix = spec.subject_prefix.clone();
-        loop {
-            // Relaxed: the flag carries no data.
-            if o.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
-                report.stopped = true;
-                break;
-            }
-            let next = tokio::time::timeout(o.idle_timeout, messages.next())
-                .await
-                .map_err(|e| api("read (no message within the idle timeout)")(Box::new(e)))?;
+        // Relaxed: the flag carries no data.
+        let stopping = || o.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
+        'read: loop {
+            // Waits in short steps, so that a stop is seen while the stream
+            // is quiet. Dropping `next()` loses nothing: the consumer
+            // keeps its place.
+            let waiting = Instant::now();
+            let next = loop {
+                if stopping() {
+                    report.stopped = true;
+                    break 'read;
+                }
+                match tokio::time::timeout(STOP_POLL, messages.next()).await {
+                    Ok(next) => break next,
+                    Err(e) if waiting.elapsed() >= o.idle_timeout => {
+                        return Err(api("read (no message within the idle timeout)")(Box::new(
+                            e,
+                        )));
+                    }
+                    Err(_) => {}
+                }
+            };
             let Some(m) = next else { break };
             let m = m.map_err(|e| api("read")(Box::new(e)))?;
             let (stream_seq, pending) = m

@@ -272,7 +272,8 @@ pub(crate) struct ImportArgs {
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
-    /// No progress lines (errors are always printed).
+    /// No progress lines (errors, and the replacement of a journal by
+    /// --overwrite, are always said).
     #[arg(long)]
     quiet: bool,
 }
@@ -316,7 +317,8 @@ pub(crate) fn import(args: ImportArgs) -> Result<i32, String> {
     let rt = runtime()?;
     match rt.block_on(import_stream(options)) {
         Ok(report) => {
-            if report.removed_files > 0 && !args.quiet {
+            // Said even with --quiet: a journal is never replaced silently.
+            if report.removed_files > 0 {
                 eprintln!(
                     "ringlog: import: replaced the journal in {} ({} journal files removed)",
                     args.out_dir.display(),

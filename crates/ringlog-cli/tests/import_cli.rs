@@ -188,6 +188,8 @@ fn forward_then_import_holds_the_same_records() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let r = json(&out);
     assert!(r["removed_files"].as_u64() > Some(0), "{r}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("replaced the journal in"), "{err}");
     assert_eq!(r["written"], 1350, "{r}");
     verify_clean(&out_dir);
     assert_eq!(records(&out_dir), records(&source));

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use ringlog_forward::{
     check_stream, import_stream, Dedup, Existing, ForwardError, ForwardOptions, Forwarder,
-    ImportOptions, ImportReport, Metrics, StreamSpec, MAX_WINDOW,
+    ImportOptions, ImportReport, Metrics, Order, StreamSpec, MAX_WINDOW,
 };
 
 use crate::errors::chain;
@@ -23,6 +23,21 @@ pub(crate) enum DedupArg {
     /// Also skip records up to the last sequence stored per producer:
     /// exactly once beyond the window for increasing sequence numbers.
     LastSubject,
+}
+
+/// Whether the stream is kept in journal order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OrderArg {
+    /// Strict on a stream this forwarder created (marked with the stream
+    /// metadata `ringlog-order: strict`), relaxed on any other.
+    Auto,
+    /// Every publish expects the record before it in journal order as the
+    /// stream's last message: the stream ends in journal order. The
+    /// forwarder must be the stream's only publisher.
+    Strict,
+    /// No expectation: a lost publish retried lands behind later records
+    /// (counted as out-of-order). For streams with other publishers.
+    Relaxed,
 }
 
 /// Where the stream is and what it must look like.
@@ -55,6 +70,17 @@ pub(crate) struct StreamArgs {
 /// those repeats (reported as duplicates, or skipped with
 /// `--dedup last-subject`). Records deleted by retention before they were
 /// forwarded stop it with a gap error (exit 1).
+///
+/// Order: with `--order strict` (the default on a stream the forwarder
+/// creates) every publish carries `Nats-Expected-Last-Msg-Id`, the id of the
+/// record before it in journal order, so a lost publish makes the server
+/// refuse the ones after it; they are published again in order and the
+/// stream ends in journal order. This needs the forwarder to be the
+/// stream's only publisher: at the start the stream must be empty or end
+/// with a record of this journal (those up to it are skipped), otherwise it
+/// stops with an error (exit 1). `--order relaxed` sets no expectation: a
+/// retried lost publish is stored behind later records and counted as
+/// out-of-order.
 #[derive(Debug, Args)]
 pub(crate) struct ForwardArgs {
     #[command(flatten)]
@@ -81,6 +107,10 @@ pub(crate) struct ForwardArgs {
     /// How replays are kept out of the stream.
     #[arg(long, value_enum, default_value = "last-subject")]
     dedup: DedupArg,
+    /// Keep the stream in journal order (strict: this forwarder must be the
+    /// stream's only publisher).
+    #[arg(long, value_enum, default_value = "auto")]
+    order: OrderArg,
     /// Wait this long for an acknowledgement before publishing again.
     #[arg(long, value_name = "MS", default_value_t = 5000)]
     ack_timeout_ms: u64,
@@ -95,8 +125,8 @@ pub(crate) struct ForwardArgs {
 
 fn metrics_line(m: &Metrics) -> String {
     format!(
-        "forwarded {} acknowledged {} retried {} duplicates {} already-in-stream {} out-of-order {} lag {} records {} bytes",
-        m.forwarded, m.acknowledged, m.retried, m.duplicates, m.already_in_stream, m.out_of_order, m.lag_records, m.lag_bytes
+        "forwarded {} acknowledged {} retried {} duplicates {} already-in-stream {} out-of-order {} order-refusals {} lag {} records {} bytes",
+        m.forwarded, m.acknowledged, m.retried, m.duplicates, m.already_in_stream, m.out_of_order, m.order_refusals, m.lag_records, m.lag_bytes
     )
 }
 
@@ -148,6 +178,11 @@ pub(crate) fn forward(args: ForwardArgs) -> Result<i32, String> {
     options.dedup = match args.dedup {
         DedupArg::MsgId => Dedup::MsgId,
         DedupArg::LastSubject => Dedup::LastSubject,
+    };
+    options.order = match args.order {
+        OrderArg::Auto => Order::Auto,
+        OrderArg::Strict => Order::Strict,
+        OrderArg::Relaxed => Order::Relaxed,
     };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -110,6 +110,24 @@ pub enum ForwardError {
         /// Journal-global position where the journal goes on.
         to_position: u64,
     },
+    /// Strict order ([`crate::Order::Strict`]): the stream's last message
+    /// is not a record of this journal where one was expected, so the
+    /// forwarder is not its only publisher or it holds something else.
+    /// Found at the start, nothing is published; found before a retry,
+    /// the forwarder stops there, its cursor before the failed record.
+    /// Forward to such a stream in relaxed order, or to another stream.
+    #[error(
+        "stream {stream}: its last message (stream sequence {stream_seq}) {what}; \
+         strict order needs the forwarder of this journal as the stream's only publisher"
+    )]
+    ForeignStream {
+        /// The stream.
+        stream: String,
+        /// The stream sequence of that message.
+        stream_seq: u64,
+        /// What it is.
+        what: String,
+    },
     /// The server refused a record for good (too large, or an
     /// expectation header failed).
     #[error("publish of record {producer}-{seq} refused")]

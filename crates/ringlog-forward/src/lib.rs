@@ -13,6 +13,13 @@
 //! deleted by retention before they were forwarded stop it with
 //! [`ForwardError::Gap`].
 //!
+//! In [`Order::Strict`] (the default on a stream the forwarder creates)
+//! each publish expects the record before it in journal order to be the
+//! stream's last message, so a lost publish cannot be overtaken: the ones
+//! after it are refused and published again in order, and the stream holds
+//! the journal's order. The forwarder must then be the stream's only
+//! publisher.
+//!
 //! [`check_stream`] reads the stream and compares it with the journal;
 //! [`import_stream`] is the way back: it reads the stream into a journal,
 //! with each record's producer, sequence and timestamp, checking every
@@ -37,11 +44,12 @@ mod window;
 pub use check::{check_stream, StreamCheck, MAX_LISTED};
 pub use error::{ForwardError, NatsError};
 pub use forward::{
-    connect, msg_id, Dedup, ForwardOptions, ForwardReport, Forwarder, LosePublish, Metrics,
-    Progress, HEADER_CRC, HEADER_PRODUCER, HEADER_SEQ, HEADER_TIMESTAMP, MAX_WINDOW,
+    connect, msg_id, parse_msg_id, Dedup, ForwardOptions, ForwardReport, Forwarder, LosePublish,
+    Metrics, Order, Progress, HEADER_CRC, HEADER_PRODUCER, HEADER_SEQ, HEADER_TIMESTAMP,
+    MAX_WINDOW,
 };
 pub use import::{
     import_stream, Existing, ImportOptions, ImportProgress, ImportReport, IMPORT_PULL_BATCH,
 };
-pub use stream::{ensure_stream, StreamSpec};
+pub use stream::{ensure_stream, StreamSpec, ORDER_METADATA};
 pub use window::{AckWindow, SlotState};

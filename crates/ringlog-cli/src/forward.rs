@@ -61,8 +61,8 @@ pub(crate) struct StreamArgs {
 
 /// `ringlog forward`.
 ///
-/// Publishes every record of the journal to the stream, with the headers
-/// `Ringlog: p=<producer>;s=<seq>;t=<timestamp>;c=<crc, 8 hex digits>` and
+/// Publishes every record of the journal to the stream, with headers
+/// Ringlog-Producer, Ringlog-Seq, Ringlog-Timestamp, Ringlog-Crc and
 /// `Nats-Msg-Id: <producer>-<seq>`, the payload as the message. Only records
 /// made durable locally are published (the forwarder syncs the segment
 /// itself). The cursor file is written only over acknowledged records, so a
@@ -271,9 +271,8 @@ pub(crate) fn stream_check(args: StreamCheckArgs) -> Result<i32, String> {
 
 /// `ringlog import`: reads every message of the stream under `P.>` into a
 /// journal in OUT_DIR, each record with the producer, sequence and
-/// timestamp of its headers, its payload checked against their CRC (the
-/// `Ringlog` header, or the four `Ringlog-Producer`, `-Seq`, `-Timestamp`,
-/// `-Crc` headers of streams forwarded by earlier versions). Messages with missing or malformed headers, a CRC that does not
+/// timestamp of its headers, its payload checked against its Ringlog-Crc
+/// header. Messages with missing or malformed headers, a CRC that does not
 /// match, or a sequence number that repeats or goes back for their producer
 /// are counted, listed and not written; skipped sequence numbers are
 /// counted as gaps. Exit 0 when everything was imported, 1 when anything

@@ -223,7 +223,6 @@ fn import_of_a_damaged_message_exits_1_naming_it() {
     rt.block_on(async {
         let client = async_nats::connect(url.as_str()).await.unwrap();
         let js = async_nats::jetstream::new(client);
-        // The four headers of earlier versions, still read.
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Ringlog-Producer", "1");
         headers.insert("Ringlog-Seq", "10");
@@ -273,7 +272,7 @@ fn import_of_a_damaged_message_exits_1_naming_it() {
     let named = format!("stream message 11 (1-10): CRC header {crc:#010x}, payload gives");
     assert!(text.contains(&named), "{text}");
     assert!(
-        text.contains("stream message 12: no Ringlog header"),
+        text.contains("stream message 12: no Ringlog-Producer header"),
         "{text}"
     );
     assert!(

@@ -21,12 +21,23 @@ use ringlog::journal::{
 use serde::Serialize;
 
 use crate::error::{ForwardError, NatsError};
-use crate::headers::{RecordMeta, HEADER_RECORD};
 use crate::stream::{ensure_stream_marked, StreamSpec, ORDER_METADATA};
 use crate::window::AckWindow;
 
+/// Header carrying the record's producer id.
+pub const HEADER_PRODUCER: &str = "Ringlog-Producer";
+/// Header carrying the record's sequence number.
+pub const HEADER_SEQ: &str = "Ringlog-Seq";
+/// Header carrying the record's timestamp.
+pub const HEADER_TIMESTAMP: &str = "Ringlog-Timestamp";
+/// Header carrying the record's frame CRC-32C, `0x` and 8 hex digits.
+pub const HEADER_CRC: &str = "Ringlog-Crc";
+
 // The names once, not parsed and allocated again for every message.
-const NAME_RECORD: HeaderName = HeaderName::from_static(HEADER_RECORD);
+const NAME_PRODUCER: HeaderName = HeaderName::from_static(HEADER_PRODUCER);
+const NAME_SEQ: HeaderName = HeaderName::from_static(HEADER_SEQ);
+const NAME_TIMESTAMP: HeaderName = HeaderName::from_static(HEADER_TIMESTAMP);
+const NAME_CRC: HeaderName = HeaderName::from_static(HEADER_CRC);
 const NAME_MSG_ID: HeaderName = HeaderName::from_static("Nats-Msg-Id");
 const NAME_EXPECTED_LAST_MSG_ID: HeaderName = HeaderName::from_static("Nats-Expected-Last-Msg-Id");
 const NAME_EXPECTED_LAST_SEQ: HeaderName = HeaderName::from_static("Nats-Expected-Last-Sequence");
@@ -324,13 +335,10 @@ impl Outgoing {
 
     fn message(&self) -> PublishMessage {
         let mut headers = HeaderMap::new();
-        let meta = RecordMeta {
-            producer: self.producer,
-            seq: self.seq,
-            timestamp: self.timestamp,
-            crc: self.crc,
-        };
-        headers.insert(NAME_RECORD, meta.encode());
+        headers.insert(NAME_PRODUCER, self.producer.to_string());
+        headers.insert(NAME_SEQ, self.seq.to_string());
+        headers.insert(NAME_TIMESTAMP, self.timestamp.to_string());
+        headers.insert(NAME_CRC, format!("{:#010x}", self.crc));
         headers.insert(NAME_MSG_ID, msg_id(self.producer, self.seq));
         if let Some(seq) = self.expect_seq {
             headers.insert(NAME_EXPECTED_LAST_SEQ, seq.to_string());
@@ -934,9 +942,9 @@ impl Run<'_> {
     /// numbers (headers) and its message count.
     async fn probe(&self, subject: &str) -> Result<Probe, NatsError> {
         let seq_of = |m: &jetstream::message::StreamMessage| {
-            RecordMeta::from_headers(Some(&m.headers))
-                .ok()
-                .map(|r| r.seq)
+            m.headers
+                .get(HEADER_SEQ)
+                .and_then(|v| v.as_str().parse::<u64>().ok())
         };
         let last = match self.stream.get_last_raw_message_by_subject(subject).await {
             Ok(m) => seq_of(&m),
@@ -1049,9 +1057,10 @@ impl Run<'_> {
                 "has no Nats-Msg-Id of a ringlog record (<producer>-<seq>)".to_owned(),
             ));
         };
-        let crc = RecordMeta::from_headers(Some(&m.headers))
-            .ok()
-            .map(|r| r.crc);
+        let crc = m
+            .headers
+            .get(HEADER_CRC)
+            .and_then(|v| u32::from_str_radix(v.as_str().trim_start_matches("0x"), 16).ok());
         Ok(Ok(LastInStream {
             producer,
             seq,

@@ -3,8 +3,8 @@
 //! The journal stays the record of truth. A [`Forwarder`] follows it
 //! (`ringlog::journal::Follower`), makes what it read durable locally
 //! (`fdatasync` of the segment) before publishing it, publishes every record
-//! to `P.<producer>` with its producer, sequence, timestamp and frame CRC in
-//! one header ([`HEADER_RECORD`]) and `Nats-Msg-Id: <producer>-<seq>`, keeps a bounded window of
+//! to `P.<producer>` with its producer, sequence, timestamp and frame CRC as
+//! headers and `Nats-Msg-Id: <producer>-<seq>`, keeps a bounded window of
 //! unacknowledged publishes, and writes its cursor file only over records
 //! whose acknowledgement and every earlier one's arrived. After any restart
 //! it replays from that cursor; the server drops what it already holds
@@ -28,7 +28,6 @@
 //! | file | what it is |
 //! |---|---|
 //! | `forward.rs` | [`Forwarder`], [`ForwardOptions`], [`Metrics`], the headers |
-//! | `headers.rs` | [`RecordMeta`]: the record's header, and the older four still read |
 //! | `window.rs` | [`AckWindow`]: the acknowledgement window and the cursor rule |
 //! | `stream.rs` | [`StreamSpec`], [`ensure_stream`]: create or check the stream |
 //! | `check.rs` | [`check_stream`], [`StreamCheck`]: compare a stream with its journal |
@@ -38,7 +37,6 @@
 mod check;
 mod error;
 mod forward;
-mod headers;
 mod import;
 mod stream;
 mod window;
@@ -47,10 +45,8 @@ pub use check::{check_stream, StreamCheck, MAX_LISTED};
 pub use error::{ForwardError, NatsError};
 pub use forward::{
     connect, msg_id, parse_msg_id, Dedup, ForwardOptions, ForwardReport, Forwarder, LosePublish,
-    Metrics, Order, Progress, MAX_WINDOW,
-};
-pub use headers::{
-    RecordMeta, HEADER_CRC, HEADER_PRODUCER, HEADER_RECORD, HEADER_SEQ, HEADER_TIMESTAMP,
+    Metrics, Order, Progress, HEADER_CRC, HEADER_PRODUCER, HEADER_SEQ, HEADER_TIMESTAMP,
+    MAX_WINDOW,
 };
 pub use import::{
     import_stream, Existing, ImportOptions, ImportProgress, ImportReport, IMPORT_PULL_BATCH,

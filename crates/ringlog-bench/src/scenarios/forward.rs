@@ -8,8 +8,8 @@
 //! `sync_interval: always`, their stores under the work directory. The
 //! forwarder reads the journal (synced), publishes with its headers and
 //! `Nats-Msg-Id`, and keeps its cursor; the plain loop publishes the same
-//! payloads from memory, with no headers, with the forwarder's headers
-//! (unique `Nats-Msg-Id`s) and with the four headers of earlier versions, so the server's cost of headers and
+//! payloads from memory, with no headers and with the forwarder's headers
+//! (unique `Nats-Msg-Id`s), so the server's cost of headers and
 //! deduplication is told apart from the forwarder's own. The forwarder runs
 //! in relaxed order and in strict order (each publish also carries
 //! `Nats-Expected-Last-Msg-Id`). Records per second from the first
@@ -178,23 +178,12 @@ type AckFuture = std::pin::Pin<
     >,
 >;
 
-/// The headers of the plain loop's messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Headers {
-    /// None.
-    None,
-    /// The forwarder's: `Ringlog` and `Nats-Msg-Id`.
-    One,
-    /// The four of earlier versions and `Nats-Msg-Id`.
-    Four,
-}
-
 async fn plain_loop(
     js: &jetstream::Context,
     name: &str,
     size: usize,
     per: u64,
-    headers: Headers,
+    headers: bool,
 ) -> Result<Measured, CheckError> {
     let payloads: Vec<(String, bytes::Bytes)> = (0..per)
         .flat_map(|seq| {
@@ -211,23 +200,13 @@ async fn plain_loop(
                 acked += 1;
             }
         }
-        let fut = if headers != Headers::None {
+        let fut = if headers {
             // The forwarder's headers, values of the same shape.
             let mut h = async_nats::HeaderMap::new();
-            let meta = ringlog_forward::RecordMeta {
-                producer: 1,
-                seq: acked,
-                timestamp: 1_700_000_000_000_000_000,
-                crc: 0x1234_5678,
-            };
-            if headers == Headers::One {
-                h.insert(ringlog_forward::HEADER_RECORD, meta.encode().as_str());
-            } else {
-                h.insert(ringlog_forward::HEADER_PRODUCER, "1");
-                h.insert(ringlog_forward::HEADER_SEQ, acked.to_string().as_str());
-                h.insert(ringlog_forward::HEADER_TIMESTAMP, "1700000000000000000");
-                h.insert(ringlog_forward::HEADER_CRC, "0x12345678");
-            }
+            h.insert(ringlog_forward::HEADER_PRODUCER, "1");
+            h.insert(ringlog_forward::HEADER_SEQ, acked.to_string().as_str());
+            h.insert(ringlog_forward::HEADER_TIMESTAMP, "1700000000000000000");
+            h.insert(ringlog_forward::HEADER_CRC, "0x12345678");
             h.insert(
                 "Nats-Msg-Id",
                 format!("{subject}-{}", acks.len() as u64 + acked).as_str(),
@@ -375,25 +354,15 @@ pub fn run(b: &mut Bench) {
                     n += 1;
                     let name = format!("PLAIN{n}");
                     rt.block_on(fresh_stream(&js, &name, nodes))?;
-                    let r = rt.block_on(plain_loop(&js, &name, size, per, Headers::None));
+                    let r = rt.block_on(plain_loop(&js, &name, size, per, false));
                     let _ = rt.block_on(js.delete_stream(&name));
                     r
                 },
             );
-            for (headers, what) in [
-                (
-                    Headers::One,
-                    "async-nats publish loop (memory, the forwarder's Ringlog header and Nats-Msg-Id)",
-                ),
-                (
-                    Headers::Four,
-                    "async-nats publish loop (memory, the four older Ringlog-* headers and Nats-Msg-Id)",
-                ),
-            ] {
             b.case(
                 Case::new(
                     &group,
-                    what,
+                    "async-nats publish loop (memory, the forwarder's headers and Nats-Msg-Id)",
                     Role::Peer,
                     Unit::ItemsPerSec,
                     2,
@@ -402,12 +371,11 @@ pub fn run(b: &mut Bench) {
                     n += 1;
                     let name = format!("HDR{n}");
                     rt.block_on(fresh_stream(&js, &name, nodes))?;
-                    let r = rt.block_on(plain_loop(&js, &name, size, per, headers));
+                    let r = rt.block_on(plain_loop(&js, &name, size, per, true));
                     let _ = rt.block_on(js.delete_stream(&name));
                     r
                 },
             );
-            }
             let _ = std::fs::remove_dir_all(&dir);
         }
         drop(servers);

@@ -104,7 +104,8 @@ pub(crate) struct ForwardArgs {
     /// Fail when the stream does not exist instead of creating it.
     #[arg(long)]
     no_create: bool,
-    /// How replays are kept out of the stream.
+    /// How replays are kept out of the stream in relaxed order (in strict
+    /// order the stream's last message says which records it holds).
     #[arg(long, value_enum, default_value = "last-subject")]
     dedup: DedupArg,
     /// Keep the stream in journal order (strict: this forwarder must be the

@@ -184,7 +184,9 @@ pub struct ForwardOptions {
     pub ack_timeout: Duration,
     /// Give up on a record after failing this long (`None`: never).
     pub retry_for: Option<Duration>,
-    /// How duplicates are avoided.
+    /// How duplicates are avoided in relaxed order. In strict order
+    /// ([`Order::Strict`]) the stream's last message says which records it
+    /// holds, so [`Dedup::LastSubject`] reads nothing per producer.
     pub dedup: Dedup,
     /// Whether the stream is kept in journal order.
     pub order: Order,

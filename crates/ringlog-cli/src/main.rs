@@ -45,6 +45,8 @@ enum Command {
     Forward(forward::ForwardArgs),
     /// Compare a JetStream stream with the journal it was forwarded from.
     StreamCheck(forward::StreamCheckArgs),
+    /// Read a JetStream stream back into a journal, checking every record.
+    Import(forward::ImportArgs),
 }
 
 fn main() {
@@ -58,6 +60,7 @@ fn main() {
         Command::Tail(args) => tail::tail(args),
         Command::Forward(args) => forward::forward(args),
         Command::StreamCheck(args) => forward::stream_check(args),
+        Command::Import(args) => forward::import(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

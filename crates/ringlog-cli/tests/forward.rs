@@ -153,11 +153,21 @@ fn forward_replay_and_check_against_a_server() {
     let m = run(&["--cursor", c]);
     assert_eq!(m["forwarded"], 0, "{m}");
     assert_eq!(m["lag_bytes"], 0, "{m}");
-    // Without it, a replay the server reports as duplicates.
-    let m = run(&["--dedup", "msg-id"]);
+    // Without it, in relaxed order, a replay the server reports as
+    // duplicates.
+    let m = run(&["--dedup", "msg-id", "--order", "relaxed"]);
     assert_eq!(m["duplicates"], 600, "{m}");
-    let m = run(&[]);
+    let m = run(&["--order", "relaxed"]);
     assert_eq!(m["already_in_stream"], 600, "{m}");
+    // The stream was created by the forwarder, so strict by default: the
+    // stream's last message shows that it holds every record.
+    let m = run(&["--dedup", "msg-id"]);
+    assert_eq!(m["strict_order"], true, "{m}");
+    assert_eq!(
+        (&m["already_in_stream"], &m["duplicates"]),
+        (&600.into(), &0.into()),
+        "{m}"
+    );
     // A conflicting configuration is an error naming it.
     let mut args = vec!["forward", d];
     args.extend_from_slice(&base);

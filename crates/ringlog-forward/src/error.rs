@@ -7,12 +7,36 @@ use ringlog::journal::JournalError;
 /// A boxed error from the NATS client, kept as the source.
 pub type NatsError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Why forwarding (or checking a stream) stopped.
+/// Why forwarding, checking a stream or importing one stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
     /// An option is out of range; nothing was touched.
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// The output directory of an import already holds a journal and
+    /// neither resuming nor overwriting it was asked for; nothing was
+    /// touched.
+    #[error(
+        "{dir} already holds a journal ({files} journal files); \
+         resume it or overwrite it explicitly"
+    )]
+    JournalExists {
+        /// The output directory.
+        dir: PathBuf,
+        /// Journal files found in it.
+        files: usize,
+    },
+    /// A file operation outside the journal's own API failed.
+    #[error("{op} {path}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The first connection to the servers failed.
     #[error("connect to {server}")]
     Connect {
@@ -85,6 +109,24 @@ pub enum ForwardError {
         from_position: u64,
         /// Journal-global position where the journal goes on.
         to_position: u64,
+    },
+    /// Strict order ([`crate::Order::Strict`]): the stream's last message
+    /// is not a record of this journal where one was expected, so the
+    /// forwarder is not its only publisher or it holds something else.
+    /// Found at the start, nothing is published; found before a retry,
+    /// the forwarder stops there, its cursor before the failed record.
+    /// Forward to such a stream in relaxed order, or to another stream.
+    #[error(
+        "stream {stream}: its last message (stream sequence {stream_seq}) {what}; \
+         strict order needs the forwarder of this journal as the stream's only publisher"
+    )]
+    ForeignStream {
+        /// The stream.
+        stream: String,
+        /// The stream sequence of that message.
+        stream_seq: u64,
+        /// What it is.
+        what: String,
     },
     /// The server refused a record for good (too large, or an
     /// expectation header failed).

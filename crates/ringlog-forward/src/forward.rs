@@ -21,7 +21,7 @@ use ringlog::journal::{
 use serde::Serialize;
 
 use crate::error::{ForwardError, NatsError};
-use crate::stream::{ensure_stream, StreamSpec};
+use crate::stream::{ensure_stream_marked, StreamSpec, ORDER_METADATA};
 use crate::window::AckWindow;
 
 /// Header carrying the record's producer id.
@@ -39,6 +39,8 @@ const NAME_SEQ: HeaderName = HeaderName::from_static(HEADER_SEQ);
 const NAME_TIMESTAMP: HeaderName = HeaderName::from_static(HEADER_TIMESTAMP);
 const NAME_CRC: HeaderName = HeaderName::from_static(HEADER_CRC);
 const NAME_MSG_ID: HeaderName = HeaderName::from_static("Nats-Msg-Id");
+const NAME_EXPECTED_LAST_MSG_ID: HeaderName = HeaderName::from_static("Nats-Expected-Last-Msg-Id");
+const NAME_EXPECTED_LAST_SEQ: HeaderName = HeaderName::from_static("Nats-Expected-Last-Sequence");
 
 /// Records the reading thread hands over at once (at most), and the
 /// payload bytes (at most) of such a batch.
@@ -61,7 +63,39 @@ pub enum Dedup {
     /// the last message on `P.<producer>` and skip records up to its
     /// sequence: exactly once beyond the duplicate window, for producers
     /// whose sequence numbers increase (as the journal's `verify` checks).
+    /// Only when the subject holds one message per sequence number from its
+    /// first to its last: a record lost while later ones were stored (a
+    /// forwarder that gave up on it, or was killed before its retry) is
+    /// not skipped; for such a producer nothing is, and
+    /// [`Metrics::incomplete_producers`] counts it.
     LastSubject,
+}
+
+/// Whether the stream must hold the records in journal order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Order {
+    /// Every publish carries, as `Nats-Expected-Last-Msg-Id`, the
+    /// `Nats-Msg-Id` of the record before it in journal order (the first
+    /// one after a start or a retry `Nats-Expected-Last-Sequence`, the
+    /// stream's last sequence). A lost publish makes the server refuse the
+    /// pipelined ones after it; they are published again, in order, from
+    /// the first unacknowledged record, so the stream ends in journal
+    /// order. At the start the stream's last message must be a record of
+    /// this journal (records up to it are skipped as already in the
+    /// stream) or the stream must be empty, otherwise
+    /// [`ForwardError::ForeignStream`]. The forwarder must be the stream's
+    /// only publisher: another one's messages are refused records here.
+    Strict,
+    /// No expectation: a lost publish retried is stored behind later
+    /// records of its producer, counted in [`Metrics::out_of_order`]. For
+    /// streams with other publishers.
+    Relaxed,
+    /// [`Order::Strict`] when the stream carries the metadata
+    /// [`ORDER_METADATA`](crate::ORDER_METADATA) `strict`, which a
+    /// forwarder in this mode or [`Order::Strict`] sets on a stream it
+    /// creates; [`Order::Relaxed`] otherwise.
+    Auto,
 }
 
 /// Counters of a forwarding run.
@@ -87,10 +121,21 @@ pub struct Metrics {
     /// Journal frame bytes past the committed cursor, up to the end of the
     /// journal as last seen by the reading thread.
     pub lag_bytes: u64,
+    /// Producers whose messages in the stream, when [`Dedup::LastSubject`]
+    /// looked at them, were not one per sequence number from the first to
+    /// the last (a lost publish never retried): none of their records was
+    /// skipped.
+    pub incomplete_producers: u64,
     /// Records that the server stored after a later record of their
     /// producer (a lost publish retried behind publishes that went
     /// through); `stream-check` reports the same from the stream.
     pub out_of_order: u64,
+    /// Publishes the server refused because the stream's last message was
+    /// not the record before them ([`Order::Strict`]: a lost publish
+    /// ahead of them); each is published again.
+    pub order_refusals: u64,
+    /// Whether this run kept the stream in journal order ([`Order`]).
+    pub strict_order: bool,
     /// Times the cursor file was written.
     pub cursor_writes: u64,
     /// The committed cursor, as in the cursor file.
@@ -99,6 +144,22 @@ pub struct Metrics {
     pub last_error: Option<String>,
     /// Seconds since the start.
     pub elapsed_secs: f64,
+}
+
+/// Fault injection for tests: the publishes of one record are lost, as a
+/// message the server never received would be. Each is acknowledged by
+/// nothing, so it fails after the acknowledgement timeout, while the
+/// publishes of later records go through.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LosePublish {
+    /// The record's producer.
+    pub producer: u32,
+    /// The record's sequence number.
+    pub seq: u64,
+    /// Publishes of the record are lost for this long after its first one
+    /// (zero: only the first one is lost).
+    pub lose_for: Duration,
 }
 
 /// A progress callback, called about every [`ForwardOptions::progress_interval`].
@@ -123,8 +184,12 @@ pub struct ForwardOptions {
     pub ack_timeout: Duration,
     /// Give up on a record after failing this long (`None`: never).
     pub retry_for: Option<Duration>,
-    /// How duplicates are avoided.
+    /// How duplicates are avoided in relaxed order. In strict order
+    /// ([`Order::Strict`]) the stream's last message says which records it
+    /// holds, so [`Dedup::LastSubject`] reads nothing per producer.
     pub dedup: Dedup,
+    /// Whether the stream is kept in journal order.
+    pub order: Order,
     /// Least time between two writes of the cursor file.
     pub cursor_interval: Duration,
     /// Refuse to start from the oldest record when records before it were
@@ -137,6 +202,9 @@ pub struct ForwardOptions {
     pub progress: Option<Progress>,
     /// How often `progress` is called.
     pub progress_interval: Duration,
+    /// Fault injection for tests; `None` in any real use.
+    #[doc(hidden)]
+    pub lose_publish: Option<LosePublish>,
 }
 
 impl std::fmt::Debug for ForwardOptions {
@@ -149,14 +217,15 @@ impl std::fmt::Debug for ForwardOptions {
             .field("follow", &self.follow)
             .field("window", &self.window)
             .field("dedup", &self.dedup)
+            .field("order", &self.order)
             .finish_non_exhaustive()
     }
 }
 
 impl ForwardOptions {
     /// Options with the defaults: window 1024, acknowledgement timeout 5 s,
-    /// retry for ever, [`Dedup::LastSubject`], cursor written at most every
-    /// 100 ms.
+    /// retry for ever, [`Dedup::LastSubject`], [`Order::Auto`], cursor
+    /// written at most every 100 ms.
     pub fn new(dir: impl Into<PathBuf>, server: impl Into<String>, stream: StreamSpec) -> Self {
         Self {
             dir: dir.into(),
@@ -168,11 +237,13 @@ impl ForwardOptions {
             ack_timeout: Duration::from_secs(5),
             retry_for: None,
             dedup: Dedup::LastSubject,
+            order: Order::Auto,
             cursor_interval: Duration::from_millis(100),
             allow_initial_gap: false,
             stop: None,
             progress: None,
             progress_interval: Duration::from_secs(1),
+            lose_publish: None,
         }
     }
 
@@ -233,6 +304,12 @@ struct Outgoing {
     crc: u32,
     subject: Subject,
     payload: Bytes,
+    /// [`Order::Strict`]: the record before it in journal order, whose
+    /// message must be the stream's last.
+    expect_id: Option<(u32, u64)>,
+    /// [`Order::Strict`]: the stream's last sequence it expects instead
+    /// (first record after a start or a retry).
+    expect_seq: Option<u64>,
     /// When its first publish failed.
     first_failure: Option<Instant>,
     /// Publishes after the first.
@@ -250,6 +327,8 @@ impl Outgoing {
             crc: r.crc,
             subject,
             payload: Bytes::from(r.payload),
+            expect_id: None,
+            expect_seq: None,
             first_failure: None,
             attempts: 0,
             retried: false,
@@ -263,6 +342,11 @@ impl Outgoing {
         headers.insert(NAME_TIMESTAMP, self.timestamp.to_string());
         headers.insert(NAME_CRC, format!("{:#010x}", self.crc));
         headers.insert(NAME_MSG_ID, msg_id(self.producer, self.seq));
+        if let Some(seq) = self.expect_seq {
+            headers.insert(NAME_EXPECTED_LAST_SEQ, seq.to_string());
+        } else if let Some((p, s)) = self.expect_id {
+            headers.insert(NAME_EXPECTED_LAST_MSG_ID, msg_id(p, s));
+        }
         PublishMessage::build()
             .payload(self.payload.clone())
             .headers(headers)
@@ -272,6 +356,12 @@ impl Outgoing {
 /// The `Nats-Msg-Id` of a record: `<producer>-<seq>`.
 pub fn msg_id(producer: u32, seq: u64) -> String {
     format!("{producer}-{seq}")
+}
+
+/// The producer and sequence of a `Nats-Msg-Id` made by [`msg_id`].
+pub fn parse_msg_id(id: &str) -> Option<(u32, u64)> {
+    let (p, s) = id.split_once('-')?;
+    Some((p.parse().ok()?, s.parse().ok()?))
 }
 
 /// What the reading thread hands over.
@@ -445,14 +535,15 @@ type AckFuture = std::pin::Pin<
     >,
 >;
 
-/// Whether a publish error is worth publishing again.
-fn retryable(kind: &PublishErrorKind) -> bool {
-    !matches!(
-        kind,
-        PublishErrorKind::MaxPayloadExceeded
-            | PublishErrorKind::WrongLastMessageId
-            | PublishErrorKind::WrongLastSequence
-    )
+/// Whether a publish error is worth publishing again: in strict order a
+/// failed expectation is (a lost publish ahead of it), otherwise nothing
+/// sets one.
+fn retryable(kind: &PublishErrorKind, strict: bool) -> bool {
+    match kind {
+        PublishErrorKind::MaxPayloadExceeded => false,
+        PublishErrorKind::WrongLastMessageId | PublishErrorKind::WrongLastSequence => strict,
+        _ => true,
+    }
 }
 
 /// Connects to the servers, reconnecting by itself with a backoff of
@@ -534,7 +625,17 @@ impl Forwarder {
             .max_ack_inflight(o.window + 1)
             .backpressure_on_inflight(true)
             .build(client);
-        let stream = ensure_stream(&js, &o.stream).await?;
+        let stream = ensure_stream_marked(&js, &o.stream, o.order != Order::Relaxed).await?;
+        let strict = match o.order {
+            Order::Strict => true,
+            Order::Relaxed => false,
+            Order::Auto => stream
+                .cached_info()
+                .config
+                .metadata
+                .get(ORDER_METADATA)
+                .is_some_and(|v| v == "strict"),
+        };
 
         let started = Instant::now();
         let stop_reader = Arc::new(AtomicBool::new(false));
@@ -566,7 +667,21 @@ impl Forwarder {
             dropped: 0,
             retry_delay: Duration::from_millis(100),
             retries_in_flight: 0,
+            ack_timeout: o.ack_timeout,
+            lose: o.lose_publish.map(|l| (l, None)),
+            strict,
+            prev: start
+                .as_ref()
+                .and_then(|c| c.last)
+                .map(|l| (l.producer, l.seq)),
+            seed_seq: None,
+            skip_until: None,
         };
+        run.metrics.strict_order = strict;
+        if strict {
+            run.seed(start.as_ref()).await?;
+        }
+        let mut reader_idle = false;
         let mut queue: VecDeque<Record> = VecDeque::new();
         let mut reading = true;
         let mut stopped = false;
@@ -580,6 +695,19 @@ impl Forwarder {
 
         let result: Result<(), ForwardError> = async {
             loop {
+                if let Some(s) = run.skip_until {
+                    // The journal read to its end without the stream's
+                    // last message.
+                    if queue.is_empty() && (reader_idle || !reading) && failure.is_none() {
+                        return Err(run.foreign(
+                            s.stream_seq,
+                            format!(
+                                "is record {}, which is not in the journal after the cursor",
+                                msg_id(s.producer, s.seq)
+                            ),
+                        ));
+                    }
+                }
                 while run.window.len() < o.window
                     && !run.window.has_failed()
                     && run.retries_in_flight == 0
@@ -596,32 +724,38 @@ impl Forwarder {
                 }
                 if retrying {
                     // Nothing is in flight; intake waits for the retries.
-                } else { tokio::select! {
-                    Some((id, result)) = run.acks.next(), if !run.acks.is_empty() => {
-                        run.settle(id, result)?;
-                        // And every other one already there, without a
-                        // round through the select.
-                        while let Some(Some((id, result))) = run.acks.next().now_or_never() {
+                } else {
+                    tokio::select! {
+                        Some((id, result)) = run.acks.next(), if !run.acks.is_empty() => {
                             run.settle(id, result)?;
+                            // And every other one already there, without a
+                            // round through the select.
+                            while let Some(Some((id, result))) = run.acks.next().now_or_never() {
+                                run.settle(id, result)?;
+                            }
                         }
+                        // Taken before the queue runs dry, so publishing never
+                        // waits for the reading thread's hand-over.
+                        read = rx.recv(), if reading && queue.len() < o.window => match read {
+                            Some(Read::Records { records, journal_end }) => {
+                                reader_idle = false;
+                                journal_end_pos = journal_end;
+                                run.received += records.len() as u64;
+                                queue.extend(records);
+                            }
+                            Some(Read::Idle { journal_end }) => {
+                                reader_idle = true;
+                                journal_end_pos = journal_end.max(journal_end_pos);
+                            }
+                            Some(Read::CaughtUp) | None => reading = false,
+                            Some(Read::Failed(e)) => {
+                                reading = false;
+                                failure = Some(e);
+                            }
+                        },
+                        _ = tick.tick() => {}
                     }
-                    // Taken before the queue runs dry, so publishing never
-                    // waits for the reading thread's hand-over.
-                    read = rx.recv(), if reading && queue.len() < o.window => match read {
-                        Some(Read::Records { records, journal_end }) => {
-                            journal_end_pos = journal_end;
-                            run.received += records.len() as u64;
-                            queue.extend(records);
-                        }
-                        Some(Read::Idle { journal_end }) => journal_end_pos = journal_end.max(journal_end_pos),
-                        Some(Read::CaughtUp) | None => reading = false,
-                        Some(Read::Failed(e)) => {
-                            reading = false;
-                            failure = Some(e);
-                        }
-                    },
-                    _ = tick.tick() => {}
-                } }
+                }
                 // Relaxed: the flag carries no data.
                 if reading && o.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
                     reading = false;
@@ -681,6 +815,21 @@ fn persist(path: &Path, c: Option<&Cursor>, m: &mut Metrics) -> Result<(), Forwa
     Ok(())
 }
 
+/// What [`Run::probe`] found on a producer's subject.
+enum Probe {
+    /// No message.
+    Empty,
+    /// One message per sequence number up to `last`.
+    Complete { last: u64 },
+    /// Fewer or more messages than sequence numbers from `first` to `last`
+    /// (or a message without a readable sequence header).
+    Holes {
+        first: u64,
+        last: u64,
+        messages: u64,
+    },
+}
+
 struct Run<'a> {
     js: &'a jetstream::Context,
     stream: &'a jetstream::stream::Stream,
@@ -704,6 +853,28 @@ struct Run<'a> {
     dropped: u64,
     retry_delay: Duration,
     retries_in_flight: usize,
+    ack_timeout: Duration,
+    /// [`LosePublish`], and when its record's first publish was lost.
+    lose: Option<(LosePublish, Option<Instant>)>,
+    /// [`Order::Strict`].
+    strict: bool,
+    /// The latest record taken into the window (journal order), or the
+    /// one before the starting cursor.
+    prev: Option<(u32, u64)>,
+    /// The `Nats-Expected-Last-Sequence` of the next record published.
+    seed_seq: Option<u64>,
+    /// The stream's last message at the start, a record after the cursor:
+    /// records up to it are in the stream already.
+    skip_until: Option<LastInStream>,
+}
+
+/// The stream's last message, a record of the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LastInStream {
+    producer: u32,
+    seq: u64,
+    crc: Option<u32>,
+    stream_seq: u64,
 }
 
 impl Run<'_> {
@@ -721,7 +892,12 @@ impl Run<'_> {
         self.metrics.elapsed_secs = started.elapsed().as_secs_f64();
     }
 
-    /// The sequence of the producer's last record in the stream.
+    /// The sequence up to which the producer's records may be skipped: that
+    /// of its last message in the stream, provided the stream holds one
+    /// message for every sequence number from its first message's to that
+    /// one. Otherwise (a publish was lost while later ones were stored, and
+    /// the forwarder stopped before its retry was) `None`: nothing is
+    /// skipped and `Nats-Msg-Id` alone keeps duplicates out.
     async fn last_stored(&mut self, producer: u32) -> Result<Option<u64>, ForwardError> {
         if let Some(&s) = self.last_stored.get(&producer) {
             return Ok(s);
@@ -730,24 +906,29 @@ impl Run<'_> {
         let mut delay = Duration::from_millis(100);
         let started = Instant::now();
         let found = loop {
-            match self.stream.get_last_raw_message_by_subject(&subject).await {
-                Ok(m) => {
-                    break m
-                        .headers
-                        .get(HEADER_SEQ)
-                        .and_then(|v| v.as_str().parse::<u64>().ok());
-                }
-                Err(e)
-                    if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
-                {
-                    break None
+            match self.probe(&subject).await {
+                Ok(Probe::Empty) => break None,
+                Ok(Probe::Complete { last }) => break Some(last),
+                Ok(Probe::Holes {
+                    first,
+                    last,
+                    messages,
+                }) => {
+                    self.metrics.incomplete_producers += 1;
+                    self.metrics.last_error = Some(format!(
+                        "producer {producer}: the stream holds {messages} messages on {subject} \
+                         for sequence numbers {first} to {last}: not one per sequence number, \
+                         so no record is skipped (Nats-Msg-Id drops those stored within the \
+                         duplicate window)"
+                    ));
+                    break None;
                 }
                 Err(e) => {
                     if self.retry_for.is_some_and(|r| started.elapsed() >= r) {
                         return Err(ForwardError::Stream {
                             stream: self.stream.cached_info().config.name.clone(),
-                            op: "read the last message of a producer",
-                            source: Box::new(e),
+                            op: "read the first and last messages of a producer",
+                            source: e,
                         });
                     }
                     tokio::time::sleep(delay).await;
@@ -757,6 +938,203 @@ impl Run<'_> {
         };
         self.last_stored.insert(producer, found);
         Ok(found)
+    }
+
+    /// What the stream holds on `subject`: its first and last sequence
+    /// numbers (headers) and its message count.
+    async fn probe(&self, subject: &str) -> Result<Probe, NatsError> {
+        let seq_of = |m: &jetstream::message::StreamMessage| {
+            m.headers
+                .get(HEADER_SEQ)
+                .and_then(|v| v.as_str().parse::<u64>().ok())
+        };
+        let last = match self.stream.get_last_raw_message_by_subject(subject).await {
+            Ok(m) => seq_of(&m),
+            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
+                return Ok(Probe::Empty)
+            }
+            Err(e) => return Err(Box::new(e)),
+        };
+        let first = seq_of(
+            &self
+                .stream
+                .get_first_raw_message_by_subject(subject, 1)
+                .await?,
+        );
+        let mut messages = 0u64;
+        let mut subjects = self.stream.info_with_subjects(subject).await?;
+        while let Some(entry) = subjects.next().await {
+            let (s, n) = entry?;
+            if s == subject {
+                messages = n as u64;
+            }
+        }
+        Ok(match (first, last) {
+            (Some(first), Some(last)) if last >= first && messages == last - first + 1 => {
+                Probe::Complete { last }
+            }
+            (first, last) => Probe::Holes {
+                first: first.unwrap_or(0),
+                last: last.unwrap_or(0),
+                messages,
+            },
+        })
+    }
+
+    /// Whether this publish of (producer, seq) is to be lost
+    /// ([`LosePublish`]).
+    fn lost(&mut self, producer: u32, seq: u64) -> bool {
+        let Some((l, first)) = self.lose.as_mut() else {
+            return false;
+        };
+        if (l.producer, l.seq) != (producer, seq) {
+            return false;
+        }
+        match first {
+            None => {
+                *first = Some(Instant::now());
+                true
+            }
+            Some(t) => t.elapsed() < l.lose_for,
+        }
+    }
+
+    /// An acknowledgement that never comes: the publish fails after the
+    /// acknowledgement timeout, as one the server never received does.
+    fn push_lost(&mut self, id: u64) {
+        let timeout = self.ack_timeout;
+        self.acks.push_back(Box::pin(async move {
+            tokio::time::sleep(timeout).await;
+            let e = std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no acknowledgement: the publish was lost (fault injection)",
+            );
+            (id, Err(Box::new(e) as NatsError))
+        }));
+    }
+
+    fn stream_name(&self) -> String {
+        self.stream.cached_info().config.name.clone()
+    }
+
+    fn foreign(&self, stream_seq: u64, what: String) -> ForwardError {
+        ForwardError::ForeignStream {
+            stream: self.stream_name(),
+            stream_seq,
+            what,
+        }
+    }
+
+    /// The stream's last message (`None`: the stream is empty, with its
+    /// last sequence), as a record of the journal.
+    async fn last_in_stream(&self) -> Result<Result<LastInStream, u64>, ForwardError> {
+        let api = |op| {
+            move |e: NatsError| ForwardError::Stream {
+                stream: self.stream_name(),
+                op,
+                source: e,
+            }
+        };
+        let info = self
+            .stream
+            .get_info()
+            .await
+            .map_err(|e| api("read the stream's state")(Box::new(e)))?;
+        let last = info.state.last_sequence;
+        if info.state.messages == 0 {
+            return Ok(Err(last));
+        }
+        let m = self
+            .stream
+            .get_raw_message(last)
+            .await
+            .map_err(|e| api("read the stream's last message")(Box::new(e)))?;
+        let Some((producer, seq)) = m
+            .headers
+            .get(NAME_MSG_ID.as_ref())
+            .and_then(|v| parse_msg_id(v.as_str()))
+        else {
+            return Err(self.foreign(
+                last,
+                "has no Nats-Msg-Id of a ringlog record (<producer>-<seq>)".to_owned(),
+            ));
+        };
+        let crc = m
+            .headers
+            .get(HEADER_CRC)
+            .and_then(|v| u32::from_str_radix(v.as_str().trim_start_matches("0x"), 16).ok());
+        Ok(Ok(LastInStream {
+            producer,
+            seq,
+            crc,
+            stream_seq: last,
+        }))
+    }
+
+    /// [`Order::Strict`], at the start: what the first record published
+    /// expects, and which records the stream holds already.
+    async fn seed(&mut self, start: Option<&Cursor>) -> Result<(), ForwardError> {
+        match self.last_in_stream().await? {
+            Err(last_seq) => self.seed_seq = Some(last_seq),
+            Ok(last) => match start.and_then(|c| c.last) {
+                Some(l) if (l.producer, l.seq) == (last.producer, last.seq) => {
+                    if last.crc.is_some_and(|c| c != l.crc) {
+                        return Err(self.foreign(
+                            last.stream_seq,
+                            format!(
+                                "is record {} with another CRC than the journal's",
+                                msg_id(last.producer, last.seq)
+                            ),
+                        ));
+                    }
+                    self.seed_seq = Some(last.stream_seq);
+                }
+                _ => self.skip_until = Some(last),
+            },
+        }
+        Ok(())
+    }
+
+    /// [`Order::Strict`], before publishing failed records again: the
+    /// first one expects the stream's last sequence when its last message
+    /// is the record before it (the server's memory of its last message id
+    /// need not survive a restart or a leader change).
+    async fn reseed(&mut self, first: u64) -> Result<(), ForwardError> {
+        let Some(out) = self.window.item(first) else {
+            return Ok(());
+        };
+        let expect_id = out.expect_id;
+        let last = match self.last_in_stream().await {
+            Ok(Ok(last)) => last,
+            // Empty: the first record's own expectation holds.
+            Ok(Err(_)) => return Ok(()),
+            // Unreachable now: the retry finds out.
+            Err(ForwardError::Stream { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let id = (last.producer, last.seq);
+        if Some(id) == expect_id {
+            let out = self.window.item_mut(first).expect("in the window");
+            out.expect_seq = Some(last.stream_seq);
+            return Ok(());
+        }
+        // A record from the first failed one on, stored with its
+        // acknowledgement lost: the ones up to it are duplicates now.
+        let mut i = first;
+        while let Some(out) = self.window.item(i) {
+            if (out.producer, out.seq) == id {
+                return Ok(());
+            }
+            i += 1;
+        }
+        Err(self.foreign(
+            last.stream_seq,
+            format!(
+                "is {}, not the record before {}: another publisher writes to the stream",
+                msg_id(id.0, id.1),
+                expect_id.map_or_else(|| "the first one".to_owned(), |(p, s)| msg_id(p, s))
+            ),
+        ))
     }
 
     fn subject(&mut self, producer: u32) -> Subject {
@@ -769,7 +1147,28 @@ impl Run<'_> {
 
     async fn publish(&mut self, r: Record) -> Result<(), ForwardError> {
         let cursor = r.cursor();
-        if self.dedup == Dedup::LastSubject {
+        if let Some(last) = self.skip_until {
+            if (r.producer, r.seq) == (last.producer, last.seq) {
+                if last.crc.is_some_and(|c| c != r.crc) {
+                    return Err(self.foreign(
+                        last.stream_seq,
+                        format!(
+                            "is record {} with another CRC than the journal's",
+                            msg_id(last.producer, last.seq)
+                        ),
+                    ));
+                }
+                self.skip_until = None;
+                self.seed_seq = Some(last.stream_seq);
+            }
+            self.metrics.already_in_stream += 1;
+            self.prev = Some((r.producer, r.seq));
+            let subject = self.subject(r.producer);
+            let id = self.window.push(cursor, Outgoing::of(subject, r));
+            self.window.ack(id);
+            return Ok(());
+        }
+        if self.dedup == Dedup::LastSubject && !self.strict {
             if let Some(last) = self.last_stored(r.producer).await? {
                 if r.seq <= last {
                     self.metrics.already_in_stream += 1;
@@ -781,10 +1180,20 @@ impl Run<'_> {
             }
         }
         let subject = self.subject(r.producer);
-        let out = Outgoing::of(subject.clone(), r);
+        let lost = self.lost(r.producer, r.seq);
+        let mut out = Outgoing::of(subject.clone(), r);
+        if self.strict {
+            out.expect_id = self.prev;
+            out.expect_seq = self.seed_seq.take();
+            self.prev = Some((out.producer, out.seq));
+        }
         let message = out.message();
         let id = self.window.push(cursor, out);
         self.metrics.forwarded += 1;
+        if lost {
+            self.push_lost(id);
+            return Ok(());
+        }
         match self.js.send_publish(subject, message).await {
             Ok(fut) => self.acks.push_back(Box::pin(async move {
                 (id, fut.await.map_err(|e| Box::new(e) as NatsError))
@@ -797,10 +1206,22 @@ impl Run<'_> {
     }
 
     fn note_failure(&mut self, id: u64, e: NatsError) -> Result<(), ForwardError> {
-        let refused = e
+        let kind = e
             .downcast_ref::<jetstream::context::PublishError>()
-            .is_some_and(|p| !retryable(&p.kind()));
+            .map(jetstream::context::PublishError::kind);
+        let refused = kind.as_ref().is_some_and(|k| !retryable(k, self.strict));
         let out = self.window.item(id).expect("in the window");
+        if matches!(
+            kind,
+            Some(PublishErrorKind::WrongLastMessageId | PublishErrorKind::WrongLastSequence)
+        ) && !refused
+        {
+            // Refused, not stored: a lost publish ahead of it. The first
+            // failure says why, not these.
+            self.metrics.order_refusals += 1;
+            self.window.fail(id);
+            return Ok(());
+        }
         if refused {
             return Err(ForwardError::Refused {
                 producer: out.producer,
@@ -867,7 +1288,13 @@ impl Run<'_> {
     /// the retried ones are settled.
     async fn retry_failed(&mut self) -> Result<(), ForwardError> {
         tokio::time::sleep(self.retry_delay).await;
-        for id in self.window.failed_ids() {
+        let failed = self.window.failed_ids();
+        if self.strict {
+            if let Some(&first) = failed.first() {
+                self.reseed(first).await?;
+            }
+        }
+        for id in failed {
             let out = self
                 .window
                 .item_mut(id)
@@ -884,9 +1311,14 @@ impl Run<'_> {
             out.attempts += 1;
             out.retried = true;
             let (subject, message) = (out.subject.clone(), out.message());
+            let (producer, seq) = (out.producer, out.seq);
             self.window.resend(id);
             self.metrics.retried += 1;
             self.retries_in_flight += 1;
+            if self.lost(producer, seq) {
+                self.push_lost(id);
+                continue;
+            }
             match self.js.send_publish(subject, message).await {
                 Ok(fut) => self.acks.push_back(Box::pin(async move {
                     (id, fut.await.map_err(|e| Box::new(e) as NatsError))

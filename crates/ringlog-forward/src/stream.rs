@@ -96,6 +96,20 @@ pub async fn ensure_stream(
     js: &jetstream::Context,
     spec: &StreamSpec,
 ) -> Result<jetstream::stream::Stream, ForwardError> {
+    ensure_stream_marked(js, spec, false).await
+}
+
+/// The stream metadata key saying that its only publisher is a forwarder
+/// in strict order ([`crate::Order::Auto`] follows it).
+pub const ORDER_METADATA: &str = "ringlog-order";
+
+/// [`ensure_stream`], and when `strict` and the stream is created, marked
+/// with [`ORDER_METADATA`] `strict`.
+pub(crate) async fn ensure_stream_marked(
+    js: &jetstream::Context,
+    spec: &StreamSpec,
+    strict: bool,
+) -> Result<jetstream::stream::Stream, ForwardError> {
     spec.validate()?;
     let existing = match js.get_stream(&spec.name).await {
         Ok(s) => Some(s),
@@ -120,6 +134,11 @@ pub async fn ensure_stream(
             num_replicas: spec.replicas.unwrap_or(1),
             duplicate_window: spec.duplicate_window.unwrap_or(Duration::from_secs(120)),
             storage: StorageType::File,
+            metadata: if strict {
+                [(ORDER_METADATA.to_owned(), "strict".to_owned())].into()
+            } else {
+                Default::default()
+            },
             ..Default::default()
         };
         return js

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use ringlog::journal::{read_cursor_file, Journal, JournalOptions, SyncPolicy};
 use ringlog_forward::{
-    check_stream, connect, ensure_stream, ForwardOptions, Forwarder, StreamSpec,
+    check_stream, connect, ensure_stream, import_stream, ForwardOptions, Forwarder, ImportOptions,
+    Order, StreamSpec,
 };
 
 const PRODUCERS: u32 = 4;
@@ -35,6 +36,10 @@ fn options(dir: &Path, server: &str, cursor: &Path, follow: bool) -> ForwardOpti
     o.follow = follow;
     o.window = 2048;
     o.ack_timeout = Duration::from_secs(2);
+    // The test makes the stream itself, so strict order is asked for: kills
+    // of the leader and the forwarder must still leave it in journal order
+    // with nothing stored twice.
+    o.order = Order::Strict;
     o
 }
 
@@ -256,6 +261,7 @@ fn forwarding_survives_kills() {
         .block_on(Forwarder::new(options(&dir, &server, &cursor, false)).run())
         .unwrap();
     eprintln!("final run: {:?}", report.metrics);
+    assert!(report.metrics.strict_order, "{:?}", report.metrics);
     assert_eq!(committed(&cursor), end);
 
     let check = rt.block_on(check_stream(&dir, &server, &spec())).unwrap();
@@ -263,4 +269,20 @@ fn forwarding_survives_kills() {
     assert_eq!(check.journal_records, N);
     assert_eq!(check.messages, N, "{check:?}");
     assert!(check.is_clean(), "{check:?}");
+    // Strict order: the stream holds exactly the journal's order, across
+    // producers too.
+    let imported = tmp.path().join("imported");
+    let io = ImportOptions::new(&imported, &server, spec());
+    let report = rt.block_on(import_stream(io)).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    let order = |d: &Path| -> Vec<(u32, u64)> {
+        ringlog::journal::Reader::open(d)
+            .unwrap()
+            .map(|r| r.map(|r| (r.producer, r.seq)).unwrap())
+            .collect()
+    };
+    assert!(
+        order(&imported) == order(&dir),
+        "the stream is not in journal order"
+    );
 }

@@ -10,7 +10,9 @@
 //! `Nats-Msg-Id`, and keeps its cursor; the plain loop publishes the same
 //! payloads from memory, with no headers and with the forwarder's headers
 //! (unique `Nats-Msg-Id`s), so the server's cost of headers and
-//! deduplication is told apart from the forwarder's own. Records per second from the first
+//! deduplication is told apart from the forwarder's own. The forwarder runs
+//! in relaxed order and in strict order (each publish also carries
+//! `Nats-Expected-Last-Msg-Id`). Records per second from the first
 //! publish to the last acknowledgement; each run uses a fresh stream,
 //! deleted afterwards, and is checked to have every record acknowledged.
 //! Without `nats-server` on PATH the scenario prints why and is skipped.
@@ -20,7 +22,7 @@ use crate::check::CheckError;
 use async_nats::jetstream;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use ringlog::journal::{Journal, JournalOptions};
-use ringlog_forward::{ForwardOptions, Forwarder, StreamSpec};
+use ringlog_forward::{ForwardOptions, Forwarder, Order, StreamSpec};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -293,47 +295,53 @@ pub fn run(b: &mut Bench) {
                 if nodes == 1 { "" } else { "s" }
             );
             let mut n = 0u32;
-            b.case(
-                Case::new(
-                    &group,
+            for (order, what) in [
+                (
+                    Order::Relaxed,
                     "ringlog_forward::Forwarder (journal, synced, headers, cursor)",
-                    Role::Ringlog,
-                    Unit::ItemsPerSec,
-                    2,
                 ),
-                || {
-                    n += 1;
-                    let name = format!("FWD{n}");
-                    rt.block_on(fresh_stream(&js, &name, nodes))?;
-                    let mut spec = StreamSpec::new(&name);
-                    spec.subject_prefix = name.clone();
-                    let mut o = ForwardOptions::new(&dir, servers.urls.clone(), spec);
-                    o.window = WINDOW;
-                    o.cursor_file = Some(root.join(format!("cursor-{name}")));
-                    let t = Instant::now();
-                    let r = rt.block_on(Forwarder::new(o).run());
-                    let elapsed = t.elapsed();
-                    let _ = std::fs::remove_file(root.join(format!("cursor-{name}")));
-                    // A publish retried after a timed-out acknowledgement is
-                    // a duplicate the server drops: what counts is that the
-                    // stream holds every record once.
-                    let stored = rt.block_on(stream_messages(&js, &name));
-                    let _ = rt.block_on(js.delete_stream(&name));
-                    let r = r.map_err(|e| CheckError::new(format!("forward: {e}")))?;
-                    let want = per * u64::from(PRODUCERS);
-                    let stored = stored?;
-                    if stored != want
-                        || r.metrics.forwarded != want
-                        || r.metrics.acknowledged != want
-                    {
-                        return Err(CheckError::new(format!(
-                            "{stored} messages in the stream, {:?}, {want} expected",
-                            r.metrics
-                        )));
-                    }
-                    Ok(Measured::rate(want, elapsed))
-                },
-            );
+                (
+                    Order::Strict,
+                    "ringlog_forward::Forwarder, strict order (Nats-Expected-Last-Msg-Id)",
+                ),
+            ] {
+                b.case(
+                    Case::new(&group, what, Role::Ringlog, Unit::ItemsPerSec, 2),
+                    || {
+                        n += 1;
+                        let name = format!("FWD{n}");
+                        rt.block_on(fresh_stream(&js, &name, nodes))?;
+                        let mut spec = StreamSpec::new(&name);
+                        spec.subject_prefix = name.clone();
+                        let mut o = ForwardOptions::new(&dir, servers.urls.clone(), spec);
+                        o.window = WINDOW;
+                        o.order = order;
+                        o.cursor_file = Some(root.join(format!("cursor-{name}")));
+                        let t = Instant::now();
+                        let r = rt.block_on(Forwarder::new(o).run());
+                        let elapsed = t.elapsed();
+                        let _ = std::fs::remove_file(root.join(format!("cursor-{name}")));
+                        // A publish retried after a timed-out acknowledgement is
+                        // a duplicate the server drops: what counts is that the
+                        // stream holds every record once.
+                        let stored = rt.block_on(stream_messages(&js, &name));
+                        let _ = rt.block_on(js.delete_stream(&name));
+                        let r = r.map_err(|e| CheckError::new(format!("forward: {e}")))?;
+                        let want = per * u64::from(PRODUCERS);
+                        let stored = stored?;
+                        if stored != want
+                            || r.metrics.forwarded != want
+                            || r.metrics.acknowledged != want
+                        {
+                            return Err(CheckError::new(format!(
+                                "{stored} messages in the stream, {:?}, {want} expected",
+                                r.metrics
+                            )));
+                        }
+                        Ok(Measured::rate(want, elapsed))
+                    },
+                );
+            }
             b.case(
                 Case::new(
                     &group,

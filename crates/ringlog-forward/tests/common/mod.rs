@@ -165,6 +165,25 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Appends records `from..from + per` of producers `1..=producers`, the
+/// producers interleaved, timestamp `seq * 10`, payload [`payload`], and
+/// syncs.
+pub fn write_journal(
+    dir: &Path,
+    options: ringlog::journal::JournalOptions,
+    producers: u32,
+    per: u64,
+    from: u64,
+) {
+    let mut j = ringlog::journal::Journal::open(dir, options).unwrap();
+    for seq in from..from + per {
+        for p in 1..=producers {
+            j.append(p, seq, seq * 10, &payload(p, seq)).unwrap();
+        }
+    }
+    j.sync().unwrap();
+}
+
 /// Pseudo-random payload bytes of record (producer, seq): 16 to 119 bytes.
 pub fn payload(producer: u32, seq: u64) -> Vec<u8> {
     let mut x = (u64::from(producer) << 40) ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15);

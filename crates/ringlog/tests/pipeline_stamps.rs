@@ -1,7 +1,7 @@
-//! Records are stamped by the writer (a tick counter) and sealed by the
-//! reader (wall-clock time, CRC-32C): what lands in the journal must be a
-//! valid frame whose timestamp is the moment of the append, in every queue
-//! design.
+//! Small records are stamped by the writer (a tick counter) and sealed by
+//! the reader (wall-clock time, CRC-32C), larger ones sealed by the writer:
+//! what lands in the journal must be a valid frame whose timestamp is the
+//! moment of the append, in every queue design.
 
 use ringlog::journal::{self, Reader, SyncPolicy};
 use ringlog::pipeline::{self, Design, PipelineConfig};
@@ -32,7 +32,14 @@ fn every_design_stores_the_wall_clock_time_of_the_append_and_a_valid_crc() {
                     let mut windows = Vec::new();
                     for i in 0..2_000u32 {
                         let before = wall_ns();
-                        let payload = format!("{} {i} {}", w.id(), "x".repeat(i as usize % 50));
+                        // Lengths on both sides of the size up to which the
+                        // reader seals a record and above which its writer does.
+                        let pad = if i % 3 == 0 {
+                            200 + i as usize % 400
+                        } else {
+                            i as usize % 50
+                        };
+                        let payload = format!("{} {i} {}", w.id(), "x".repeat(pad));
                         let seq = w.append(payload.as_bytes(), None).unwrap();
                         windows.push((seq, before, wall_ns(), payload));
                         if i % 500 == 0 {

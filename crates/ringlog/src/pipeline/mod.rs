@@ -1,12 +1,13 @@
 //! Layer 7: the pipeline — writers → MPSC byte queue → reader loop → journal.
 //!
 //! Each [`PipelineWriter`] frames its records (header, payload) in place,
-//! inside the queue's memory, on its own thread, and stamps each with one
-//! read of a tick counter: the record is copied once and the writer does
-//! nothing else per record. The reader thread takes whole batches from the
-//! queue, seals every frame in place (ticks to wall-clock time, CRC-32C:
-//! `stamp.rs`) and hands the batch to the journal in one vectored append: no
-//! per-record copy, one `writev` per batch.
+//! inside the queue's memory, on its own thread: the record is copied once.
+//! A small record is stamped with one read of a tick counter and nothing
+//! else; the reader thread, which takes whole batches from the queue, seals
+//! it in place (ticks to wall-clock time, CRC-32C). A larger record is
+//! sealed by its writer, in parallel with the reader's I/O (`stamp.rs` says
+//! why). The reader hands each batch to the journal in one vectored append:
+//! no per-record copy, one `writev` per batch.
 //!
 //! - `writer.rs`: [`PipelineWriter`]: `append`, durable acknowledgement.
 //! - `stamp.rs`: the writer's tick counter, the reader's conversion to

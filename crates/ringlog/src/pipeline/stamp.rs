@@ -1,16 +1,25 @@
 //! Record timestamps and checksums, split between the two sides of the
 //! pipeline so that a writer pays only for what must happen at the event.
 //!
-//! A writer reads a tick counter ([`Ticks::now`]) and frames the record in
-//! queue memory *unsealed*: the timestamp field holds the raw ticks and the
-//! CRC field is zero ([`write_unsealed`]). The reader, which walks every
-//! record of a batch anyway on its way to the kernel, turns the ticks into
-//! wall-clock nanoseconds and computes the CRC-32C ([`TickClock::seal`])
-//! before the batch is appended. The journal only ever holds sealed frames.
+//! A writer of a small record (payload up to [`SEAL_IN_READER_MAX`] bytes)
+//! reads a tick counter ([`Ticks::now`]) and frames the record in queue
+//! memory *unsealed*: the timestamp field holds the raw ticks, the CRC field
+//! is zero and the flags field carries [`UNSEALED`] ([`write_unsealed`]).
+//! The reader, which walks every record of a batch anyway on its way to the
+//! kernel, turns the ticks into wall-clock nanoseconds, clears the flag and
+//! computes the CRC-32C ([`TickClock::seal`]) before the batch is appended.
+//! A larger record is sealed by its writer as before (wall clock, CRC), and
+//! the reader leaves it alone. The journal only ever holds sealed frames.
 //!
-//! Measured on a 2-core x86-64 VM: `SystemTime::now` costs about 30 ns and
-//! the CRC of a 64-byte record's frame about 16 ns, against about 10 ns for
-//! `rdtsc`; together they were most of `PipelineWriter::append`.
+//! Why the split, measured on a 2-core x86-64 VM: for a 64-byte record,
+//! `SystemTime::now` (about 30 ns) and the CRC of its frame (about 16 ns)
+//! were most of `PipelineWriter::append`, against about 10 ns for `rdtsc`.
+//! For records of kilobytes the CRC is the larger cost, and done by the
+//! reader it lengthens the one serial path of the pipeline: in interleaved
+//! runs of `ringlog-bench persist --only "same rounds"` (10 to 10,000-byte
+//! records), `ringlog run`'s pipeline reached 0.36 and 0.46 of one thread's
+//! `write` + `fdatasync` with every record sealed by the reader, against
+//! 0.68 and 0.85 with this split.
 //!
 //! # Ticks
 //!
@@ -38,8 +47,17 @@
 use crate::journal::FRAME_HEADER_LEN;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Largest payload a writer leaves for the reader to seal; larger records
+/// are sealed by their writer (module docs).
+pub(crate) const SEAL_IN_READER_MAX: usize = 256;
+
+/// Bit of a frame's flags field that marks it unsealed, in queue memory
+/// only: the reader clears it before the frame reaches the journal, whose
+/// format has no flags.
+pub(crate) const UNSEALED: u32 = 1 << 31;
+
 /// Wall-clock nanoseconds since the Unix epoch (0 before it).
-fn wall_ns() -> u64 {
+pub(crate) fn wall_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
@@ -118,8 +136,9 @@ fn read_tsc() -> u64 {
 }
 
 /// Frames `payload` unsealed into `frame` (exactly `framed_len(payload.len())`
-/// bytes): header fields with `ticks` in the timestamp field and a zero CRC,
-/// the payload, zero padding. [`TickClock::seal`] completes it.
+/// bytes): header fields with `ticks` in the timestamp field, [`UNSEALED`]
+/// in the flags and a zero CRC, the payload, zero padding.
+/// [`TickClock::seal`] completes it.
 #[inline]
 pub(crate) fn write_unsealed(
     frame: &mut [u8],
@@ -131,6 +150,7 @@ pub(crate) fn write_unsealed(
     let mut head = [0u8; FRAME_HEADER_LEN];
     head[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
     head[8..12].copy_from_slice(&producer.to_le_bytes());
+    head[12..16].copy_from_slice(&UNSEALED.to_le_bytes());
     head[16..24].copy_from_slice(&seq.to_le_bytes());
     head[24..32].copy_from_slice(&ticks.to_le_bytes());
     let (h, rest) = frame.split_at_mut(FRAME_HEADER_LEN);
@@ -250,15 +270,21 @@ impl TickClock {
     }
 
     /// Completes a frame [`write_unsealed`] made: the timestamp becomes
-    /// wall-clock nanoseconds and the CRC-32C is computed. A slice shorter
-    /// than a frame header is left alone (the queue hands out whole frames,
-    /// so it is never one).
+    /// wall-clock nanoseconds, the flag is cleared and the CRC-32C is
+    /// computed. A frame its writer sealed, and a slice shorter than a frame
+    /// header (the queue hands out whole frames, so never one), are left
+    /// alone.
     #[inline]
     pub(crate) fn seal(&self, frame: &mut [u8]) {
-        let Some(field) = frame.get(24..32) else {
+        let Some(head) = frame.get(12..32) else {
             return;
         };
-        let ticks = u64::from_le_bytes(field.try_into().expect("8 bytes"));
+        let flags = u32::from_le_bytes(head[0..4].try_into().expect("4 bytes"));
+        if flags & UNSEALED == 0 {
+            return;
+        }
+        let ticks = u64::from_le_bytes(head[12..20].try_into().expect("8 bytes"));
+        frame[12..16].copy_from_slice(&(flags & !UNSEALED).to_le_bytes());
         frame[24..32].copy_from_slice(&self.to_ns(ticks).to_le_bytes());
         let crc = crc32c::crc32c(&frame[4..]);
         frame[0..4].copy_from_slice(&crc.to_le_bytes());
@@ -299,6 +325,10 @@ mod tests {
             assert_ne!(got, want, "unsealed has no CRC (len {len})");
             clock.seal(&mut got);
             assert_eq!(got, want, "len {len}");
+            // A frame its writer sealed is left alone.
+            let mut sealed = want.clone();
+            clock.seal(&mut sealed);
+            assert_eq!(sealed, want, "len {len}");
         }
     }
 

@@ -1,10 +1,10 @@
 //! The writer's end of a pipeline: frame a record in place, wait for
 //! durability.
 
-use super::stamp::{write_unsealed, Ticks};
+use super::stamp::{wall_ns, write_unsealed, Ticks, SEAL_IN_READER_MAX};
 use super::Shared;
 use crate::bytes::{double_buffer, fan_in, shared_ring, ByteQueueWriter, ClaimError, CommitGrant};
-use crate::journal::{framed_len, JournalError, MAX_PAYLOAD};
+use crate::journal::{frame_into, framed_len, JournalError, MAX_PAYLOAD};
 use crate::sync::{Arc, Ordering};
 use crate::wait::{Deadline, WaitStrategy};
 
@@ -56,8 +56,15 @@ fn append_to<W: ByteQueueWriter>(
     let len = framed_len(payload.len());
     let mut grant = w.claim(len, deadline)?;
     // The record's moment is read once room is claimed (a blocked append is
-    // stamped when it goes in); the reader seals the frame (stamp::TickClock).
-    write_unsealed(&mut grant, id, seq, ticks.now(), payload);
+    // stamped when it goes in). A small record is sealed by the reader
+    // (stamp::TickClock), a larger one here (module docs of `stamp`).
+    if payload.len() <= SEAL_IN_READER_MAX {
+        write_unsealed(&mut grant, id, seq, ticks.now(), payload);
+    } else {
+        // The grant is exactly `framed_len` bytes and the payload is within
+        // MAX_PAYLOAD, which are frame_into's only failure conditions.
+        frame_into(&mut grant, id, seq, wall_ns(), payload)?;
+    }
     grant.commit(len);
     Ok(())
 }

@@ -432,6 +432,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "file I/O")]
     fn rebuild_writes_a_summary_that_lets_a_seek_skip_segments() {
         let dir = tempfile::tempdir().unwrap();
         append(dir.path(), 0, 2000, 3, 5);
@@ -464,6 +465,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "file I/O")]
     fn summary_damage_never_changes_an_answer() {
         let dir = tempfile::tempdir().unwrap();
         append(dir.path(), 0, 600, 2, 9);
@@ -538,6 +540,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "file I/O")]
     fn a_stale_summary_never_changes_an_answer() {
         let dir = tempfile::tempdir().unwrap();
         append(dir.path(), 0, 1000, 3, 1);
@@ -600,6 +603,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "file I/O")]
     fn retention_drops_the_entries_of_deleted_segments() {
         let dir = tempfile::tempdir().unwrap();
         let opts = JournalOptions {
@@ -637,6 +641,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "file I/O")]
     fn a_building_follower_records_sealed_segments() {
         let dir = tempfile::tempdir().unwrap();
         append(dir.path(), 0, 800, 2, 4);
@@ -654,6 +659,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "file I/O")]
     fn every_seek_through_the_summary_equals_a_full_scan() {
         // Exhaustive over a small journal: every record's time as a
         // start, and every (producer, sequence) as a start.
@@ -698,6 +704,7 @@ mod tests {
         /// per-segment indexes, before or after more appends) return
         /// what a full scan returns.
         #[test]
+        #[cfg_attr(miri, ignore = "file I/O")]
         fn summary_queries_equal_full_scans(
             seed in 1u64..1000,
             more in 0u64..400,

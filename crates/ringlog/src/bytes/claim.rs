@@ -195,9 +195,38 @@ impl<W: Slots> Drop for SlotGrant<'_, W> {
 }
 
 /// The public grant of a design: a newtype over [`SlotGrant`] with the
-/// grant's traits, documented as `$doc`.
+/// grant's traits, documented as `$doc`; and the design writer's
+/// [`ByteQueueWriter`](crate::bytes::ByteQueueWriter) impl over
+/// [`try_claim`] and [`claim`] (the writer has an `id` field).
 macro_rules! design_grant {
     ($writer:ty, $(#[$doc:meta])*) => {
+        impl $crate::bytes::ByteQueueWriter for $writer {
+            type Grant<'a> = Grant<'a>;
+
+            fn id(&self) -> usize {
+                self.id
+            }
+
+            fn max_record_len(&self) -> usize {
+                $crate::bytes::claim::Slots::max_record_len(self)
+            }
+
+            fn try_claim(
+                &mut self,
+                len: usize,
+            ) -> Result<Grant<'_>, $crate::bytes::TryClaimError> {
+                $crate::bytes::claim::try_claim(self, len).map(Grant)
+            }
+
+            fn claim(
+                &mut self,
+                len: usize,
+                deadline: $crate::wait::Deadline,
+            ) -> Result<Grant<'_>, $crate::bytes::ClaimError> {
+                $crate::bytes::claim::claim(self, len, deadline).map(Grant)
+            }
+        }
+
         $(#[$doc])*
         pub struct Grant<'a>(pub(super) $crate::bytes::claim::SlotGrant<'a, $writer>);
 

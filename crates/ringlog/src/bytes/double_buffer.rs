@@ -66,8 +66,8 @@ use super::arena::Arena;
 use super::record::{encode_header, record_len, KIND_DATA, KIND_PAD, RECORD_HEADER_LEN};
 use super::stats::{writer_slots, ReaderCounters, WriterSlots};
 use super::{
-    Batch, ByteQueueReader, ByteQueueWriter, ClaimError, Config, NewQueueError, Policy,
-    QueueLimits, QueueStats, ReadError, ReleaseBatch, TryClaimError, TryReadError,
+    Batch, ByteQueueReader, Config, NewQueueError, Policy, QueueLimits, QueueStats, ReadError,
+    ReleaseBatch, TryReadError,
 };
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::wait::{Deadline, Event, WaitStrategy};

@@ -55,8 +55,8 @@ use super::record::{
 };
 use super::stats::{writer_slots, ReaderCounters, WriterSlots};
 use super::{
-    Batch, ByteQueueReader, ByteQueueWriter, ClaimError, Config, NewQueueError, Policy,
-    QueueLimits, QueueStats, ReadError, ReleaseBatch, TryClaimError, TryReadError,
+    Batch, ByteQueueReader, Config, NewQueueError, Policy, QueueLimits, QueueStats, ReadError,
+    ReleaseBatch, TryReadError,
 };
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::wait::{Deadline, Event, WaitStrategy};

@@ -1,5 +1,7 @@
 use super::*;
-use crate::bytes::{CommitGrant, PushError, TooLarge, TryPushError};
+use crate::bytes::{
+    ByteQueueWriter, CommitGrant, PushError, TooLarge, TryClaimError, TryPushError,
+};
 use std::time::Duration;
 
 fn one(cap: usize) -> (Writer, Reader) {

@@ -139,27 +139,6 @@ unsafe impl Slots for Writer {
     }
 }
 
-impl ByteQueueWriter for Writer {
-    type Grant<'a> = Grant<'a>;
-
-    fn id(&self) -> usize {
-        self.id
-    }
-
-    /// `capacity - 8`: a record must fit an empty buffer.
-    fn max_record_len(&self) -> usize {
-        Slots::max_record_len(self)
-    }
-
-    fn try_claim(&mut self, len: usize) -> Result<Grant<'_>, TryClaimError> {
-        claim::try_claim(self, len).map(Grant)
-    }
-
-    fn claim(&mut self, len: usize, deadline: Deadline) -> Result<Grant<'_>, ClaimError> {
-        claim::claim(self, len, deadline).map(Grant)
-    }
-}
-
 impl Drop for Writer {
     fn drop(&mut self) {
         // Release: our reservations and commits happen before a reader that

@@ -1,6 +1,6 @@
 use super::*;
 use crate::bytes::record::encode_header;
-use crate::bytes::{CommitGrant, PushError, TryPushError};
+use crate::bytes::{ByteQueueWriter, CommitGrant, PushError, TryPushError};
 use std::time::Duration;
 
 #[test]

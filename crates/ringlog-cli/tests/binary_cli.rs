@@ -3,49 +3,14 @@
 //! would, definitions not printed, text records untouched, garbled binary
 //! records in hex, and the other formats unchanged (the raw records).
 
-use std::io::{Read, Write};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Write;
 
+mod common;
+
+use common::ringlog;
 use ringlog::journal::{write_utc_timestamp, Reader, Record};
 use ringlog_tracing::{BinaryLayer, Builder};
 use tracing_subscriber::layer::SubscriberExt;
-
-/// Runs `ringlog args`, killed (and the test failed) after a minute.
-fn ringlog(args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringlog"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run ringlog");
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            r.read_to_end(&mut buf).map(|_| buf)
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!("ringlog {args:?} hung for 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap().unwrap(),
-        stderr: err.join().unwrap().unwrap(),
-    }
-}
 
 fn time(ns: u64, digits: u32) -> String {
     let mut s = String::new();

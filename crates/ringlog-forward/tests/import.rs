@@ -2,25 +2,20 @@
 //! and resumed gives the journal that was forwarded, and a missing stream
 //! or an existing journal is a typed error that touches nothing.
 
+#[path = "common/client.rs"]
+mod client;
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use client::rt;
 use common::write_journal;
 use ringlog::journal::{verify, JournalOptions, Reader};
 use ringlog_forward::{
     import_stream, Existing, ForwardError, ForwardOptions, Forwarder, ImportOptions, StreamSpec,
 };
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn records(dir: &std::path::Path) -> Vec<(u32, u64, u64, Vec<u8>)> {
     Reader::open(dir)

@@ -7,12 +7,15 @@
 //! order the later ones are refused and published again, and the stream
 //! ends in journal order.
 
+#[path = "common/client.rs"]
+mod client;
 mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
 use async_nats::jetstream;
+use client::{messages, rt};
 use common::write_journal;
 use ringlog::journal::{read_cursor_file, write_cursor_file, JournalOptions, Reader};
 use ringlog_forward::{
@@ -28,14 +31,6 @@ const LOST: (u32, u64) = (1, 50);
 const LOST_INDEX: usize = 100;
 const WINDOW: usize = 64;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn options(dir: &Path, server: &str, stream: &str, dedup: Dedup, order: Order) -> ForwardOptions {
     let mut o = ForwardOptions::new(dir, server, StreamSpec::new(stream));
     o.dedup = dedup;
@@ -43,18 +38,6 @@ fn options(dir: &Path, server: &str, stream: &str, dedup: Dedup, order: Order) -
     o.window = WINDOW;
     o.ack_timeout = Duration::from_millis(300);
     o
-}
-
-async fn messages(server: &str, stream: &str) -> u64 {
-    let js = jetstream::new(connect(server).await.unwrap());
-    js.get_stream(stream)
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .messages
 }
 
 #[test]

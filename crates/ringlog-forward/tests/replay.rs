@@ -3,38 +3,21 @@
 //! reports as duplicates and that adds no message, gaps and conflicting
 //! stream configurations refused loudly.
 
+#[path = "common/client.rs"]
+mod client;
 mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream::DiscardPolicy};
+use client::{messages, rt};
 use common::write_journal;
 use ringlog::journal::{read_cursor_file, JournalOptions, Reader, Retention, SyncPolicy};
 use ringlog_forward::{
     check_stream, connect, ensure_stream, Dedup, ForwardError, ForwardOptions, Forwarder, Order,
     StreamSpec,
 };
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-async fn messages(server: &str, stream: &str) -> u64 {
-    let js = jetstream::new(connect(server).await.unwrap());
-    js.get_stream(stream)
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .messages
-}
 
 fn options(dir: &Path, server: &str, stream: &str, dedup: Dedup) -> ForwardOptions {
     let mut o = ForwardOptions::new(dir, server, StreamSpec::new(stream));

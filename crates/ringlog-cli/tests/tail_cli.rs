@@ -52,11 +52,18 @@ fn tail_killed_at_random_moments_never_skips_and_repeats_at_most_a_batch() {
     };
     let mut journal = Journal::open(&journal_dir, options).unwrap();
     journal.append(0, 0, 0, b"first").unwrap();
+    // The writer appends until the kills are over (bounded, should the test
+    // hang), so that every run has new records to print however slowly a
+    // loaded machine starts the processes.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer_stop = stop.clone();
     let writer = std::thread::spawn(move || {
         let start = Instant::now();
         let mut seq = [1u64, 0, 0];
         let mut n = 0u64;
-        while start.elapsed() < Duration::from_secs(6) {
+        while !writer_stop.load(std::sync::atomic::Ordering::Relaxed)
+            && start.elapsed() < Duration::from_secs(120)
+        {
             for _ in 0..50 {
                 let p = (n % 3) as usize;
                 let payload = format!(
@@ -91,11 +98,22 @@ fn tail_killed_at_random_moments_never_skips_and_repeats_at_most_a_batch() {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
+        if run % 2 == 1 {
+            // Every other run is killed only after it printed something, so
+            // that at least half of the runs print (the assertion below).
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while std::fs::metadata(&out_path).unwrap().len() == 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        // Then a random moment; the other runs may die anywhere from
+        // start-up on.
         std::thread::sleep(Duration::from_millis(30 + xorshift(&mut rng) % 250));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         outputs.push(out_path);
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let total = writer.join().unwrap() as usize;
     // A last run without --follow prints the rest and exits.
     let out_path = dir.path().join("out-final");

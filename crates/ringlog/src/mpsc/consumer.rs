@@ -10,6 +10,18 @@ use crate::sync::{Arc, Ordering};
 use crate::wait::{Deadline, WaitStrategy};
 use std::collections::VecDeque;
 
+/// A blocking batch call that took fewer items than this (and fewer than
+/// it asked for) drained the ring up to the producers' frontier.
+const LINGER_BELOW: usize = 256;
+
+/// Spin-loop hints the next blocking batch call spends, at most, waiting
+/// for the slot `LINGER_BELOW - 1` past `read_pos` to be published before it
+/// looks at `read_pos` (none under loom, whose models need few steps).
+const LINGER_SPINS: u32 = if cfg!(loom) { 0 } else { 256 };
+
+/// Spin-loop hints between two looks at that slot while lingering.
+const LINGER_STEP: u32 = 64;
+
 /// The consuming end of an MPSC ring. There is exactly one; its operations
 /// take `&mut self`.
 ///
@@ -30,6 +42,9 @@ pub struct Consumer<T> {
     /// Items decoded from the spill file, delivered before anything else.
     spilled: VecDeque<T>,
     strategy: WaitStrategy,
+    /// The last blocking batch call drained the ring up to the frontier
+    /// (see [`linger`](Self::linger)).
+    pub(super) at_frontier: bool,
     /// loom only: wake `DropOldest` stalls without the notifier's fence, so
     /// a model can show that the fence is what prevents a lost wake-up.
     #[cfg(loom)]
@@ -59,6 +74,7 @@ impl<T> Consumer<T> {
             shared,
             spilled: VecDeque::new(),
             strategy: WaitStrategy::DEFAULT,
+            at_frontier: false,
             #[cfg(loom)]
             unfenced_freed_wake: false,
         }
@@ -330,6 +346,14 @@ impl<T> Consumer<T> {
     /// Like [`take_batch`](Self::take_batch), sleeping until at least one
     /// item arrives or `deadline` passes.
     ///
+    /// A call that follows one which found only a few items (it drained the
+    /// ring up to what the producers are writing) first spins for about
+    /// 3 µs at most, until a few hundred items are ready, so that it does
+    /// not take back the cache line a producer is filling: this is what
+    /// lets a consumer that keeps up take hundreds of items per call rather
+    /// than a handful (see the comment on the private `linger` in the source). A
+    /// consumer set to [`WaitStrategy::SLEEP`] does not spin.
+    ///
     /// # Errors
     ///
     /// As [`pop`](Self::pop).
@@ -339,9 +363,15 @@ impl<T> Consumer<T> {
         out: &mut Vec<T>,
         deadline: Deadline,
     ) -> Result<usize, PopError> {
+        if self.at_frontier {
+            self.linger(max_items);
+        }
         loop {
             match self.take_batch(max_items, out) {
-                Ok(n) => return Ok(n),
+                Ok(n) => {
+                    self.at_frontier = n < max_items && n < LINGER_BELOW;
+                    return Ok(n);
+                }
                 Err(TryPopError::Disconnected) => return Err(PopError::Disconnected),
                 Err(TryPopError::Empty) => {
                     if !self.wait_for_data(deadline) {
@@ -349,6 +379,46 @@ impl<T> Consumer<T> {
                     }
                 }
             }
+        }
+    }
+
+    /// Before a blocking batch call that follows one which drained the ring
+    /// up to the producers' frontier: spins (at most `LINGER_SPINS` hints,
+    /// about 3 µs at 11 ns a hint) until the slot `LINGER_BELOW - 1` past
+    /// `read_pos` is published, so that the call finds many cache lines of
+    /// items instead of the one a producer is filling.
+    ///
+    /// A consumer that keeps up with its producers otherwise reads the slot
+    /// a producer is writing on every call, takes its cache line away, and
+    /// finds a handful of items each time: with one producer of `u64`s it
+    /// took about 10 items per call at 20 M items/s, and with the linger
+    /// about 200 per call at 50-58 M items/s (2-core machine, back-to-back
+    /// runs). The slot looked at is ahead of the producers, on a line this
+    /// consumer freed itself, so looking costs no transfer until a producer
+    /// gets there; it is looked at every `LINGER_STEP` hints, not at every
+    /// one, for the same reason. What it costs is up to `LINGER_SPINS` hints
+    /// of delivery latency while items trickle in. A call after an empty
+    /// wait, a full batch or one of `LINGER_BELOW` items or more does not
+    /// linger, nor does a consumer whose strategy does not spin
+    /// ([`WaitStrategy::SLEEP`]).
+    fn linger(&mut self, max_items: usize) {
+        self.at_frontier = false;
+        if LINGER_SPINS == 0 || self.strategy.spins == 0 {
+            return;
+        }
+        let shared = &*self.shared;
+        // Relaxed: a hint; with no producer left nothing more is coming.
+        if !self.spilled.is_empty() || shared.producers.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let q = &shared.queue;
+        let ahead = q.read_pos().wrapping_add(max_items.min(LINGER_BELOW) - 1);
+        let mut spent = 0;
+        while spent < LINGER_SPINS && !q.is_published(ahead) {
+            for _ in 0..LINGER_STEP {
+                crate::sync::spin_hint();
+            }
+            spent += LINGER_STEP;
         }
     }
 

@@ -596,3 +596,35 @@ fn drop_oldest_push_sleeps_until_the_oldest_is_published() {
     drop((tx, tx2));
     assert_eq!(rx.drain().collect::<Vec<_>>(), [1, 2]);
 }
+
+#[test]
+fn a_blocking_batch_after_a_small_one_lingers_then_takes_what_is_there() {
+    let (mut tx, mut rx) = channel::<u64>(1024, Policy::BLOCK).unwrap();
+    let mut out = Vec::new();
+    for i in 0..3 {
+        tx.push(i).unwrap();
+    }
+    // Fewer than asked for: the ring was drained up to the producer.
+    assert_eq!(rx.take_batch_until(512, &mut out, None), Ok(3));
+    assert!(rx.at_frontier);
+    // The next call lingers (nothing more comes), then takes the two
+    // published since, in order.
+    tx.push(3).unwrap();
+    tx.push(4).unwrap();
+    assert_eq!(rx.take_batch_until(512, &mut out, None), Ok(2));
+    assert_eq!(out, [0, 1, 2, 3, 4]);
+    // A batch capped by `max_items` is not at the frontier: no linger next.
+    for i in 5..9 {
+        tx.push(i).unwrap();
+    }
+    assert_eq!(rx.take_batch_until(2, &mut out, None), Ok(2));
+    assert!(!rx.at_frontier);
+    // With every producer gone the linger is skipped and the rest drains.
+    drop(tx);
+    assert_eq!(rx.take_batch_until(512, &mut out, None), Ok(2));
+    assert_eq!(
+        rx.take_batch_until(512, &mut out, None),
+        Err(PopError::Disconnected)
+    );
+    assert_eq!(out, (0..9).collect::<Vec<_>>());
+}

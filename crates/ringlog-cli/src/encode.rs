@@ -132,13 +132,13 @@ fn eight_digits(v: u32) -> u64 {
     debug_assert!(v < 100_000_000);
     let v = u64::from(v);
     // Lanes of 32 bits: the first four digits, the last four.
-    let x = v / 10_000 | (v % 10_000) << 32;
+    let x = (v / 10_000) | ((v % 10_000) << 32);
     let hundreds = ((x * 10_486) >> 20) & 0x0000_007f_0000_007f;
     // Lanes of 16 bits: 2 digits each.
-    let y = hundreds | (x - hundreds * 100) << 16;
+    let y = hundreds | ((x - hundreds * 100) << 16);
     let tens = ((y * 103) >> 10) & 0x000f_000f_000f_000f;
     // Lanes of 8 bits: 1 digit each.
-    let z = tens | (y - tens * 10) << 8;
+    let z = tens | ((y - tens * 10) << 8);
     z | 0x3030_3030_3030_3030
 }
 

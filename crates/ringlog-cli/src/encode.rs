@@ -33,19 +33,17 @@ impl Needs {
         }
     }
 
-    /// Bit k set where byte k of the 16 in `block` needs work.
+    /// Bit k set where byte k of the 16 in `v` needs work.
     #[cfg(target_arch = "x86_64")]
     #[inline]
-    fn mask16(self, block: &[u8; 16]) -> u32 {
+    fn mask(self, v: std::arch::x86_64::__m128i) -> u32 {
         use std::arch::x86_64::{
-            _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8,
-            _mm_or_si128, _mm_set1_epi8,
+            _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+            _mm_set1_epi8,
         };
         // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics
-        // are available; the unaligned load reads exactly the 16 bytes of
-        // `block`.
+        // are available; they only compute on registers.
         unsafe {
-            let v = _mm_loadu_si128(block.as_ptr().cast());
             let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
             // Signed: bytes >= 0x80 are negative, so below 0x20 too.
             let below_space_or_high = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
@@ -66,65 +64,136 @@ impl Needs {
     }
 }
 
-/// Index of the first byte at or after `i` that `needs` names; `b.len()`
-/// if none. On x86_64, 16 bytes per step with SSE2 compares.
+/// Appends `b[from..k]` to `out`, where `k` is the index of the first byte
+/// at or after `from` that `needs` names (`b.len()` if none), and returns
+/// `k`: the scan and the copy in one pass.
+///
+/// On x86_64, 16 bytes per step with SSE2: each block is stored to `out`
+/// whole, then its compare mask says how much of it counts; the last
+/// block ends at `b`'s end, overlapping the one before.
 #[inline]
-fn skip_clean(b: &[u8], mut i: usize, needs: Needs) -> usize {
+fn copy_clean(out: &mut Vec<u8>, b: &[u8], from: usize, needs: Needs) -> usize {
+    let n = b.len() - from;
     #[cfg(target_arch = "x86_64")]
-    while let Some(block) = b.get(i..i + 16) {
-        let block: &[u8; 16] = block.try_into().expect("16 bytes");
-        let m = needs.mask16(block);
-        if m != 0 {
-            return i + m.trailing_zeros() as usize;
+    if n >= 16 {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_storeu_si128};
+        out.reserve(n);
+        let base = out.len();
+        // SAFETY: the loads read 16 bytes at `src + j` with `j + 16 <= n`,
+        // within `b[from..]`; the stores write 16 bytes at `dst + j`, within
+        // the `n` bytes of spare capacity reserved above (unaligned loads
+        // and stores, SSE2 being baseline). Every byte below `found` was
+        // stored (blocks cover `0..j` and the last one `n - 16..n`), so
+        // `set_len` exposes only written bytes.
+        unsafe {
+            let src = b.as_ptr().add(from);
+            let dst = out.as_mut_ptr().add(base);
+            let mut j = 0;
+            let found = loop {
+                if j + 16 > n {
+                    let s = n - 16;
+                    let v = _mm_loadu_si128(src.add(s).cast::<__m128i>());
+                    _mm_storeu_si128(dst.add(s).cast::<__m128i>(), v);
+                    // Only bytes from `j` on are new; j - s is in 1..=16.
+                    let m = needs.mask(v) & (u32::MAX << (j - s));
+                    break if m != 0 {
+                        s + m.trailing_zeros() as usize
+                    } else {
+                        n
+                    };
+                }
+                let v = _mm_loadu_si128(src.add(j).cast::<__m128i>());
+                _mm_storeu_si128(dst.add(j).cast::<__m128i>(), v);
+                let m = needs.mask(v);
+                if m != 0 {
+                    break j + m.trailing_zeros() as usize;
+                }
+                j += 16;
+            };
+            out.set_len(base + found);
+            return from + found;
         }
-        i += 16;
     }
-    i + b[i..]
-        .iter()
-        .position(|&c| needs.byte(c))
-        .unwrap_or(b.len() - i)
+    let k = from + b[from..].iter().position(|&c| needs.byte(c)).unwrap_or(n);
+    out.extend_from_slice(&b[from..k]);
+    k
 }
 
-const DIGIT_PAIRS: &[u8; 200] = b"\
-0001020304050607080910111213141516171819\
-2021222324252627282930313233343536373839\
-4041424344454647484950515253545556575859\
-6061626364656667686970717273747576777879\
-8081828384858687888990919293949596979899";
+/// The 8 decimal digits of `v < 10^8`, zero-padded, as ASCII in a word
+/// whose lowest byte is the first digit (so a little-endian store writes
+/// them in order), computed in registers: lanes of 4 digits, then of 2,
+/// then of 1, each split by a multiply and shift that divides exactly in
+/// its range (n * 10486 >> 20 is n / 100 for n < 10^4; m * 103 >> 10 is
+/// m / 10 for m < 100). A digit string built in a stack buffer with
+/// narrow stores and copied out with a wide load stalls on store
+/// forwarding instead.
+#[inline]
+fn eight_digits(v: u32) -> u64 {
+    debug_assert!(v < 100_000_000);
+    let v = u64::from(v);
+    // Lanes of 32 bits: the first four digits, the last four.
+    let x = (v / 10_000) | ((v % 10_000) << 32);
+    let hundreds = ((x * 10_486) >> 20) & 0x0000_007f_0000_007f;
+    // Lanes of 16 bits: 2 digits each.
+    let y = hundreds | ((x - hundreds * 100) << 16);
+    let tens = ((y * 103) >> 10) & 0x000f_000f_000f_000f;
+    // Lanes of 8 bits: 1 digit each.
+    let z = tens | ((y - tens * 10) << 8);
+    z | 0x3030_3030_3030_3030
+}
+
+/// Digits of `v < 10^8` (1 for 0).
+#[inline]
+fn digits_below_1e8(v: u32) -> usize {
+    v.checked_ilog10().map_or(1, |l| l as usize + 1)
+}
 
 /// Appends `v` in decimal.
-pub(crate) fn push_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    while v >= 100 {
-        let pair = (v % 100) as usize * 2;
-        v /= 100;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+#[inline]
+pub(crate) fn push_u64(out: &mut Vec<u8>, v: u64) {
+    const E8: u64 = 100_000_000;
+    // Stores of 8 bytes, each of whole words of digits; the last may
+    // reach 4 bytes past the number (20 digits at most).
+    out.reserve(24);
+    let len = out.len();
+    // SAFETY: `reserve` made room for 24 bytes after `len`; every store
+    // below ends within them (at most 4 + 8 + 8 + 4 bytes in), and the
+    // `n` bytes `set_len` exposes were all written.
+    unsafe {
+        let p = out.as_mut_ptr().add(len);
+        let put = |at: usize, w: u64| p.add(at).cast::<u64>().write_unaligned(w.to_le());
+        // The leading word without its leading zeros (its lowest bytes).
+        let lead = |v: u32| {
+            let d = digits_below_1e8(v);
+            (eight_digits(v) >> (8 * (8 - d)), d)
+        };
+        let n = if v < E8 {
+            let (w, d) = lead(v as u32);
+            put(0, w);
+            d
+        } else if v < E8 * E8 {
+            let (w, d) = lead((v / E8) as u32);
+            put(0, w);
+            put(d, eight_digits((v % E8) as u32));
+            d + 8
+        } else {
+            let (w, d) = lead((v / (E8 * E8)) as u32);
+            put(0, w);
+            put(d, eight_digits((v / E8 % E8) as u32));
+            put(d + 8, eight_digits((v % E8) as u32));
+            d + 16
+        };
+        out.set_len(len + n);
     }
-    if v >= 10 {
-        let pair = v as usize * 2;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    } else {
-        i -= 1;
-        buf[i] = b'0' + v as u8;
-    }
-    out.extend_from_slice(&buf[i..]);
 }
 
-/// Appends `v` in decimal, zero-padded to `width` digits.
-fn push_padded(out: &mut Vec<u8>, v: u64, width: usize) {
-    let mut digits = [b'0'; 20];
-    let mut n = 0;
-    let mut x = v;
-    while x > 0 {
-        digits[19 - n] = b'0' + (x % 10) as u8;
-        x /= 10;
-        n += 1;
-    }
-    let n = n.max(width);
-    out.extend_from_slice(&digits[20 - n..]);
+/// Appends `v < 10^9` in decimal, zero-padded to 9 digits (the nanoseconds
+/// of a second).
+#[inline]
+fn push_nanos(out: &mut Vec<u8>, v: u64) {
+    debug_assert!(v < 1_000_000_000);
+    out.push(b'0' + (v / 100_000_000) as u8);
+    out.extend_from_slice(&eight_digits((v % 100_000_000) as u32).to_le_bytes());
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -147,13 +216,12 @@ pub(crate) fn json_text_into(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut ascii = true;
-    let mut from = 0;
     let mut i = 0;
     loop {
         i = if ascii {
-            skip_clean(bytes, i, Needs::JsonAscii)
+            copy_clean(out, bytes, i, Needs::JsonAscii)
         } else {
-            skip_clean(bytes, i, Needs::Json)
+            copy_clean(out, bytes, i, Needs::Json)
         };
         let Some(&c) = bytes.get(i) else { break };
         if c >= 0x80 {
@@ -165,7 +233,6 @@ pub(crate) fn json_text_into(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
             ascii = false;
             continue;
         }
-        out.extend_from_slice(&bytes[from..i]);
         match c {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -175,9 +242,7 @@ pub(crate) fn json_text_into(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
             _ => push_json_control(out, c),
         }
         i += 1;
-        from = i;
     }
-    out.extend_from_slice(&bytes[from..]);
     out.push(b'"');
     true
 }
@@ -188,8 +253,7 @@ pub(crate) fn json_text_into(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
 pub(crate) fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
     // Printable ASCII other than backslash goes through whole; from the
     // first byte that is not, character by character.
-    let i = skip_clean(bytes, 0, Needs::Text);
-    out.extend_from_slice(&bytes[..i]);
+    let i = copy_clean(out, bytes, 0, Needs::Text);
     if i < bytes.len() {
         escape_slow(out, &bytes[i..]);
     }
@@ -221,15 +285,13 @@ pub(crate) fn csv_quoted_into(out: &mut Vec<u8>, text: &[u8]) {
     out.push(b'"');
     let mut from = 0;
     loop {
-        let i = skip_clean(text, from, Needs::Quote);
+        let i = copy_clean(out, text, from, Needs::Quote);
         if i == text.len() {
             break;
         }
-        out.extend_from_slice(&text[from..=i]);
-        out.push(b'"');
+        out.extend_from_slice(b"\"\"");
         from = i + 1;
     }
-    out.extend_from_slice(&text[from..]);
     out.push(b'"');
 }
 
@@ -295,7 +357,7 @@ impl TimeCache {
         }
         out.extend_from_slice(self.prefix.as_bytes());
         out.push(b'.');
-        push_padded(out, unix_nanos % 1_000_000_000, 9);
+        push_nanos(out, unix_nanos % 1_000_000_000);
         out.push(b'Z');
     }
 }
@@ -315,9 +377,37 @@ mod tests {
         for v in [0, 1, 9, 10, 99, 100, 101, 12_345, 1 << 40, u64::MAX] {
             assert_eq!(s(|o| push_u64(o, v)), v.to_string());
         }
-        assert_eq!(s(|o| push_padded(o, 42, 9)), "000000042");
-        assert_eq!(s(|o| push_padded(o, 0, 9)), "000000000");
-        assert_eq!(s(|o| push_padded(o, 999_999_999, 9)), "999999999");
+        for v in [
+            0,
+            9,
+            10,
+            99_999_999,
+            100_000_000,
+            100_000_001,
+            123_456_789_012_345_678,
+            10_000_000_000_000_000_000,
+        ] {
+            assert_eq!(s(|o| push_u64(o, v)), v.to_string());
+        }
+        // Each side of every change in the number of digits.
+        let mut p = 1u64;
+        for _ in 0..20 {
+            for v in [p - 1, p, p + 1] {
+                assert_eq!(s(|o| push_u64(o, v)), v.to_string());
+            }
+            p = p.saturating_mul(10);
+        }
+        for v in (0..100_000_000).step_by(9_973).chain([99_999_999]) {
+            assert_eq!(
+                eight_digits(v).to_le_bytes(),
+                format!("{v:08}").as_bytes(),
+                "{v}"
+            );
+        }
+        assert_eq!(s(|o| push_nanos(o, 42)), "000000042");
+        assert_eq!(s(|o| push_nanos(o, 0)), "000000000");
+        assert_eq!(s(|o| push_nanos(o, 999_999_999)), "999999999");
+        assert_eq!(s(|o| push_nanos(o, 100_000_000)), "100000000");
     }
 
     #[test]
@@ -363,6 +453,102 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Random strings of ASCII, controls, quotes, backslashes, DEL,
+    /// multi-byte characters and stray bytes, at lengths around the
+    /// 16-byte blocks: each encoder gives what a byte-at-a-time reference
+    /// gives, and JSON parses back to the payload.
+    #[test]
+    fn encoders_match_byte_at_a_time_references() {
+        fn json_ref(b: &[u8]) -> Option<Vec<u8>> {
+            let text = std::str::from_utf8(b).ok()?;
+            let mut o = b"\"".to_vec();
+            for c in text.chars() {
+                match c {
+                    '"' => o.extend_from_slice(b"\\\""),
+                    '\\' => o.extend_from_slice(b"\\\\"),
+                    '\n' => o.extend_from_slice(b"\\n"),
+                    '\r' => o.extend_from_slice(b"\\r"),
+                    '\t' => o.extend_from_slice(b"\\t"),
+                    c if (c as u32) < 0x20 => {
+                        o.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+                    }
+                    c => o.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+                }
+            }
+            o.push(b'"');
+            Some(o)
+        }
+        fn text_ref(b: &[u8]) -> Vec<u8> {
+            let mut o = Vec::new();
+            escape_slow(&mut o, b);
+            o
+        }
+        fn csv_ref(b: &[u8]) -> Vec<u8> {
+            let mut o = b"\"".to_vec();
+            for &c in b {
+                o.push(c);
+                if c == b'"' {
+                    o.push(b'"');
+                }
+            }
+            o.push(b'"');
+            o
+        }
+        let pieces: [&[u8]; 14] = [
+            b"a",
+            b"Z",
+            b" ",
+            b"\"",
+            b"\\",
+            b"\n",
+            b"\t",
+            b"\x00",
+            b"\x1f",
+            b"\x7f",
+            "é".as_bytes(),
+            "€".as_bytes(),
+            "𝄞".as_bytes(),
+            b"\xff",
+        ];
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 80) as usize;
+            // Mostly plain letters, so that clean blocks come up too.
+            let mut p = Vec::new();
+            while p.len() < len {
+                let r = next();
+                if r % 4 == 0 {
+                    p.extend_from_slice(pieces[(r >> 8) as usize % pieces.len()]);
+                } else {
+                    p.push(b'a' + (r >> 8) as u8 % 26);
+                }
+            }
+            let mut out = b"x".to_vec();
+            match json_ref(&p) {
+                Some(want) => {
+                    assert!(json_text_into(&mut out, &p), "{p:?}");
+                    assert_eq!(&out[1..], &want[..], "{p:?}");
+                    let back: String = serde_json::from_slice(&out[1..]).unwrap();
+                    assert_eq!(back.as_bytes(), &p[..]);
+                }
+                None => {
+                    assert!(!json_text_into(&mut out, &p), "{p:?}");
+                    assert_eq!(out, b"x");
+                }
+            }
+            assert_eq!(s(|o| escape_into(o, &p)).as_bytes(), &text_ref(&p)[..]);
+            let mut q = b"x".to_vec();
+            csv_quoted_into(&mut q, &p);
+            assert_eq!(&q[1..], &csv_ref(&p)[..], "{p:?}");
         }
     }
 

@@ -657,11 +657,11 @@ pub(crate) fn recover(args: RecoverArgs) -> Result<i32, String> {
 }
 
 /// Bytes of output `cat` gathers before writing them.
-const OUTPUT_CHUNK: usize = 1 << 20;
+const OUTPUT_CHUNK: usize = 1 << 16;
 
 /// Payload bytes the reading thread of `cat` gathers before handing them
 /// over.
-const BATCH_BYTES: usize = 1 << 20;
+const BATCH_BYTES: usize = 1 << 18;
 
 /// Batches in flight between the two threads of `cat`: one being filled,
 /// one queued, one being encoded.

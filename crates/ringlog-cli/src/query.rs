@@ -356,6 +356,7 @@ impl Query {
                 out.push(b'\n');
             }
             Format::Text => {
+                out.reserve(96 + r.payload.len());
                 self.times.push(out, r.timestamp);
                 sep(out, b' ');
                 push_u64(out, u64::from(r.producer));
@@ -376,6 +377,8 @@ impl Query {
                 out.push(b'\n');
             }
             Format::Jsonl | Format::Json => {
+                // The fields, and the payload escaped as clean text is.
+                out.reserve(192 + r.payload.len());
                 out.extend_from_slice(b"{\"producer\":");
                 push_u64(out, u64::from(r.producer));
                 out.extend_from_slice(b",\"seq\":");
@@ -406,6 +409,7 @@ impl Query {
                 out.extend_from_slice(b"}\n");
             }
             Format::Csv => {
+                out.reserve(144 + r.payload.len());
                 for v in [
                     u64::from(r.producer),
                     r.seq,

@@ -16,6 +16,7 @@
 //! | `format.rs` | frame and segment header layout, [`frame_into`], [`framed_len`], [`parse_frame`] |
 //! | `error.rs` | [`JournalError`], [`FrameError`] |
 //! | `fs.rs` | the injectable file layer: [`JournalFs`], [`JournalFile`], [`StdFs`], [`FaultyFs`] |
+//! | `crc.rs` | CRC-32C of several frames side by side, for the reader's verification |
 //! | `segment.rs` | bounded positional reads, the frame scan, resynchronisation after damage |
 //! | `writer.rs` | [`Journal`]: append, rotation, retention, [`SyncPolicy`], rollback of failed appends |
 //! | `recovery.rs` | [`RecoveryMode`], [`RecoveryReport`], [`plan_recovery`]: removal of interrupted creations and torn-tail cut on open, and its dry run |
@@ -49,6 +50,7 @@
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! ```
 
+mod crc;
 mod cursor;
 mod durable;
 mod error;

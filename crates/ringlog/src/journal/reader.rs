@@ -4,6 +4,7 @@
 //! continuing); a break is an error, never silently skipped. Files are
 //! opened without blocking and only regular files are read.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -11,7 +12,7 @@ use super::cursor::SegmentStamp;
 use super::error::JournalError;
 use super::format::{segment_file_name, ParsedFrame, FRAME_HEADER_LEN};
 use super::fs::{open_regular, OpenError};
-use super::segment::{list_dir, list_segments, Step, Window};
+use super::segment::{list_dir, list_segments, Step, Window, AHEAD};
 
 /// One record read from the journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +128,30 @@ struct Current {
     window: Window<File>,
     off: u64,
     stamp: SegmentStamp,
+    /// Frames from `off` on already verified (by
+    /// [`Window::verify_ahead`]), with their offsets.
+    ahead: VecDeque<(u64, ParsedFrame)>,
+}
+
+impl Current {
+    /// What lies at `off`: the next frame verified ahead, or else (after
+    /// verifying the next ones the window holds) what `step` finds.
+    fn step(&mut self) -> std::io::Result<Step> {
+        match self.ahead.pop_front() {
+            Some((at, p)) if at == self.off => return Ok(Step::Frame(p)),
+            // Moved elsewhere (resynchronised): what was ahead is not.
+            Some(_) => self.ahead.clear(),
+            None => {}
+        }
+        self.window.verify_ahead(self.off, &mut self.ahead);
+        match self.ahead.pop_front() {
+            Some((at, p)) if at == self.off => Ok(Step::Frame(p)),
+            _ => {
+                self.ahead.clear();
+                self.window.step(self.off)
+            }
+        }
+    }
 }
 
 /// Iterates the records of a journal directory in order, verifying every
@@ -255,6 +280,7 @@ impl Reader {
             window,
             off,
             stamp: SegmentStamp::of(&header),
+            ahead: VecDeque::with_capacity(AHEAD),
         });
         match broken {
             Some(what) => Err(JournalError::Structure { path, what }),
@@ -301,8 +327,9 @@ impl Reader {
                 }
                 return Ok(None);
             };
+            let stepped = cur.step();
             let read_err = |e| JournalError::io("read", &cur.path, e);
-            match cur.window.step(cur.off).map_err(read_err)? {
+            match stepped.map_err(read_err)? {
                 Step::End => self.current = None,
                 Step::Frame(p) => {
                     let off = cur.off;

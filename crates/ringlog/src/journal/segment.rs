@@ -182,18 +182,6 @@ impl<R: ReadAt> Window<R> {
         if off < self.start {
             return;
         }
-        // The frames' headers are read one after another, each at an
-        // offset the one before gives: a chain of cache misses when the
-        // bytes just came from the kernel. One load per cache line of what
-        // the frames are likely to span, all independent, brings the lines
-        // in together instead.
-        let i = (off - self.start) as usize;
-        let span = self.buf.len().saturating_sub(i).min(AHEAD * 512);
-        let mut touched = 0u8;
-        for k in (i..i + span).step_by(64) {
-            touched ^= self.buf[k];
-        }
-        std::hint::black_box(touched);
         let mut at = [0u64; AHEAD];
         let mut headers = [None::<FrameHeader>; AHEAD];
         let mut frames: [&[u8]; AHEAD] = [&[]; AHEAD];

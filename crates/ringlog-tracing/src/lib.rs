@@ -76,6 +76,7 @@ mod guard;
 mod inner;
 mod layer;
 mod log_backend;
+mod slot;
 mod time;
 mod writer;
 

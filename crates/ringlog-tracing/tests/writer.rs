@@ -485,3 +485,63 @@ fn the_log_backend_writes_fmt_like_lines() {
     assert_eq!(&lines[0][4..5], "-");
     assert_eq!(&lines[0][10..11], "T");
 }
+
+#[test]
+fn syncs_from_another_thread_while_threads_log_lose_and_reorder_nothing() {
+    // A leased writer is entered by its thread without a lock, and by
+    // `sync` and shutdown from other threads (`slot` module): every record
+    // must still come out once and in order, and shutdown must take the
+    // writer of a thread that holds its lease but has stopped logging.
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, guard) = Builder::new(dir.path())
+        .queue_bytes(256 << 10)
+        .build()
+        .unwrap();
+    const THREADS: u64 = 3;
+    const EVENTS: u64 = 50_000;
+    let (idle_tx, idle_rx) = std::sync::mpsc::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let mut idle_writer = writer.clone();
+    let idle = std::thread::spawn(move || {
+        writeln!(idle_writer, "line t={THREADS} i=0").unwrap();
+        ready_tx.send(()).unwrap();
+        // Holds its lease, idle, until after shutdown.
+        let _ = idle_rx.recv();
+    });
+    ready_rx.recv().unwrap();
+    let syncs = std::thread::scope(|s| {
+        let loggers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let mut w = writer.clone();
+                s.spawn(move || {
+                    for i in 0..EVENTS {
+                        writeln!(w, "line t={t} i={i}").unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut syncs = 0u64;
+        while !loggers.iter().all(|h| h.is_finished()) {
+            guard.sync().unwrap();
+            syncs += 1;
+        }
+        syncs
+    });
+    assert!(syncs > 0);
+    let report = guard.shutdown().unwrap();
+    drop(idle_tx);
+    idle.join().unwrap();
+    assert_eq!(
+        (report.dropped, report.rejected, report.io_errors),
+        (0, 0, 0)
+    );
+    let (recs, err) = records(dir.path());
+    assert_eq!(err, None);
+    assert_eq!(recs.len() as u64, THREADS * EVENTS + 1);
+    let logged: Vec<_> = recs
+        .into_iter()
+        .filter(|r| field(text(r), "t") != Some(THREADS))
+        .collect();
+    check_order(&logged, THREADS, EVENTS, true);
+    assert!(verify(dir.path()).unwrap().is_clean());
+}

@@ -124,6 +124,10 @@ struct Entered {
 thread_local! {
     /// The spans this thread is in, innermost last.
     static ENTERED: RefCell<Vec<Entered>> = const { RefCell::new(Vec::new()) };
+    /// How many entries [`ENTERED`] holds: 0 lets an event outside every
+    /// span skip the stack (a `Cell` with no destructor, so reading it
+    /// needs no check of the thread-local's state).
+    static ENTERED_LEN: Cell<usize> = const { Cell::new(0) };
 }
 
 /// The mark of a definition written by layer `tag` through `slot` into
@@ -389,6 +393,10 @@ impl BinaryLayer {
         if event.is_root() {
             return Ok(0);
         }
+        // The common case of logging outside any span: nothing to look up.
+        if event.is_contextual() && ENTERED_LEN.try_with(Cell::get).is_ok_and(|n| n == 0) {
+            return Ok(0);
+        }
         let here = mark(self.tag, slot, state.segment);
         // `None`: ask the registry; `Some(None)`: in no span of this layer.
         let innermost = |entered: &Vec<Entered>| -> Option<Option<u64>> {
@@ -507,6 +515,7 @@ where
                     tag: self.tag,
                     mark: None,
                 });
+                let _ = ENTERED_LEN.try_with(|n| n.set(e.len()));
             }
         });
     }
@@ -519,6 +528,7 @@ where
                 if let Some(i) = e.iter().rposition(|e| e.id == id && e.tag == self.tag) {
                     e.remove(i);
                 }
+                let _ = ENTERED_LEN.try_with(|n| n.set(e.len()));
             }
         });
     }

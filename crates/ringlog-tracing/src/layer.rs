@@ -294,6 +294,7 @@ impl BinaryLayer {
 
     /// Writes the definition of `meta` through `w` unless this thread
     /// already has in this segment.
+    #[inline]
     fn define_callsite(
         inner: &Inner,
         w: &mut ringlog::pipeline::PipelineWriter,
@@ -301,12 +302,23 @@ impl BinaryLayer {
         meta: &Metadata<'_>,
     ) -> io::Result<()> {
         let id = std::ptr::from_ref(meta) as usize;
-        let slot = &mut state.recent[recent_index(id)];
-        if *slot == id {
+        if state.recent[recent_index(id)] == id {
             return Ok(());
         }
+        Self::define_callsite_slow(inner, w, state, meta, id)
+    }
+
+    /// [`BinaryLayer::define_callsite`] past the recent callsites.
+    #[cold]
+    fn define_callsite_slow(
+        inner: &Inner,
+        w: &mut ringlog::pipeline::PipelineWriter,
+        state: &mut ThreadState,
+        meta: &Metadata<'_>,
+        id: usize,
+    ) -> io::Result<()> {
         if state.defined.contains(&id) {
-            *slot = id;
+            state.recent[recent_index(id)] = id;
             return Ok(());
         }
         let fields: Vec<&str> = meta.fields().iter().map(|f| f.name()).collect();
@@ -379,6 +391,7 @@ impl BinaryLayer {
     /// this producer lacks written first. An event in the span this thread
     /// entered last, already defined here, is answered from [`ENTERED`]
     /// without asking the registry.
+    #[inline]
     fn span_key<S>(
         &self,
         w: &mut ringlog::pipeline::PipelineWriter,
@@ -397,6 +410,21 @@ impl BinaryLayer {
         if event.is_contextual() && ENTERED_LEN.try_with(Cell::get).is_ok_and(|n| n == 0) {
             return Ok(0);
         }
+        self.span_key_in_span(w, state, slot, event, ctx)
+    }
+
+    /// [`BinaryLayer::span_key`] for an event that may be in a span.
+    fn span_key_in_span<S>(
+        &self,
+        w: &mut ringlog::pipeline::PipelineWriter,
+        state: &mut ThreadState,
+        slot: usize,
+        event: &Event<'_>,
+        ctx: &Context<'_, S>,
+    ) -> io::Result<u64>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
         let here = mark(self.tag, slot, state.segment);
         // `None`: ask the registry; `Some(None)`: in no span of this layer.
         let innermost = |entered: &Vec<Entered>| -> Option<Option<u64>> {

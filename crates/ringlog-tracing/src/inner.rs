@@ -1,39 +1,21 @@
 //! The state a writer, its guard and the panic hook share: one slot per
 //! pipeline writer, the counters, the pipeline itself.
 
-use crate::slot::{LeasedSlot, SlotGuard};
 use ringlog::bytes::ClaimError;
 use ringlog::pipeline::{AppendError, Pipeline, PipelineWriter};
 use std::io;
-use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
-/// A held slot, leased or shared.
-enum Held<'a> {
-    Leased(SlotGuard<'a>),
-    Shared(MutexGuard<'a, Option<PipelineWriter>>),
-}
-
-impl Deref for Held<'_> {
-    type Target = Option<PipelineWriter>;
-
-    fn deref(&self) -> &Self::Target {
-        match self {
-            Self::Leased(g) => g,
-            Self::Shared(g) => g,
-        }
-    }
-}
-
-impl DerefMut for Held<'_> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        match self {
-            Self::Leased(g) => g,
-            Self::Shared(g) => g,
-        }
-    }
+/// One pipeline writer. A slot below `Inner::shared_slot` is leased to one
+/// thread at a time; the last slot is shared by every thread that found no
+/// free one. The mutex is uncontended for a leased slot: only its thread
+/// appends through it, and `sync` takes it for an instant to read positions.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    /// `None` once the guard has shut the pipeline down.
+    writer: Mutex<Option<PipelineWriter>>,
 }
 
 /// What the writer side counts; read by the guard.
@@ -55,12 +37,7 @@ pub(crate) struct Counters {
 /// the panic hook.
 #[derive(Debug)]
 pub(crate) struct Inner {
-    /// The leased slots, indices `0..shared_slot()`.
-    leased: Box<[LeasedSlot]>,
-    /// The last slot, shared by every thread that found no free one: a
-    /// mutex, since those threads do contend for it. `None` once the guard
-    /// has shut the pipeline down.
-    shared: Mutex<Option<PipelineWriter>>,
+    slots: Box<[Slot]>,
     /// Indices of free leased slots (capacity for all of them, so returning
     /// one never allocates).
     free: Mutex<Vec<usize>>,
@@ -137,11 +114,13 @@ impl Inner {
         max_pending: usize,
     ) -> Self {
         let leased = writers.len() - 1;
-        let mut writers = writers;
-        let shared = writers.pop();
         Self {
-            leased: writers.into_iter().map(LeasedSlot::new).collect(),
-            shared: Mutex::new(shared),
+            slots: writers
+                .into_iter()
+                .map(|w| Slot {
+                    writer: Mutex::new(Some(w)),
+                })
+                .collect(),
             // Popped from the end: the lowest slot is leased first.
             free: Mutex::new((0..leased).rev().collect()),
             closed: AtomicBool::new(false),
@@ -154,31 +133,7 @@ impl Inner {
 
     /// The slot every thread without a lease of its own appends through.
     pub(crate) fn shared_slot(&self) -> usize {
-        self.leased.len()
-    }
-
-    /// Holds `slot` for [`Inner::with_writer`], waiting as long as it takes.
-    #[inline]
-    fn hold(&self, slot: usize) -> Held<'_> {
-        match self.leased.get(slot) {
-            // Only this slot's lease holder passes its index (the contract
-            // of `with_writer`).
-            Some(s) => Held::Leased(s.enter_owner()),
-            None => Held::Shared(lock(&self.shared)),
-        }
-    }
-
-    /// Holds `slot`, polling until `deadline` (see [`lock_until`]).
-    fn hold_until(&self, slot: usize, deadline: Option<Instant>) -> Option<Held<'_>> {
-        match self.leased.get(slot) {
-            Some(s) => s.enter_other(deadline).map(Held::Leased),
-            None => lock_until(&self.shared, deadline).map(Held::Shared),
-        }
-    }
-
-    /// Every slot's index, the shared one last.
-    fn all_slots(&self) -> std::ops::RangeInclusive<usize> {
-        0..=self.shared_slot()
+        self.slots.len() - 1
     }
 
     /// Takes a free leased slot, or the shared one if none is left.
@@ -228,16 +183,12 @@ impl Inner {
 
     /// Runs `f` on `slot`'s pipeline writer, holding the slot; `BrokenPipe`
     /// once the guard has shut the pipeline down.
-    ///
-    /// A leased slot's index may only be passed by the thread holding its
-    /// lease, and not from inside `f` (see [`crate::slot`]); any thread may
-    /// pass [`Inner::shared_slot`].
     pub(crate) fn with_writer<R>(
         &self,
         slot: usize,
         f: impl FnOnce(&mut PipelineWriter) -> R,
     ) -> io::Result<R> {
-        let mut guard = self.hold(slot);
+        let mut guard = lock(&self.slots[slot].writer);
         match guard.as_mut() {
             Some(w) => Ok(f(w)),
             None => Err(closed_error()),
@@ -288,9 +239,9 @@ impl Inner {
 
     fn wait_for(&self, reached: Reached, deadline: Option<Instant>) -> Result<(), WaitFailure> {
         // Positions first: the last record of each slot now.
-        let mut targets = Vec::with_capacity(self.shared_slot() + 1);
-        for i in self.all_slots() {
-            let g = self.hold_until(i, deadline).ok_or(WaitFailure::Busy)?;
+        let mut targets = Vec::with_capacity(self.slots.len());
+        for (i, slot) in self.slots.iter().enumerate() {
+            let g = lock_until(&slot.writer, deadline).ok_or(WaitFailure::Busy)?;
             match g.as_ref() {
                 Some(w) if w.next_seq() > 0 => targets.push((i, w.next_seq() - 1)),
                 Some(_) => {}
@@ -302,7 +253,7 @@ impl Inner {
         for (i, seq) in targets {
             let mut pause = Duration::from_micros(50);
             loop {
-                let g = self.hold_until(i, deadline).ok_or(WaitFailure::Busy)?;
+                let g = lock_until(&self.slots[i].writer, deadline).ok_or(WaitFailure::Busy)?;
                 let Some(w) = g.as_ref() else {
                     return Err(WaitFailure::Stopped);
                 };
@@ -344,8 +295,8 @@ impl Inner {
     pub(crate) fn close(&self, deadline: Option<Instant>) -> bool {
         self.closed.store(true, Ordering::Relaxed);
         let mut all = true;
-        for slot in self.all_slots() {
-            match self.hold_until(slot, deadline) {
+        for slot in self.slots.iter() {
+            match lock_until(&slot.writer, deadline) {
                 Some(mut g) => drop(g.take()),
                 None => all = false,
             }

@@ -76,7 +76,6 @@ mod guard;
 mod inner;
 mod layer;
 mod log_backend;
-mod slot;
 mod time;
 mod writer;
 

@@ -197,18 +197,27 @@ impl Inner {
 
     /// Appends one record through `w` (a slot's writer, held): `Ok(true)`
     /// if it was queued, `Ok(false)` if lossy mode dropped it (counted).
+    #[inline]
     pub(crate) fn append_to(&self, w: &mut PipelineWriter, payload: &[u8]) -> io::Result<bool> {
         match w.append(payload, None) {
             Ok(_) => Ok(true),
-            Err(AppendError::Queue(ClaimError::Dropped)) => {
+            Err(e) => self.append_failed(e),
+        }
+    }
+
+    /// What [`Inner::append_to`] answers for a record not queued.
+    #[cold]
+    fn append_failed(&self, e: AppendError) -> io::Result<bool> {
+        match e {
+            AppendError::Queue(ClaimError::Dropped) => {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 Ok(false)
             }
-            Err(e @ (AppendError::Queue(ClaimError::TooLarge(_)) | AppendError::Journal(_))) => {
+            e @ (AppendError::Queue(ClaimError::TooLarge(_)) | AppendError::Journal(_)) => {
                 self.counters.rejected.fetch_add(1, Ordering::Relaxed);
                 Err(io::Error::new(io::ErrorKind::InvalidInput, e))
             }
-            Err(e) => {
+            e => {
                 self.note_error("append", &e);
                 Err(io::Error::other(e))
             }

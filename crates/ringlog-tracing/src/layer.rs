@@ -124,6 +124,10 @@ struct Entered {
 thread_local! {
     /// The spans this thread is in, innermost last.
     static ENTERED: RefCell<Vec<Entered>> = const { RefCell::new(Vec::new()) };
+    /// How many entries [`ENTERED`] holds: 0 lets an event outside every
+    /// span skip the stack (a `Cell` with no destructor, so reading it
+    /// needs no check of the thread-local's state).
+    static ENTERED_LEN: Cell<usize> = const { Cell::new(0) };
 }
 
 /// The mark of a definition written by layer `tag` through `slot` into
@@ -290,6 +294,7 @@ impl BinaryLayer {
 
     /// Writes the definition of `meta` through `w` unless this thread
     /// already has in this segment.
+    #[inline]
     fn define_callsite(
         inner: &Inner,
         w: &mut ringlog::pipeline::PipelineWriter,
@@ -297,12 +302,23 @@ impl BinaryLayer {
         meta: &Metadata<'_>,
     ) -> io::Result<()> {
         let id = std::ptr::from_ref(meta) as usize;
-        let slot = &mut state.recent[recent_index(id)];
-        if *slot == id {
+        if state.recent[recent_index(id)] == id {
             return Ok(());
         }
+        Self::define_callsite_slow(inner, w, state, meta, id)
+    }
+
+    /// [`BinaryLayer::define_callsite`] past the recent callsites.
+    #[cold]
+    fn define_callsite_slow(
+        inner: &Inner,
+        w: &mut ringlog::pipeline::PipelineWriter,
+        state: &mut ThreadState,
+        meta: &Metadata<'_>,
+        id: usize,
+    ) -> io::Result<()> {
         if state.defined.contains(&id) {
-            *slot = id;
+            state.recent[recent_index(id)] = id;
             return Ok(());
         }
         let fields: Vec<&str> = meta.fields().iter().map(|f| f.name()).collect();
@@ -375,6 +391,7 @@ impl BinaryLayer {
     /// this producer lacks written first. An event in the span this thread
     /// entered last, already defined here, is answered from [`ENTERED`]
     /// without asking the registry.
+    #[inline]
     fn span_key<S>(
         &self,
         w: &mut ringlog::pipeline::PipelineWriter,
@@ -389,6 +406,25 @@ impl BinaryLayer {
         if event.is_root() {
             return Ok(0);
         }
+        // The common case of logging outside any span: nothing to look up.
+        if event.is_contextual() && ENTERED_LEN.try_with(Cell::get).is_ok_and(|n| n == 0) {
+            return Ok(0);
+        }
+        self.span_key_in_span(w, state, slot, event, ctx)
+    }
+
+    /// [`BinaryLayer::span_key`] for an event that may be in a span.
+    fn span_key_in_span<S>(
+        &self,
+        w: &mut ringlog::pipeline::PipelineWriter,
+        state: &mut ThreadState,
+        slot: usize,
+        event: &Event<'_>,
+        ctx: &Context<'_, S>,
+    ) -> io::Result<u64>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
         let here = mark(self.tag, slot, state.segment);
         // `None`: ask the registry; `Some(None)`: in no span of this layer.
         let innermost = |entered: &Vec<Entered>| -> Option<Option<u64>> {
@@ -507,6 +543,7 @@ where
                     tag: self.tag,
                     mark: None,
                 });
+                let _ = ENTERED_LEN.try_with(|n| n.set(e.len()));
             }
         });
     }
@@ -519,6 +556,7 @@ where
                 if let Some(i) = e.iter().rposition(|e| e.id == id && e.tag == self.tag) {
                     e.remove(i);
                 }
+                let _ = ENTERED_LEN.try_with(|n| n.set(e.len()));
             }
         });
     }

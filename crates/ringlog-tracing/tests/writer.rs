@@ -85,11 +85,18 @@ fn four_threads_read_back_in_order(design: Design) {
 fn threads_beyond_max_threads_share_a_writer_and_stay_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let (writer, guard) = Builder::new(dir.path()).max_threads(1).build().unwrap();
+    // Every thread holds its writer (leased or shared) before any goes on,
+    // so that a loaded machine running them one after another cannot hand
+    // the one leased writer from each to the next.
+    let all_in = std::sync::Barrier::new(4);
     std::thread::scope(|s| {
         for t in 0..4u64 {
             let mut w = writer.clone();
+            let all_in = &all_in;
             s.spawn(move || {
-                for i in 0..20_000u64 {
+                writeln!(w, "line t={t} i=0").unwrap();
+                all_in.wait();
+                for i in 1..20_000u64 {
                     writeln!(w, "line t={t} i={i}").unwrap();
                 }
             });

@@ -221,3 +221,28 @@ fn shared_ring_weakened_publish_is_caught() {
         writers_then_drain(ws, &mut r, 1, 16);
     });
 }
+
+/// The double buffer's wake-up without the writer's fence: one writer
+/// commits twice and hands itself back undropped (its drop would notify
+/// with a fence and hide a lost wake-up) while the reader waits for both
+/// records, sealed on the first or not. A lost wake-up is a loom deadlock.
+#[test]
+fn double_buffer_commits_wake_the_reader_without_a_fence() {
+    loom::model(|| {
+        let (mut ws, mut r) = ringlog::bytes::double_buffer::channel(cfg(64, 1)).unwrap();
+        let mut w = ws.pop().unwrap();
+        let t = thread::spawn(move || {
+            w.push(&[0, 0], None).unwrap();
+            w.push(&[0, 1], None).unwrap();
+            w
+        });
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            let b = r.read(None).unwrap();
+            got.extend(b.records().map(|rec| rec[1]));
+            b.release();
+        }
+        drop(t.join().unwrap());
+        assert_eq!(got, [0, 1]);
+    });
+}

@@ -135,8 +135,33 @@ impl Reader {
     fn wait(&mut self, deadline: Deadline) -> bool {
         let sh = &*self.shared;
         let sealed = self.sealed;
-        sh.reader_ev
-            .wait_until(&self.strategy, deadline, || match sealed {
+        // Writers wake us with the fence-free `notify_reserved` after a
+        // commit (`Writer::publish`), so the announcement is closed with a
+        // Release RMW of the word each of them RMWs with Acquire before it
+        // notifies (`Event` module docs): while a batch drains, the sealed
+        // buffer's `committed` (their commit itself is that RMW); while
+        // none is sealed, `active` (their reservation). A commit or a
+        // reservation ordered before our RMW is seen by `cond`, which
+        // reads the same word after it; one ordered after sees our
+        // announcement. So no RMW leaves a publication in flight unseen.
+        let close = || {
+            match sealed {
+                Some(s) => {
+                    sh.buffer(s.gen)
+                        .tally
+                        .committed
+                        .fetch_add(0, Ordering::Release);
+                }
+                None => {
+                    sh.active.fetch_add(0, Ordering::Release);
+                }
+            }
+            false
+        };
+        sh.reader_ev.wait_until_closed(
+            &self.strategy,
+            deadline,
+            || match sealed {
                 // Relaxed: hints; `poll` re-reads with Acquire.
                 Some(s) => {
                     sh.buffer(s.gen).tally.committed.load(Ordering::Relaxed) & BYTES_MASK
@@ -146,7 +171,9 @@ impl Reader {
                     offset_of(sh.active.load(Ordering::Relaxed)) != 0
                         || sh.life.live_writers.load(Ordering::Relaxed) == 0
                 }
-            })
+            },
+            close,
+        )
     }
 }
 

@@ -133,9 +133,13 @@ unsafe impl Slots for Writer {
         }
         let add = slot as u64 + if n.is_some() { 1 << RECORDS_SHIFT } else { 0 };
         // Release: publishes the header and payload; pairs with the Acquire
-        // load of `committed` in `Reader::poll`.
-        buf.tally.committed.fetch_add(add, Ordering::Release);
-        sh.reader_ev.notify();
+        // load of `committed` in `Reader::poll`. Acquire: pairs with the
+        // reader's Release RMW of `committed` that closes its announcement
+        // (`Reader::wait`), which is what lets the notification below skip
+        // the fence. Our reservation (Acquire, of `active`) does the same for
+        // a reader that waits with no buffer sealed.
+        buf.tally.committed.fetch_add(add, Ordering::AcqRel);
+        sh.reader_ev.notify_reserved();
     }
 }
 

@@ -351,8 +351,8 @@ impl<T> Consumer<T> {
     /// 3 µs at most, until a few hundred items are ready, so that it does
     /// not take back the cache line a producer is filling: this is what
     /// lets a consumer that keeps up take hundreds of items per call rather
-    /// than a handful (see the comment on the private `linger` in the source). A
-    /// consumer set to [`WaitStrategy::SLEEP`] does not spin.
+    /// than a handful. A consumer set to [`WaitStrategy::SLEEP`] does not
+    /// spin.
     ///
     /// # Errors
     ///

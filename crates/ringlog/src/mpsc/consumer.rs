@@ -12,12 +12,12 @@ use std::collections::VecDeque;
 
 /// A blocking batch call that took fewer items than this (and fewer than
 /// it asked for) drained the ring up to the producers' frontier.
-const LINGER_BELOW: usize = 256;
+const LINGER_BELOW: usize = 512;
 
 /// Spin-loop hints the next blocking batch call spends, at most, waiting
 /// for the slot `LINGER_BELOW - 1` past `read_pos` to be published before it
 /// looks at `read_pos` (none under loom, whose models need few steps).
-const LINGER_SPINS: u32 = if cfg!(loom) { 0 } else { 256 };
+const LINGER_SPINS: u32 = if cfg!(loom) { 0 } else { 512 };
 
 /// Spin-loop hints between two looks at that slot while lingering.
 const LINGER_STEP: u32 = 64;
@@ -348,7 +348,7 @@ impl<T> Consumer<T> {
     ///
     /// A call that follows one which found only a few items (it drained the
     /// ring up to what the producers are writing) first spins for about
-    /// 3 µs at most, until a few hundred items are ready, so that it does
+    /// 6 µs at most, until a few hundred items are ready, so that it does
     /// not take back the cache line a producer is filling: this is what
     /// lets a consumer that keeps up take hundreds of items per call rather
     /// than a handful. A consumer set to [`WaitStrategy::SLEEP`] does not
@@ -384,16 +384,17 @@ impl<T> Consumer<T> {
 
     /// Before a blocking batch call that follows one which drained the ring
     /// up to the producers' frontier: spins (at most `LINGER_SPINS` hints,
-    /// about 3 µs at 11 ns a hint) until the slot `LINGER_BELOW - 1` past
+    /// about 6 µs at 11 ns a hint) until the slot `LINGER_BELOW - 1` past
     /// `read_pos` is published, so that the call finds many cache lines of
     /// items instead of the one a producer is filling.
     ///
     /// A consumer that keeps up with its producers otherwise reads the slot
     /// a producer is writing on every call, takes its cache line away, and
     /// finds a handful of items each time: with one producer of `u64`s it
-    /// took about 10 items per call at 20 M items/s, and with the linger
-    /// about 200 per call at 50-58 M items/s (2-core machine, back-to-back
-    /// runs). The slot looked at is ahead of the producers, on a line this
+    /// took about 10 items per call at 20 M items/s; lingering for the slot
+    /// 255 ahead (at most 256 hints), about 190 per call at 54-58 M items/s;
+    /// for the slot 511 ahead (at most 512 hints), about 385 per call at
+    /// 64 M items/s (2-core machine, back-to-back runs). The slot looked at is ahead of the producers, on a line this
     /// consumer freed itself, so looking costs no transfer until a producer
     /// gets there; it is looked at every `LINGER_STEP` hints, not at every
     /// one, for the same reason. What it costs is up to `LINGER_SPINS` hints

@@ -121,6 +121,28 @@ where
     check_order(&got, n, per_writer);
 }
 
+/// `w` commits two records on its own thread and is handed back undropped
+/// (its drop would notify with a fence and hide a lost wake-up) while `r`
+/// waits for both: a lost wake-up is a loom deadlock.
+fn two_commits_one_live_writer<W>(mut w: W, r: &mut dyn ByteQueueReader)
+where
+    W: ByteQueueWriter + 'static,
+{
+    let t = thread::spawn(move || {
+        w.push(&[0, 0], None).unwrap();
+        w.push(&[0, 1], None).unwrap();
+        w
+    });
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let b = r.read(None).unwrap();
+        got.extend(b.records().map(|rec| rec[1]));
+        b.release();
+    }
+    drop(t.join().unwrap());
+    assert_eq!(got, [0, 1]);
+}
+
 /// Fan-in's doorbell: the reader sleeps when every ring is empty; two
 /// writers commit and ring. A lost wake-up is a loom deadlock.
 #[test]
@@ -131,9 +153,8 @@ fn fan_in_doorbell_loses_no_wake_up() {
     });
 }
 
-/// Fan-in's doorbell handshake across sleep episodes: one writer commits
-/// twice and hands itself back undropped (its drop would ring with a fence
-/// and hide a lost wake-up) while the reader waits for both records.
+/// Fan-in's doorbell handshake across sleep episodes
+/// ([`two_commits_one_live_writer`]).
 fn fan_in_two_commits_one_live_writer(disarm_early: bool) {
     loom::model(move || {
         let (mut ws, mut r) = ringlog::bytes::fan_in::channel(cfg(64, 1)).unwrap();
@@ -141,19 +162,7 @@ fn fan_in_two_commits_one_live_writer(disarm_early: bool) {
         if disarm_early {
             w.disarm_early_for_loom();
         }
-        let t = thread::spawn(move || {
-            w.push(&[0, 0], None).unwrap();
-            w.push(&[0, 1], None).unwrap();
-            w
-        });
-        let mut got = Vec::new();
-        while got.len() < 2 {
-            let b = r.read(None).unwrap();
-            got.extend(b.records().map(|rec| rec[1]));
-            b.release();
-        }
-        drop(t.join().unwrap());
-        assert_eq!(got, [0, 1]);
+        two_commits_one_live_writer(w, &mut r);
     });
 }
 
@@ -222,27 +231,13 @@ fn shared_ring_weakened_publish_is_caught() {
     });
 }
 
-/// The double buffer's wake-up without the writer's fence: one writer
-/// commits twice and hands itself back undropped (its drop would notify
-/// with a fence and hide a lost wake-up) while the reader waits for both
-/// records, sealed on the first or not. A lost wake-up is a loom deadlock.
+/// The double buffer's wake-up without the writer's fence
+/// ([`two_commits_one_live_writer`]), with the reader sealed on the first
+/// record or not.
 #[test]
 fn double_buffer_commits_wake_the_reader_without_a_fence() {
     loom::model(|| {
         let (mut ws, mut r) = ringlog::bytes::double_buffer::channel(cfg(64, 1)).unwrap();
-        let mut w = ws.pop().unwrap();
-        let t = thread::spawn(move || {
-            w.push(&[0, 0], None).unwrap();
-            w.push(&[0, 1], None).unwrap();
-            w
-        });
-        let mut got = Vec::new();
-        while got.len() < 2 {
-            let b = r.read(None).unwrap();
-            got.extend(b.records().map(|rec| rec[1]));
-            b.release();
-        }
-        drop(t.join().unwrap());
-        assert_eq!(got, [0, 1]);
+        two_commits_one_live_writer(ws.pop().unwrap(), &mut r);
     });
 }

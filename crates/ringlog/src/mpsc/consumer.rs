@@ -363,7 +363,7 @@ impl<T> Consumer<T> {
         out: &mut Vec<T>,
         deadline: Deadline,
     ) -> Result<usize, PopError> {
-        if self.at_frontier {
+        if self.at_frontier && max_items > 0 {
             self.linger(max_items);
         }
         loop {
@@ -403,6 +403,7 @@ impl<T> Consumer<T> {
     /// linger, nor does a consumer whose strategy does not spin
     /// ([`WaitStrategy::SLEEP`]).
     fn linger(&mut self, max_items: usize) {
+        debug_assert!(max_items > 0, "the slot looked at is max_items - 1 ahead");
         self.at_frontier = false;
         if LINGER_SPINS == 0 || self.strategy.spins == 0 {
             return;

@@ -613,6 +613,10 @@ fn a_blocking_batch_after_a_small_one_lingers_then_takes_what_is_there() {
     tx.push(4).unwrap();
     assert_eq!(rx.take_batch_until(512, &mut out, None), Ok(2));
     assert_eq!(out, [0, 1, 2, 3, 4]);
+    // Asking for nothing right after a small batch takes nothing (and
+    // looks at no slot `max_items - 1` ahead).
+    assert!(rx.at_frontier);
+    assert_eq!(rx.take_batch_until(0, &mut out, None), Ok(0));
     // A batch capped by `max_items` is not at the frontier: no linger next.
     for i in 5..9 {
         tx.push(i).unwrap();

@@ -47,7 +47,10 @@ impl Writer {
         }
         // Acquire: pairs with the Release swap in `Reader::seal`, so the
         // reader's reset of this buffer's tally and its reads of the buffer's
-        // previous contents happen before our writes.
+        // previous contents happen before our writes; and with the Release
+        // RMW of `active` that closes a reader's wait while none is sealed
+        // (`Reader::wait`), so the fence-free notify after our commit sees
+        // its announcement.
         let w = sh.active.fetch_add(total, Ordering::Acquire);
         let (gen, off) = (gen_of(w), offset_of(w));
         let cap = sh.capacity;

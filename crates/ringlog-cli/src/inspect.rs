@@ -834,9 +834,9 @@ pub(crate) fn cat(args: CatArgs) -> Result<i32, String> {
                 return Err(chain(&e));
             }
             batch.clear();
-            if empty_tx.send(batch).is_err() {
-                break;
-            }
+            // The reading thread hangs up after sending its last batch; the
+            // batches still queued are printed all the same.
+            let _ = empty_tx.send(batch);
         }
         match emit(&mut out, &mut buf) {
             Ok(_) => Ok(0),

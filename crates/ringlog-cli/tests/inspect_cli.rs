@@ -509,6 +509,40 @@ fn journal_of(records: &[(u64, &[u8])]) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// `cat` reads on one thread and encodes on another. Once the reading
+/// thread had sent its last batch it hung up, and the encoding thread,
+/// failing to hand back the batch it had just printed, stopped there,
+/// leaving up to two full batches unprinted with exit 0. Payloads that
+/// JSON must escape make the encoding the slower side, which is when
+/// that happened.
+#[test]
+#[cfg_attr(miri, ignore = "runs processes")]
+fn cat_prints_every_record_when_reading_ends_before_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("J");
+    let mut j = Journal::open(&path, JournalOptions::default()).unwrap();
+    let payload = [b'"', 0x01, b'\\', 0x1f].repeat(64);
+    let n = 40_000u64;
+    for seq in 0..n {
+        j.append((seq % 3) as u32, seq / 3, seq, &payload).unwrap();
+    }
+    j.sync().unwrap();
+    for _ in 0..3 {
+        let o = ringlog(&["cat", s(&path), "--format", "jsonl"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let mut next = [0u64; 3];
+        let mut lines = 0u64;
+        for line in stdout(&o).lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let p = v["producer"].as_u64().unwrap() as usize;
+            assert_eq!(v["seq"].as_u64(), Some(next[p]), "producer {p}");
+            next[p] += 1;
+            lines += 1;
+        }
+        assert_eq!(lines, n, "records printed");
+    }
+}
+
 #[test]
 fn cat_json_gives_binary_payloads_as_base64_and_text_only_when_utf8() {
     let (_tmp, j) = journal_of(&[(5, &[0xff, 0x00, 0xfe, 0x80]), (6, "héllo".as_bytes())]);

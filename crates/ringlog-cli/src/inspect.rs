@@ -13,9 +13,9 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use clap::{Args, ValueEnum};
 use ringlog::journal::{
     parse_segment_file_name, plan_recovery, rebuild_index, segment_file_name,
-    verify as verify_journal, Damage, Journal, JournalError, JournalOptions, Reader, RecordRef,
-    RecoveryMode, RecoveryReport, SegmentStamp, SeqFaultKind, StructureFaultKind, VerifyReport,
-    VerifyStatus, MAX_REPORTED_FAULTS,
+    verify as verify_journal, Damage, Frames, Journal, JournalError, JournalOptions, Reader,
+    RecordRef, RecoveryMode, RecoveryReport, SegmentStamp, SeqFaultKind, StructureFaultKind,
+    VerifyReport, VerifyStatus, FRAME_HEADER_LEN, MAX_REPORTED_FAULTS,
 };
 
 use crate::errors::chain;
@@ -667,8 +667,8 @@ const BATCH_BYTES: usize = 1 << 18;
 /// one queued, one being encoded.
 const BATCHES: usize = 3;
 
-/// A record's fields in a [`Batch`]; its payload ends at `end` in the
-/// batch's payload bytes, where the one before ends.
+/// A record's fields in a [`Batch`]; its payload is `len` bytes at `at` in
+/// the batch's frame bytes.
 #[derive(Debug, Clone, Copy)]
 struct Meta {
     producer: u32,
@@ -678,12 +678,13 @@ struct Meta {
     offset: u64,
     crc: u32,
     stamp: SegmentStamp,
-    end: usize,
+    at: usize,
+    len: usize,
 }
 
 /// Records read and verified by the reading thread of `cat`, for the
-/// encoding thread: their fields and their payloads copied out of the
-/// reader's buffer. Batches go back to the reading thread to be reused,
+/// encoding thread: their fields, and their frames copied out of the
+/// reader's buffer a run at a time. Batches go back to the reading thread to be reused,
 /// so neither thread allocates per batch.
 #[derive(Debug, Default)]
 struct Batch {
@@ -694,18 +695,23 @@ struct Batch {
 }
 
 impl Batch {
-    fn push(&mut self, r: &RecordRef<'_>) {
-        self.payloads.extend_from_slice(r.payload);
-        self.records.push(Meta {
-            producer: r.producer,
-            seq: r.seq,
-            timestamp: r.timestamp,
-            segment: r.segment,
-            offset: r.offset,
-            crc: r.crc,
-            stamp: r.stamp,
-            end: self.payloads.len(),
-        });
+    /// Copies the frames in one piece, and each record's fields.
+    fn push(&mut self, frames: &Frames<'_>) {
+        let base = self.payloads.len();
+        self.payloads.extend_from_slice(frames.frame_bytes());
+        for r in frames.iter() {
+            self.records.push(Meta {
+                producer: r.producer,
+                seq: r.seq,
+                timestamp: r.timestamp,
+                segment: r.segment,
+                offset: r.offset,
+                crc: r.crc,
+                stamp: r.stamp,
+                at: base + (r.offset - frames.offset()) as usize + FRAME_HEADER_LEN,
+                len: r.payload.len(),
+            });
+        }
     }
 
     fn clear(&mut self) {
@@ -716,10 +722,8 @@ impl Batch {
 
     /// The records as the reader gave them.
     fn iter(&self) -> impl Iterator<Item = RecordRef<'_>> {
-        let mut start = 0;
         self.records.iter().map(move |m| {
-            let payload = &self.payloads[start..m.end];
-            start = m.end;
+            let payload = &self.payloads[m.at..m.at + m.len];
             RecordRef {
                 producer: m.producer,
                 seq: m.seq,
@@ -739,9 +743,9 @@ impl Batch {
 /// up.
 fn read_batches(mut reader: Reader, full: SyncSender<Batch>, empty: Receiver<Batch>) {
     let Ok(mut batch) = empty.recv() else { return };
-    while let Some(rec) = reader.next_ref() {
-        match rec {
-            Ok(r) => batch.push(&r),
+    while let Some(frames) = reader.next_frames() {
+        match frames {
+            Ok(f) => batch.push(&f),
             Err(e) => {
                 batch.error = Some(e);
                 break;

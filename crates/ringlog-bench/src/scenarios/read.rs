@@ -261,6 +261,34 @@ pub fn run(b: &mut Bench) {
             Ok(Measured::rate(built.bytes, t.elapsed()))
         },
     );
+    b.case(
+        Case::new(
+            &group,
+            "Reader::next_frames, every record (no output)",
+            Role::Ringlog,
+            Unit::BytesPerSec,
+            1,
+        ),
+        || {
+            let t = Instant::now();
+            let mut n = 0u64;
+            let mut reader =
+                Reader::open(&built.dir).map_err(|e| CheckError::new(e.to_string()))?;
+            while let Some(frames) = reader.next_frames() {
+                n += frames
+                    .map_err(|e| CheckError::new(e.to_string()))?
+                    .iter()
+                    .count() as u64;
+            }
+            if n != built.records {
+                return Err(CheckError::new(format!(
+                    "{n} records, wrote {}",
+                    built.records
+                )));
+            }
+            Ok(Measured::rate(built.bytes, t.elapsed()))
+        },
+    );
     let cli = std::env::current_exe()
         .ok()
         .and_then(|p| Some(p.parent()?.join("ringlog")))
@@ -272,8 +300,38 @@ pub fn run(b: &mut Bench) {
         Unit::BytesPerSec,
         1,
     );
+    let mut checked = false;
     match cli {
         Some(cli) => b.case(export, || {
+            if !checked {
+                // Once, untimed: the output holds a line per record.
+                let fail = |e: std::io::Error| CheckError::new(format!("{}: {e}", cli.display()));
+                let mut child = std::process::Command::new(&cli)
+                    .args(["cat", "--format", "jsonl"])
+                    .arg(&built.dir)
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .map_err(fail)?;
+                let mut lines = 0u64;
+                if let Some(mut out) = child.stdout.take() {
+                    let mut chunk = vec![0u8; 1 << 20];
+                    loop {
+                        let n = out.read(&mut chunk).map_err(fail)?;
+                        if n == 0 {
+                            break;
+                        }
+                        lines += chunk[..n].iter().filter(|&&c| c == b'\n').count() as u64;
+                    }
+                }
+                let status = child.wait().map_err(fail)?;
+                if !status.success() || lines != built.records {
+                    return Err(CheckError::new(format!(
+                        "ringlog cat: {status}, {lines} lines for {} records",
+                        built.records
+                    )));
+                }
+                checked = true;
+            }
             let devnull = std::fs::File::create("/dev/null")
                 .map_err(|e| CheckError::new(format!("/dev/null: {e}")))?;
             let t = Instant::now();

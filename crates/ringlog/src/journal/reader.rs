@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::cursor::SegmentStamp;
 use super::error::JournalError;
-use super::format::{segment_file_name, ParsedFrame, FRAME_HEADER_LEN};
+use super::format::{framed_len, segment_file_name, FrameHeader, ParsedFrame, FRAME_HEADER_LEN};
 use super::fs::{open_regular, OpenError};
 use super::segment::{list_dir, list_segments, Step, Window, AHEAD};
 
@@ -109,6 +109,92 @@ impl Record {
             offset: self.offset,
             crc: self.crc,
             stamp: self.stamp,
+        }
+    }
+}
+
+/// Consecutive records of one segment, every one verified, borrowed from
+/// the reader's buffer: what [`Reader::next_frames`] yields. Iterating it
+/// decodes each frame's header; the bytes are the frames as stored.
+#[derive(Debug, Clone, Copy)]
+pub struct Frames<'a> {
+    bytes: &'a [u8],
+    segment: u64,
+    offset: u64,
+    stamp: SegmentStamp,
+    producer: Option<u32>,
+}
+
+impl<'a> Frames<'a> {
+    /// The frames as stored (headers, payloads, padding), back to back.
+    pub fn frame_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Segment the frames are in.
+    pub fn segment(&self) -> u64 {
+        self.segment
+    }
+
+    /// Byte offset of the first frame in the segment file.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The records, as [`Reader::next_ref`] would have yielded them one by
+    /// one (with the reader's producer filter applied).
+    pub fn iter(&self) -> FramesIter<'a> {
+        FramesIter {
+            frames: *self,
+            at: 0,
+        }
+    }
+}
+
+impl<'a> IntoIterator for Frames<'a> {
+    type Item = RecordRef<'a>;
+    type IntoIter = FramesIter<'a>;
+
+    fn into_iter(self) -> FramesIter<'a> {
+        self.iter()
+    }
+}
+
+/// The records of a [`Frames`], in order.
+#[derive(Debug, Clone)]
+pub struct FramesIter<'a> {
+    frames: Frames<'a>,
+    at: usize,
+}
+
+impl<'a> Iterator for FramesIter<'a> {
+    type Item = RecordRef<'a>;
+
+    fn next(&mut self) -> Option<RecordRef<'a>> {
+        let f = &self.frames;
+        loop {
+            // The reader verified every frame in `bytes`, so each decodes and
+            // fits; an end that does not is the end of the run.
+            let h = FrameHeader::decode(f.bytes.get(self.at..)?)?;
+            let len = framed_len(h.payload_len as usize);
+            let payload = f.bytes.get(
+                self.at + FRAME_HEADER_LEN..self.at + FRAME_HEADER_LEN + h.payload_len as usize,
+            )?;
+            let offset = f.offset + self.at as u64;
+            self.at += len;
+            if f.producer.is_some_and(|want| want != h.producer) {
+                continue;
+            }
+            return Some(RecordRef {
+                producer: h.producer,
+                seq: h.seq,
+                timestamp: h.timestamp,
+                payload,
+                segment: f.segment,
+                offset,
+                crc: h.crc,
+                stamp: f.stamp,
+            });
         }
     }
 }
@@ -388,6 +474,75 @@ impl Reader {
             offset: at.offset,
             crc: p.header.crc,
             stamp: cur.stamp,
+        }))
+    }
+
+    /// The next records in bulk: the next record, as
+    /// [`next_ref`](Self::next_ref) gives it, with the records after it in
+    /// the same segment that the reader has already read and verified
+    /// (up to about a megabyte), borrowed from its buffer (valid until the
+    /// next call). The same records and errors as `next_ref`, in the same
+    /// order, for less work per record.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringlog::journal::{Journal, JournalOptions, Reader};
+    /// let dir = std::env::temp_dir().join(format!("ringlog-doc-frames-{}", std::process::id()));
+    /// let mut journal = Journal::open(&dir, JournalOptions::default()).unwrap();
+    /// for i in 0..100u64 {
+    ///     journal.append(1, i, i, format!("record {i}").as_bytes()).unwrap();
+    /// }
+    /// journal.sync().unwrap();
+    /// let mut reader = Reader::open(&dir).unwrap();
+    /// let mut seen = 0;
+    /// while let Some(frames) = reader.next_frames() {
+    ///     for r in frames.unwrap() {
+    ///         assert_eq!(r.payload, format!("record {seen}").as_bytes());
+    ///         seen += 1;
+    ///     }
+    /// }
+    /// assert_eq!(seen, 100);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn next_frames(&mut self) -> Option<Result<Frames<'_>, JournalError>> {
+        let at = match self.advance()? {
+            Ok(at) => at,
+            Err(e) => return Some(Err(e)),
+        };
+        let producer = self.producer;
+        let cur = self.current.as_mut()?;
+        // `next_record` moved `off` past the first frame. The frames
+        // verified ahead follow it in the buffer, which nothing re-reads
+        // until they are used up: take them, and verify more of what the
+        // buffer holds, until one is not valid or not wholly buffered.
+        loop {
+            match cur.ahead.front() {
+                Some(&(o, p)) if o == cur.off => {
+                    cur.ahead.pop_front();
+                    cur.off += p.framed_len as u64;
+                }
+                // Not at `off`: `step` clears it.
+                Some(_) => break,
+                None => {
+                    cur.window.verify_ahead(cur.off, &mut cur.ahead);
+                    if cur.ahead.is_empty() {
+                        break;
+                    }
+                }
+            }
+        }
+        let len = (cur.off - at.offset) as usize;
+        let bytes = match cur.window.get(at.offset, len) {
+            Ok(b) => b,
+            Err(e) => return Some(Err(JournalError::io("read", &cur.path, e))),
+        };
+        Some(Ok(Frames {
+            bytes,
+            segment: cur.number,
+            offset: at.offset,
+            stamp: cur.stamp,
+            producer,
         }))
     }
 

@@ -81,12 +81,19 @@ pub fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> threa
     })
 }
 
-/// CPU time (user + system) this process has used so far, all threads.
+/// CPU time (user + system) this process has used so far, all threads,
+/// with that of the child processes it has waited for (the `ringlog`
+/// processes a case runs).
 pub fn cpu_time() -> Duration {
+    usage(libc::RUSAGE_SELF) + usage(libc::RUSAGE_CHILDREN)
+}
+
+fn usage(who: libc::c_int) -> Duration {
     let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: `u` is a valid, writable rusage; getrusage fills it and only
-    // fails for an invalid `who`, which RUSAGE_SELF is not.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr()) };
+    // fails for an invalid `who`, which RUSAGE_SELF and RUSAGE_CHILDREN
+    // are not.
+    let rc = unsafe { libc::getrusage(who, u.as_mut_ptr()) };
     if rc != 0 {
         return Duration::ZERO;
     }

@@ -120,6 +120,40 @@ fn build(dir: &Path, target: u64) -> Result<Built, CheckError> {
     })
 }
 
+/// Runs `ringlog cat --format jsonl` over the journal, its output piped
+/// here, and checks that it exits 0 with a line per record.
+fn export_lines(cli: &Path, built: &Built) -> Result<(), CheckError> {
+    let fail = |e: std::io::Error| CheckError::new(format!("{}: {e}", cli.display()));
+    let mut child = std::process::Command::new(cli)
+        .args(["cat", "--format", "jsonl"])
+        .arg(&built.dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(fail)?;
+    let mut lines = 0u64;
+    let mut read = Ok(());
+    if let Some(mut out) = child.stdout.take() {
+        let mut chunk = vec![0u8; 1 << 20];
+        read = loop {
+            match out.read(&mut chunk) {
+                Ok(0) => break Ok(()),
+                Ok(n) => lines += chunk[..n].iter().filter(|&&c| c == b'\n').count() as u64,
+                Err(e) => break Err(e),
+            }
+        };
+    }
+    // Waited for on every path, the pipe closed first.
+    let status = child.wait().map_err(fail)?;
+    read.map_err(fail)?;
+    if !status.success() || lines != built.records {
+        return Err(CheckError::new(format!(
+            "ringlog cat: {status}, {lines} lines for {} records",
+            built.records
+        )));
+    }
+    Ok(())
+}
+
 fn segment_bytes(dir: &Path) -> Result<u64, CheckError> {
     let mut total = 0;
     for e in std::fs::read_dir(dir).map_err(|e| CheckError::new(format!("list: {e}")))? {
@@ -300,53 +334,28 @@ pub fn run(b: &mut Bench) {
         Unit::BytesPerSec,
         1,
     );
-    let mut checked = false;
     match cli {
-        Some(cli) => b.case(export, || {
-            if !checked {
-                // Once, untimed: the output holds a line per record.
-                let fail = |e: std::io::Error| CheckError::new(format!("{}: {e}", cli.display()));
-                let mut child = std::process::Command::new(&cli)
+        Some(cli) => {
+            // Once, untimed: the output holds a line per record.
+            let checked = export_lines(&cli, &built);
+            b.case(export, || {
+                checked.clone()?;
+                let devnull = std::fs::File::create("/dev/null")
+                    .map_err(|e| CheckError::new(format!("/dev/null: {e}")))?;
+                let t = Instant::now();
+                let status = std::process::Command::new(&cli)
                     .args(["cat", "--format", "jsonl"])
                     .arg(&built.dir)
-                    .stdout(std::process::Stdio::piped())
-                    .spawn()
-                    .map_err(fail)?;
-                let mut lines = 0u64;
-                if let Some(mut out) = child.stdout.take() {
-                    let mut chunk = vec![0u8; 1 << 20];
-                    loop {
-                        let n = out.read(&mut chunk).map_err(fail)?;
-                        if n == 0 {
-                            break;
-                        }
-                        lines += chunk[..n].iter().filter(|&&c| c == b'\n').count() as u64;
-                    }
+                    .stdout(devnull)
+                    .status()
+                    .map_err(|e| CheckError::new(format!("{}: {e}", cli.display())))?;
+                let took = t.elapsed();
+                if !status.success() {
+                    return Err(CheckError::new(format!("ringlog cat: {status}")));
                 }
-                let status = child.wait().map_err(fail)?;
-                if !status.success() || lines != built.records {
-                    return Err(CheckError::new(format!(
-                        "ringlog cat: {status}, {lines} lines for {} records",
-                        built.records
-                    )));
-                }
-                checked = true;
-            }
-            let devnull = std::fs::File::create("/dev/null")
-                .map_err(|e| CheckError::new(format!("/dev/null: {e}")))?;
-            let t = Instant::now();
-            let status = std::process::Command::new(&cli)
-                .args(["cat", "--format", "jsonl"])
-                .arg(&built.dir)
-                .stdout(devnull)
-                .status()
-                .map_err(|e| CheckError::new(format!("{}: {e}", cli.display())))?;
-            let took = t.elapsed();
-            if !status.success() {
-                return Err(CheckError::new(format!("ringlog cat: {status}")));
-            }
-            Ok(Measured::rate(built.bytes, took))
-        }),
+                Ok(Measured::rate(built.bytes, took))
+            })
+        }
         // Not a failure of what is measured: say so and go on.
         None => eprintln!(
             "read: export through the CLI skipped: the ringlog binary is not beside \

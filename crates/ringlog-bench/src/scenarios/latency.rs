@@ -12,9 +12,12 @@
 //! the limit is the timer itself (two `Instant::now` around nothing), which
 //! every figure of this scenario includes.
 //!
-//! The producer pushes as fast as it can, so the ring is often full: the
-//! tail percentiles include waiting for room (or, under `DropNewest`, the
-//! cost of refusing).
+//! In the first group the producer pushes as fast as it can, so the ring is
+//! often full: the tail percentiles include waiting for room (or, under
+//! `DropNewest`, the cost of refusing). The others push bursts of 64 with
+//! 1 µs or 50 µs between them (spun, so the producer stays on its core),
+//! which is what a logging thread does: with 50 µs the consumer has time
+//! to go to sleep, and a push pays for waking it.
 
 use crate::bench::{Bench, Case, Measured, Role, Unit};
 use crate::check::{item, CheckError, SeqCheck};
@@ -29,9 +32,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const CAP: usize = 4096;
+/// Pushes per burst in the cases with a gap between bursts.
+const BURST: u64 = 64;
 /// The percentiles every latency case reports, one row each.
 pub(crate) const METRICS: [&str; 3] = ["p50", "p99", "p99.9"];
 
@@ -39,119 +44,25 @@ pub(crate) const METRICS: [&str; 3] = ["p50", "p99", "p99.9"];
 pub fn run(b: &mut Bench) {
     b.scenario("latency");
     let n = b.settings.size(1_000_000, 200_000, 2_000);
-    let group = "push, 1 producer, capacity 4096, ns";
-    let case = |name: &str, role| Case::new(group, name, role, Unit::Nanos, 2);
-    b.case_metrics(case("ringlog spsc push", Role::Ringlog), &METRICS, |_| {
-        push_latency(n, false, |sink| {
-            let (mut tx, mut rx) = ringlog::spsc::channel::<u64>(CAP);
-            let consumer = thread::spawn(move || {
-                let mut c = SeqCheck::exact(1);
-                let mut out = Vec::with_capacity(1024);
-                while rx.take_batch_wait(1024, &mut out, None).is_ok() {
-                    out.drain(..).for_each(|v| c.see(v));
-                }
-                c
-            });
-            sink(&mut |v| tx.push(v, None).is_ok());
-            drop(tx);
-            consumer
-        })
-    });
-    for (label, policy, lossy) in [
-        ("ringlog mpsc Block push", Policy::BLOCK, false),
-        ("ringlog mpsc DropNewest push", Policy::DropNewest, true),
+    for (group, gap) in [
+        ("push, 1 producer, capacity 4096, ns", None),
+        (
+            "push, bursts of 64, 1 µs apart, 1 producer, capacity 4096, ns",
+            Some(Duration::from_micros(1)),
+        ),
+        (
+            "push, bursts of 64, 50 µs apart (the consumer may sleep), 1 producer, capacity 4096, ns",
+            Some(Duration::from_micros(50)),
+        ),
     ] {
-        b.case_metrics(case(label, Role::Ringlog), &METRICS, |_| {
-            push_latency(n, lossy, |sink| {
-                let (mut tx, mut rx) = mpsc::channel::<u64>(CAP, policy.clone()).expect("valid");
-                let consumer = thread::spawn(move || {
-                    let mut c = if lossy {
-                        SeqCheck::lossy(1)
-                    } else {
-                        SeqCheck::exact(1)
-                    };
-                    let mut out = Vec::with_capacity(1024);
-                    while rx.take_batch_until(1024, &mut out, None).is_ok() {
-                        out.drain(..).for_each(|v| c.see(v));
-                    }
-                    c
-                });
-                sink(&mut |v| match tx.push(v) {
-                    Ok(()) => true,
-                    Err(PushError::Full(_)) => false,
-                    Err(_) => panic!("consumer gone during the run"),
-                });
-                drop(tx);
-                consumer
-            })
-        });
+        // Bursts 50 µs apart take 0.8 s per million pushes: a tenth of them.
+        let n = if gap.is_some_and(|g| g >= Duration::from_micros(10)) {
+            (n / 10).max(1_000)
+        } else {
+            n
+        };
+        push_cases(b, group, n, gap);
     }
-    b.case_metrics(
-        case("crossbeam-channel bounded send", Role::Peer),
-        &METRICS,
-        |_| {
-            push_latency(n, false, |sink| {
-                let (tx, rx) = crossbeam_channel::bounded::<u64>(CAP);
-                let consumer = thread::spawn(move || {
-                    let mut c = SeqCheck::exact(1);
-                    rx.iter().for_each(|v| c.see(v));
-                    c
-                });
-                sink(&mut |v| tx.send(v).is_ok());
-                drop(tx);
-                consumer
-            })
-        },
-    );
-    b.case_metrics(case("kanal bounded send", Role::Peer), &METRICS, |_| {
-        push_latency(n, false, |sink| {
-            let (tx, rx) = kanal::bounded::<u64>(CAP);
-            let consumer = thread::spawn(move || {
-                let mut c = SeqCheck::exact(1);
-                while let Ok(v) = rx.recv() {
-                    c.see(v);
-                }
-                c
-            });
-            sink(&mut |v| tx.send(v).is_ok());
-            drop(tx);
-            consumer
-        })
-    });
-    b.case_metrics(case("rtrb push", Role::Peer), &METRICS, |_| {
-        push_latency(n, false, |sink| {
-            let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAP);
-            let consumer = thread::spawn(move || {
-                let mut c = SeqCheck::exact(1);
-                let mut backoff = Backoff::new();
-                loop {
-                    match rx.pop() {
-                        Ok(v) => {
-                            c.see(v);
-                            backoff.reset();
-                        }
-                        Err(_) if rx.is_abandoned() => {
-                            while let Ok(v) = rx.pop() {
-                                c.see(v);
-                            }
-                            return c;
-                        }
-                        Err(_) => backoff.snooze(),
-                    }
-                }
-            });
-            sink(&mut |mut v| {
-                let mut backoff = Backoff::new();
-                while let Err(rtrb::PushError::Full(back)) = tx.push(v) {
-                    v = back;
-                    backoff.snooze();
-                }
-                true
-            });
-            drop(tx);
-            consumer
-        })
-    });
 
     idle_consumers(b);
 
@@ -338,6 +249,123 @@ pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static bounds")
 }
 
+/// The push-latency cases of one group: pushes back to back (`gap` None)
+/// or in bursts of [`BURST`] with `gap` between them.
+fn push_cases(b: &mut Bench, group: &str, n: u64, gap: Option<Duration>) {
+    let case = |name: &str, role| Case::new(group, name, role, Unit::Nanos, 2);
+    b.case_metrics(case("ringlog spsc push", Role::Ringlog), &METRICS, |_| {
+        push_latency(n, false, gap, |sink| {
+            let (mut tx, mut rx) = ringlog::spsc::channel::<u64>(CAP);
+            let consumer = thread::spawn(move || {
+                let mut c = SeqCheck::exact(1);
+                let mut out = Vec::with_capacity(1024);
+                while rx.take_batch_wait(1024, &mut out, None).is_ok() {
+                    out.drain(..).for_each(|v| c.see(v));
+                }
+                c
+            });
+            sink(&mut |v| tx.push(v, None).is_ok());
+            drop(tx);
+            consumer
+        })
+    });
+    for (label, policy, lossy) in [
+        ("ringlog mpsc Block push", Policy::BLOCK, false),
+        ("ringlog mpsc DropNewest push", Policy::DropNewest, true),
+    ] {
+        b.case_metrics(case(label, Role::Ringlog), &METRICS, |_| {
+            push_latency(n, lossy, gap, |sink| {
+                let (mut tx, mut rx) = mpsc::channel::<u64>(CAP, policy.clone()).expect("valid");
+                let consumer = thread::spawn(move || {
+                    let mut c = if lossy {
+                        SeqCheck::lossy(1)
+                    } else {
+                        SeqCheck::exact(1)
+                    };
+                    let mut out = Vec::with_capacity(1024);
+                    while rx.take_batch_until(1024, &mut out, None).is_ok() {
+                        out.drain(..).for_each(|v| c.see(v));
+                    }
+                    c
+                });
+                sink(&mut |v| match tx.push(v) {
+                    Ok(()) => true,
+                    Err(PushError::Full(_)) => false,
+                    Err(_) => panic!("consumer gone during the run"),
+                });
+                drop(tx);
+                consumer
+            })
+        });
+    }
+    b.case_metrics(
+        case("crossbeam-channel bounded send", Role::Peer),
+        &METRICS,
+        |_| {
+            push_latency(n, false, gap, |sink| {
+                let (tx, rx) = crossbeam_channel::bounded::<u64>(CAP);
+                let consumer = thread::spawn(move || {
+                    let mut c = SeqCheck::exact(1);
+                    rx.iter().for_each(|v| c.see(v));
+                    c
+                });
+                sink(&mut |v| tx.send(v).is_ok());
+                drop(tx);
+                consumer
+            })
+        },
+    );
+    b.case_metrics(case("kanal bounded send", Role::Peer), &METRICS, |_| {
+        push_latency(n, false, gap, |sink| {
+            let (tx, rx) = kanal::bounded::<u64>(CAP);
+            let consumer = thread::spawn(move || {
+                let mut c = SeqCheck::exact(1);
+                while let Ok(v) = rx.recv() {
+                    c.see(v);
+                }
+                c
+            });
+            sink(&mut |v| tx.send(v).is_ok());
+            drop(tx);
+            consumer
+        })
+    });
+    b.case_metrics(case("rtrb push", Role::Peer), &METRICS, |_| {
+        push_latency(n, false, gap, |sink| {
+            let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAP);
+            let consumer = thread::spawn(move || {
+                let mut c = SeqCheck::exact(1);
+                let mut backoff = Backoff::new();
+                loop {
+                    match rx.pop() {
+                        Ok(v) => {
+                            c.see(v);
+                            backoff.reset();
+                        }
+                        Err(_) if rx.is_abandoned() => {
+                            while let Ok(v) = rx.pop() {
+                                c.see(v);
+                            }
+                            return c;
+                        }
+                        Err(_) => backoff.snooze(),
+                    }
+                }
+            });
+            sink(&mut |mut v| {
+                let mut backoff = Backoff::new();
+                while let Err(rtrb::PushError::Full(back)) = tx.push(v) {
+                    v = back;
+                    backoff.snooze();
+                }
+                true
+            });
+            drop(tx);
+            consumer
+        })
+    });
+}
+
 /// The figures of [`METRICS`] from `h`.
 pub(crate) fn percentiles(h: &Histogram<u64>) -> Vec<Measured> {
     [50.0, 99.0, 99.9]
@@ -353,12 +381,20 @@ pub(crate) fn percentiles(h: &Histogram<u64>) -> Vec<Measured> {
 fn push_latency(
     n: u64,
     lossy: bool,
+    gap: Option<Duration>,
     setup: impl FnOnce(&mut dyn FnMut(&mut dyn FnMut(u64) -> bool)) -> thread::JoinHandle<SeqCheck>,
 ) -> Result<Vec<Measured>, CheckError> {
     let mut h = histogram();
     let mut refused = 0u64;
     let consumer = setup(&mut |push| {
         for s in 0..n {
+            if let Some(gap) = gap.filter(|_| s % BURST == 0 && s > 0) {
+                // Spun, not slept: a sleep of 1 µs takes tens.
+                let until = Instant::now() + gap;
+                while Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+            }
             let v = item(0, s);
             let t = Instant::now();
             let ok = push(v);

@@ -53,7 +53,7 @@ pub const ALL: [Scenario; 10] = [
     },
     Scenario {
         name: "latency",
-        about: "single-push latency percentiles, PipelineWriter::append of 64 B at 1 and 4 writers, and SPSC ping-pong round trips",
+        about: "single-push latency percentiles (back to back, and in bursts 1 µs and 50 µs apart), PipelineWriter::append of 64 B at 1 and 4 writers, and SPSC ping-pong round trips",
         run: latency::run,
     },
     Scenario {

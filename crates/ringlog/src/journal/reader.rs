@@ -532,7 +532,16 @@ impl Reader {
                 }
             }
         }
-        let len = (cur.off - at.offset) as usize;
+        let mut len = (cur.off - at.offset) as usize;
+        if cur.window.buffered(at.offset, len).is_none() {
+            // Not expected (every frame taken is in the buffer, unread since
+            // it was verified); if it were, the first frame alone, as
+            // `next_ref` gives it, and the others verified again next call:
+            // bytes read again are never handed out as verified.
+            cur.ahead.clear();
+            cur.off = at.offset + at.frame.framed_len as u64;
+            len = at.frame.framed_len;
+        }
         let bytes = match cur.window.get(at.offset, len) {
             Ok(b) => b,
             Err(e) => return Some(Err(JournalError::io("read", &cur.path, e))),

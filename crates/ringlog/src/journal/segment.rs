@@ -134,6 +134,12 @@ impl<R: ReadAt> Window<R> {
         Ok(&self.buf[at..at + n])
     }
 
+    /// The bytes `[off, off + n)` if the buffer holds them; reads nothing.
+    pub(crate) fn buffered(&self, off: u64, n: usize) -> Option<&[u8]> {
+        let at = usize::try_from(off.checked_sub(self.start)?).ok()?;
+        self.buf.get(at..at.checked_add(n)?)
+    }
+
     /// Reads and checks the segment header at offset 0.
     pub(crate) fn header(&mut self) -> io::Result<Result<SegmentHeader, HeaderError>> {
         let n = self.len.min(MAX_SEGMENT_HEADER_LEN as u64) as usize;

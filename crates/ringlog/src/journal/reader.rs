@@ -223,20 +223,7 @@ impl Current {
     /// What lies at `off`: the next frame verified ahead, or else (after
     /// verifying the next ones the window holds) what `step` finds.
     fn step(&mut self) -> std::io::Result<Step> {
-        match self.ahead.pop_front() {
-            Some((at, p)) if at == self.off => return Ok(Step::Frame(p)),
-            // Moved elsewhere (resynchronised): what was ahead is not.
-            Some(_) => self.ahead.clear(),
-            None => {}
-        }
-        self.window.verify_ahead(self.off, &mut self.ahead);
-        match self.ahead.pop_front() {
-            Some((at, p)) if at == self.off => Ok(Step::Frame(p)),
-            _ => {
-                self.ahead.clear();
-                self.window.step(self.off)
-            }
-        }
+        self.window.step_ahead(self.off, &mut self.ahead)
     }
 }
 

@@ -234,6 +234,31 @@ impl<R: ReadAt> Window<R> {
         }
     }
 
+    /// What [`step`](Self::step) finds at `off`, taken from `ahead` when
+    /// [`verify_ahead`](Self::verify_ahead) has already verified it, after
+    /// refilling `ahead` from the buffer when it is empty. `ahead` holds
+    /// the verified frames that follow, for the next calls; a frame not at
+    /// `off` (the caller moved elsewhere) empties it.
+    pub(crate) fn step_ahead(
+        &mut self,
+        off: u64,
+        ahead: &mut VecDeque<(u64, ParsedFrame)>,
+    ) -> io::Result<Step> {
+        match ahead.pop_front() {
+            Some((at, p)) if at == off => return Ok(Step::Frame(p)),
+            Some(_) => ahead.clear(),
+            None => {}
+        }
+        self.verify_ahead(off, ahead);
+        match ahead.pop_front() {
+            Some((at, p)) if at == off => Ok(Step::Frame(p)),
+            _ => {
+                ahead.clear();
+                self.step(off)
+            }
+        }
+    }
+
     /// The first 8-aligned offset after `bad` where a valid frame starts,
     /// if any: tells a torn tail (none) from corruption in the middle.
     pub(crate) fn resync(&mut self, bad: u64) -> io::Result<Option<u64>> {
@@ -272,8 +297,9 @@ pub(crate) fn scan<R: ReadAt>(
 ) -> io::Result<Vec<BadRange>> {
     let mut bad = Vec::new();
     let mut off = start;
+    let mut ahead = VecDeque::with_capacity(AHEAD);
     loop {
-        match w.step(off)? {
+        match w.step_ahead(off, &mut ahead)? {
             Step::End => return Ok(bad),
             Step::Frame(p) => {
                 on_frame(off, &p, w.get(off, p.framed_len)?);

@@ -188,49 +188,45 @@ impl<R: ReadAt> Window<R> {
         if off < self.start {
             return;
         }
-        let mut at = [0u64; AHEAD];
-        let mut headers = [None::<FrameHeader>; AHEAD];
+        // Every candidate goes into `out` as its header checks pass; those
+        // from the first CRC mismatch on are taken out again below.
+        let first = out.len();
         let mut frames: [&[u8]; AHEAD] = [&[]; AHEAD];
         let mut n = 0;
         while n < AHEAD {
             // off >= start, and off <= start + buf.len() (it only moves
             // past frames within the buffer), so this fits.
             let i = (off - self.start) as usize;
-            let Some(h) = self.buf.get(i..).and_then(FrameHeader::decode) else {
+            let Some(header) = self.buf.get(i..).and_then(FrameHeader::decode) else {
                 break;
             };
             // As in `step`: the length against what the file holds, then
             // (in `parse_frame`) the flags.
             let remaining = usize::try_from(self.len - off).unwrap_or(usize::MAX);
-            let Ok(len) = h.check_len(remaining) else {
+            let Ok(len) = header.check_len(remaining) else {
                 break;
             };
-            if h.flags != 0 {
+            if header.flags != 0 {
                 break;
             }
             let Some(frame) = self.buf.get(i..i + len) else {
                 break;
             };
-            at[n] = off;
-            headers[n] = Some(h);
+            out.push_back((
+                off,
+                ParsedFrame {
+                    header,
+                    framed_len: len,
+                },
+            ));
             frames[n] = frame;
             off += len as u64;
             n += 1;
         }
         let mut crcs = [0u32; AHEAD];
         frame_crcs(&frames[..n], &mut crcs[..n]);
-        for k in 0..n {
-            let Some(header) = headers[k] else { break };
-            if crcs[k] != header.crc {
-                break;
-            }
-            out.push_back((
-                at[k],
-                ParsedFrame {
-                    header,
-                    framed_len: frames[k].len(),
-                },
-            ));
+        if let Some(bad) = (0..n).find(|&k| crcs[k] != out[first + k].1.header.crc) {
+            out.truncate(first + bad);
         }
     }
 

@@ -659,8 +659,10 @@ pub(crate) fn recover(args: RecoverArgs) -> Result<i32, String> {
 /// Bytes of output `cat` gathers before writing them.
 const OUTPUT_CHUNK: usize = 1 << 16;
 
-/// Payload bytes the reading thread of `cat` gathers before handing them
-/// over.
+/// Frame bytes the reading thread of `cat` gathers before handing them
+/// over. It copies whole runs of verified frames, so a batch can pass this
+/// by up to the reader's buffer (about 1 MiB); a batch grows to that once
+/// and is reused.
 const BATCH_BYTES: usize = 1 << 18;
 
 /// Batches in flight between the two threads of `cat`: one being filled,
@@ -684,8 +686,9 @@ struct Meta {
 
 /// Records read and verified by the reading thread of `cat`, for the
 /// encoding thread: their fields, and their frames copied out of the
-/// reader's buffer a run at a time. Batches go back to the reading thread to be reused,
-/// so neither thread allocates per batch.
+/// reader's buffer a run at a time. Batches go back to the reading thread
+/// to be reused, so neither thread allocates per batch once they have
+/// grown.
 #[derive(Debug, Default)]
 struct Batch {
     records: Vec<Meta>,

@@ -4,6 +4,8 @@
 //! the OS error), 2 invalid arguments; `verify` exits 3 for a journal whose
 //! only fault is a torn tail that `recover` cuts.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 mod encode;
 mod errors;
 mod forward;

@@ -394,10 +394,10 @@ impl<T> Consumer<T> {
     /// took about 10 items per call at 20 M items/s; lingering for the slot
     /// 255 ahead (at most 256 hints), about 190 per call at 54-58 M items/s;
     /// for the slot 511 ahead (at most 512 hints), about 385 per call at
-    /// 64 M items/s (2-core machine, back-to-back runs). The slot looked at is ahead of the producers, on a line this
-    /// consumer freed itself, so looking costs no transfer until a producer
-    /// gets there; it is looked at every `LINGER_STEP` hints, not at every
-    /// one, for the same reason. What it costs is up to `LINGER_SPINS` hints
+    /// 64 M items/s (2-core machine, back-to-back runs). The slot looked at
+    /// is ahead of the producers, on a line this consumer freed itself, so
+    /// looking costs no transfer until a producer gets there; it is looked
+    /// at every `LINGER_STEP` hints, not at every one, for the same reason. What it costs is up to `LINGER_SPINS` hints
     /// of delivery latency while items trickle in. A call after an empty
     /// wait, a full batch or one of `LINGER_BELOW` items or more does not
     /// linger, nor does a consumer whose strategy does not spin

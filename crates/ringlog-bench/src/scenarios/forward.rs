@@ -10,7 +10,11 @@
 //! `Nats-Msg-Id`, and keeps its cursor; the plain loop publishes the same
 //! payloads from memory, with no headers and with the forwarder's headers
 //! (unique `Nats-Msg-Id`s), so the server's cost of headers and
-//! deduplication is told apart from the forwarder's own. The forwarder runs
+//! deduplication is told apart from the forwarder's own. On the three-node
+//! cluster two more loops take that cost apart: `Nats-Msg-Id` alone, and
+//! one header of about the same size without it (the one-node server is
+//! bound by its fsync per message, where headers cost nothing measurable).
+//! The forwarder runs
 //! in relaxed order and in strict order (each publish also carries
 //! `Nats-Expected-Last-Msg-Id`). Records per second from the first
 //! publish to the last acknowledgement; each run uses a fresh stream,
@@ -178,12 +182,39 @@ type AckFuture = std::pin::Pin<
     >,
 >;
 
+/// The headers a plain loop sends with each message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Headers {
+    None,
+    /// The forwarder's four headers and a unique `Nats-Msg-Id`.
+    Forwarders,
+    /// A unique `Nats-Msg-Id` and nothing else.
+    MsgIdOnly,
+    /// One header of the forwarder's values, no `Nats-Msg-Id`.
+    OneWithoutMsgId,
+}
+
+impl Headers {
+    fn describe(self) -> &'static str {
+        match self {
+            Headers::None => "async-nats publish loop (memory, no headers)",
+            Headers::Forwarders => {
+                "async-nats publish loop (memory, the forwarder's headers and Nats-Msg-Id)"
+            }
+            Headers::MsgIdOnly => "async-nats publish loop (memory, Nats-Msg-Id only)",
+            Headers::OneWithoutMsgId => {
+                "async-nats publish loop (memory, one 40-byte header, no Nats-Msg-Id)"
+            }
+        }
+    }
+}
+
 async fn plain_loop(
     js: &jetstream::Context,
     name: &str,
     size: usize,
     per: u64,
-    headers: bool,
+    headers: Headers,
 ) -> Result<Measured, CheckError> {
     let payloads: Vec<(String, bytes::Bytes)> = (0..per)
         .flat_map(|seq| {
@@ -200,20 +231,29 @@ async fn plain_loop(
                 acked += 1;
             }
         }
-        let fut = if headers {
-            // The forwarder's headers, values of the same shape.
-            let mut h = async_nats::HeaderMap::new();
-            h.insert(ringlog_forward::HEADER_PRODUCER, "1");
-            h.insert(ringlog_forward::HEADER_SEQ, acked.to_string().as_str());
-            h.insert(ringlog_forward::HEADER_TIMESTAMP, "1700000000000000000");
-            h.insert(ringlog_forward::HEADER_CRC, "0x12345678");
-            h.insert(
-                "Nats-Msg-Id",
-                format!("{subject}-{}", acks.len() as u64 + acked).as_str(),
-            );
-            js.publish_with_headers(subject, h, body).await
-        } else {
+        // Unique per message: the publishes so far.
+        let n = acks.len() as u64 + acked;
+        let mut h = async_nats::HeaderMap::new();
+        match headers {
+            Headers::None => {}
+            Headers::Forwarders => {
+                // The forwarder's headers, values of the same shape.
+                h.insert(ringlog_forward::HEADER_PRODUCER, "1");
+                h.insert(ringlog_forward::HEADER_SEQ, n.to_string().as_str());
+                h.insert(ringlog_forward::HEADER_TIMESTAMP, "1700000000000000000");
+                h.insert(ringlog_forward::HEADER_CRC, "0x12345678");
+                h.insert("Nats-Msg-Id", format!("{subject}-{n}").as_str());
+            }
+            Headers::MsgIdOnly => h.insert("Nats-Msg-Id", format!("{subject}-{n}").as_str()),
+            Headers::OneWithoutMsgId => h.insert(
+                "Ringlog-Record",
+                format!("1 {n} 1700000000000000000 0x12345678").as_str(),
+            ),
+        }
+        let fut = if headers == Headers::None {
             js.publish(subject, body).await
+        } else {
+            js.publish_with_headers(subject, h, body).await
         };
         let fut = fut.map_err(|e| CheckError::new(format!("publish: {e}")))?;
         acks.push_back(Box::pin(std::future::IntoFuture::into_future(fut)));
@@ -342,40 +382,29 @@ pub fn run(b: &mut Bench) {
                     },
                 );
             }
-            b.case(
-                Case::new(
-                    &group,
-                    "async-nats publish loop (memory, no headers)",
-                    Role::Peer,
-                    Unit::ItemsPerSec,
-                    2,
-                ),
-                || {
-                    n += 1;
-                    let name = format!("PLAIN{n}");
-                    rt.block_on(fresh_stream(&js, &name, nodes))?;
-                    let r = rt.block_on(plain_loop(&js, &name, size, per, false));
-                    let _ = rt.block_on(js.delete_stream(&name));
-                    r
-                },
-            );
-            b.case(
-                Case::new(
-                    &group,
-                    "async-nats publish loop (memory, the forwarder's headers and Nats-Msg-Id)",
-                    Role::Peer,
-                    Unit::ItemsPerSec,
-                    2,
-                ),
-                || {
-                    n += 1;
-                    let name = format!("HDR{n}");
-                    rt.block_on(fresh_stream(&js, &name, nodes))?;
-                    let r = rt.block_on(plain_loop(&js, &name, size, per, true));
-                    let _ = rt.block_on(js.delete_stream(&name));
-                    r
-                },
-            );
+            let loops: &[Headers] = if nodes == 1 {
+                &[Headers::None, Headers::Forwarders]
+            } else {
+                &[
+                    Headers::None,
+                    Headers::Forwarders,
+                    Headers::MsgIdOnly,
+                    Headers::OneWithoutMsgId,
+                ]
+            };
+            for &headers in loops {
+                b.case(
+                    Case::new(&group, headers.describe(), Role::Peer, Unit::ItemsPerSec, 2),
+                    || {
+                        n += 1;
+                        let name = format!("PLAIN{n}");
+                        rt.block_on(fresh_stream(&js, &name, nodes))?;
+                        let r = rt.block_on(plain_loop(&js, &name, size, per, headers));
+                        let _ = rt.block_on(js.delete_stream(&name));
+                        r
+                    },
+                );
+            }
             let _ = std::fs::remove_dir_all(&dir);
         }
         drop(servers);

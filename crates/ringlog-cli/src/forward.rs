@@ -18,7 +18,8 @@ use crate::errors::chain;
 /// How duplicates are kept out of the stream on a replay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum DedupArg {
-    /// `Nats-Msg-Id` only: exactly once within the stream's duplicate window.
+    /// `Nats-Msg-Id` only: exactly once within the stream's duplicate window
+    /// (relaxed order; strict order needs neither).
     MsgId,
     /// Also skip records up to the last sequence stored per producer:
     /// exactly once beyond the window for increasing sequence numbers.
@@ -61,26 +62,28 @@ pub(crate) struct StreamArgs {
 
 /// `ringlog forward`.
 ///
-/// Publishes every record of the journal to the stream, with headers
-/// Ringlog-Producer, Ringlog-Seq, Ringlog-Timestamp, Ringlog-Crc and
-/// `Nats-Msg-Id: <producer>-<seq>`, the payload as the message. Only records
-/// made durable locally are published (the forwarder syncs the segment
-/// itself). The cursor file is written only over acknowledged records, so a
-/// kill -9 repeats at most the unacknowledged window, and the server drops
-/// those repeats (reported as duplicates, or skipped with
-/// `--dedup last-subject`). Records deleted by retention before they were
-/// forwarded stop it with a gap error (exit 1).
+/// Publishes every record of the journal to the stream, the payload as the
+/// message, with the header `Ringlog-Record: <producer> <seq> <timestamp>
+/// 0x<crc>`. Only records made durable locally are published (the forwarder
+/// syncs the segment itself). The cursor file is written only over
+/// acknowledged records, so a kill -9 repeats at most the unacknowledged
+/// window, and none of it is stored twice. Records deleted by retention
+/// before they were forwarded stop it with a gap error (exit 1).
 ///
 /// Order: with `--order strict` (the default on a stream the forwarder
-/// creates) every publish carries `Nats-Expected-Last-Msg-Id`, the id of the
-/// record before it in journal order, so a lost publish makes the server
-/// refuse the ones after it; they are published again in order and the
-/// stream ends in journal order. This needs the forwarder to be the
-/// stream's only publisher: at the start the stream must be empty or end
-/// with a record of this journal (those up to it are skipped), otherwise it
-/// stops with an error (exit 1). `--order relaxed` sets no expectation: a
-/// retried lost publish is stored behind later records and counted as
-/// out-of-order.
+/// creates) every publish carries `Nats-Expected-Last-Sequence`, the stream
+/// sequence of the record before it in journal order, so a lost publish
+/// makes the server refuse the ones after it, and a stored record published
+/// again is refused too; the forwarder reads the stream's last message,
+/// publishes the rest again in order, and the stream ends in journal order
+/// with each record once. This needs the forwarder to be the stream's only
+/// publisher: at the start the stream must be empty or end with a record of
+/// this journal (those up to it are skipped), otherwise it stops with an
+/// error (exit 1). `--order relaxed` sets no expectation and sends
+/// `Nats-Msg-Id: <producer>-<seq>` instead: the server drops repeats within
+/// its duplicate window (reported as duplicates, or skipped with `--dedup
+/// last-subject`), and a retried lost publish is stored behind later records
+/// and counted as out-of-order.
 #[derive(Debug, Args)]
 pub(crate) struct ForwardArgs {
     #[command(flatten)]
@@ -272,7 +275,7 @@ pub(crate) fn stream_check(args: StreamCheckArgs) -> Result<i32, String> {
 
 /// `ringlog import`: reads every message of the stream under `P.>` into a
 /// journal in OUT_DIR, each record with the producer, sequence and
-/// timestamp of its headers, its payload checked against its Ringlog-Crc
+/// timestamp of its headers, its payload checked against the CRC in its
 /// header. Messages with missing or malformed headers, a CRC that does not
 /// match, or a sequence number that repeats or goes back for their producer
 /// are counted, listed and not written; skipped sequence numbers are

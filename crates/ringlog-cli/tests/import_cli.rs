@@ -272,7 +272,7 @@ fn import_of_a_damaged_message_exits_1_naming_it() {
     let named = format!("stream message 11 (1-10): CRC header {crc:#010x}, payload gives");
     assert!(text.contains(&named), "{text}");
     assert!(
-        text.contains("stream message 12: no Ringlog-Producer header"),
+        text.contains("stream message 12: no Ringlog-Record header"),
         "{text}"
     );
     assert!(

@@ -11,7 +11,8 @@ use ringlog::journal::{frame_into_vec, parse_frame, Reader};
 use serde::Serialize;
 
 use crate::error::ForwardError;
-use crate::forward::{connect, HEADER_CRC, HEADER_PRODUCER, HEADER_SEQ, HEADER_TIMESTAMP};
+use crate::forward::connect;
+use crate::headers::RecordHeaders;
 use crate::stream::StreamSpec;
 
 /// At most this many problems of each kind are listed (all are counted).
@@ -144,22 +145,14 @@ pub async fn check_stream(
             let m = m.map_err(|e| api("read")(Box::new(e)))?;
             let stream_seq = m.info().map(|i| i.stream_sequence).unwrap_or(last);
             check.messages += 1;
-            let field = |name: &str| {
-                m.headers
-                    .as_ref()
-                    .and_then(|h| h.get(name))
-                    .map(|v| v.as_str().to_owned())
-            };
-            let parsed = (|| {
-                let producer: u32 = field(HEADER_PRODUCER)?.parse().ok()?;
-                let seq: u64 = field(HEADER_SEQ)?.parse().ok()?;
-                let ts: u64 = field(HEADER_TIMESTAMP)?.parse().ok()?;
-                let crc = u32::from_str_radix(field(HEADER_CRC)?.strip_prefix("0x")?, 16).ok()?;
-                Some((producer, seq, ts, crc))
-            })();
-            let Some((producer, seq, ts, crc)) = parsed else {
+            let parsed = RecordHeaders::read(m.headers.as_ref())
+                .map(|r| (r.producer, r.seq, r.timestamp, r.crc));
+            let Ok((producer, seq, ts, crc)) = parsed else {
                 check.unknown += 1;
-                check.note(format!("stream message {stream_seq}: no ringlog headers"));
+                check.note(format!(
+                    "stream message {stream_seq}: no ringlog headers ({})",
+                    parsed.unwrap_err()
+                ));
                 if stream_seq >= last {
                     break;
                 }

@@ -21,25 +21,13 @@ use ringlog::journal::{
 use serde::Serialize;
 
 use crate::error::{ForwardError, NatsError};
+use crate::headers::{RecordHeaders, HEADER_RECORD};
 use crate::stream::{ensure_stream_marked, StreamSpec, ORDER_METADATA};
-use crate::window::AckWindow;
-
-/// Header carrying the record's producer id.
-pub const HEADER_PRODUCER: &str = "Ringlog-Producer";
-/// Header carrying the record's sequence number.
-pub const HEADER_SEQ: &str = "Ringlog-Seq";
-/// Header carrying the record's timestamp.
-pub const HEADER_TIMESTAMP: &str = "Ringlog-Timestamp";
-/// Header carrying the record's frame CRC-32C, `0x` and 8 hex digits.
-pub const HEADER_CRC: &str = "Ringlog-Crc";
+use crate::window::{AckWindow, SlotState};
 
 // The names once, not parsed and allocated again for every message.
-const NAME_PRODUCER: HeaderName = HeaderName::from_static(HEADER_PRODUCER);
-const NAME_SEQ: HeaderName = HeaderName::from_static(HEADER_SEQ);
-const NAME_TIMESTAMP: HeaderName = HeaderName::from_static(HEADER_TIMESTAMP);
-const NAME_CRC: HeaderName = HeaderName::from_static(HEADER_CRC);
+const NAME_RECORD: HeaderName = HeaderName::from_static(HEADER_RECORD);
 const NAME_MSG_ID: HeaderName = HeaderName::from_static("Nats-Msg-Id");
-const NAME_EXPECTED_LAST_MSG_ID: HeaderName = HeaderName::from_static("Nats-Expected-Last-Msg-Id");
 const NAME_EXPECTED_LAST_SEQ: HeaderName = HeaderName::from_static("Nats-Expected-Last-Sequence");
 
 /// Records the reading thread hands over at once (at most), and the
@@ -58,6 +46,12 @@ pub const MAX_WINDOW: usize = 4999;
 pub enum Dedup {
     /// Only the `Nats-Msg-Id` header: the server drops a record it stored
     /// within its duplicate window (and says so in the acknowledgement).
+    /// Relaxed order only: in [`Order::Strict`] the stream sequence each
+    /// publish expects keeps duplicates out, and no `Nats-Msg-Id` is sent.
+    /// So relaxed order with `MsgId` on a stream marked strict
+    /// ([`ORDER_METADATA`](crate::ORDER_METADATA)) is refused
+    /// ([`ForwardError::StreamConflict`]): its records would not be
+    /// recognised.
     MsgId,
     /// Also, before the first record of each producer after a start, read
     /// the last message on `P.<producer>` and skip records up to its
@@ -75,13 +69,17 @@ pub enum Dedup {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Order {
-    /// Every publish carries, as `Nats-Expected-Last-Msg-Id`, the
-    /// `Nats-Msg-Id` of the record before it in journal order (the first
-    /// one after a start or a retry `Nats-Expected-Last-Sequence`, the
-    /// stream's last sequence). A lost publish makes the server refuse the
-    /// pipelined ones after it; they are published again, in order, from
-    /// the first unacknowledged record, so the stream ends in journal
-    /// order. At the start the stream's last message must be a record of
+    /// Every publish carries `Nats-Expected-Last-Sequence`: the stream's
+    /// last sequence at the start (or after a retry's look at the stream)
+    /// plus the records published before it since. A lost publish makes
+    /// the server refuse the pipelined ones after it, and a stored one
+    /// published again (its acknowledgement lost) is refused too. Before
+    /// publishing again the forwarder reads the stream's last message:
+    /// records up to it are in the stream, the rest are published again,
+    /// in order, so the stream ends in journal order with each record
+    /// once, beyond any duplicate window and without `Nats-Msg-Id` (whose
+    /// bookkeeping costs the server more than the order check). At the
+    /// start the stream's last message must be a record of
     /// this journal (records up to it are skipped as already in the
     /// stream) or the stream must be empty, otherwise
     /// [`ForwardError::ForeignStream`]. The forwarder must be the stream's
@@ -160,6 +158,9 @@ pub struct LosePublish {
     /// Publishes of the record are lost for this long after its first one
     /// (zero: only the first one is lost).
     pub lose_for: Duration,
+    /// Only the acknowledgements are lost: the publishes reach the server
+    /// and are stored, and each fails as a timed-out one does.
+    pub ack_only: bool,
 }
 
 /// A progress callback, called about every [`ForwardOptions::progress_interval`].
@@ -304,11 +305,11 @@ struct Outgoing {
     crc: u32,
     subject: Subject,
     payload: Bytes,
-    /// [`Order::Strict`]: the record before it in journal order, whose
-    /// message must be the stream's last.
-    expect_id: Option<(u32, u64)>,
-    /// [`Order::Strict`]: the stream's last sequence it expects instead
-    /// (first record after a start or a retry).
+    /// [`Order::Strict`]: the record before it in journal order.
+    prev: Option<(u32, u64)>,
+    /// [`Order::Strict`]: the stream's last sequence it expects, sent as
+    /// `Nats-Expected-Last-Sequence` (`None`: relaxed order, it carries
+    /// `Nats-Msg-Id` instead).
     expect_seq: Option<u64>,
     /// When its first publish failed.
     first_failure: Option<Instant>,
@@ -327,7 +328,7 @@ impl Outgoing {
             crc: r.crc,
             subject,
             payload: Bytes::from(r.payload),
-            expect_id: None,
+            prev: None,
             expect_seq: None,
             first_failure: None,
             attempts: 0,
@@ -337,15 +338,16 @@ impl Outgoing {
 
     fn message(&self) -> PublishMessage {
         let mut headers = HeaderMap::new();
-        headers.insert(NAME_PRODUCER, self.producer.to_string());
-        headers.insert(NAME_SEQ, self.seq.to_string());
-        headers.insert(NAME_TIMESTAMP, self.timestamp.to_string());
-        headers.insert(NAME_CRC, format!("{:#010x}", self.crc));
-        headers.insert(NAME_MSG_ID, msg_id(self.producer, self.seq));
-        if let Some(seq) = self.expect_seq {
-            headers.insert(NAME_EXPECTED_LAST_SEQ, seq.to_string());
-        } else if let Some((p, s)) = self.expect_id {
-            headers.insert(NAME_EXPECTED_LAST_MSG_ID, msg_id(p, s));
+        let record = RecordHeaders {
+            producer: self.producer,
+            seq: self.seq,
+            timestamp: self.timestamp,
+            crc: self.crc,
+        };
+        headers.insert(NAME_RECORD, record.value());
+        match self.expect_seq {
+            Some(seq) => headers.insert(NAME_EXPECTED_LAST_SEQ, seq.to_string()),
+            None => headers.insert(NAME_MSG_ID, msg_id(self.producer, self.seq)),
         }
         PublishMessage::build()
             .payload(self.payload.clone())
@@ -626,17 +628,31 @@ impl Forwarder {
             .backpressure_on_inflight(true)
             .build(client);
         let stream = ensure_stream_marked(&js, &o.stream, o.order != Order::Relaxed).await?;
+        let marked_strict = stream
+            .cached_info()
+            .config
+            .metadata
+            .get(ORDER_METADATA)
+            .is_some_and(|v| v == "strict");
         let strict = match o.order {
             Order::Strict => true,
             Order::Relaxed => false,
-            Order::Auto => stream
-                .cached_info()
-                .config
-                .metadata
-                .get(ORDER_METADATA)
-                .is_some_and(|v| v == "strict"),
+            Order::Auto => marked_strict,
         };
 
+        if !strict && o.dedup == Dedup::MsgId && marked_strict {
+            // Its records forwarded in strict order carry no Nats-Msg-Id:
+            // the server could not tell a replay of them from new records.
+            return Err(ForwardError::StreamConflict {
+                stream: o.stream.name.clone(),
+                what: format!(
+                    "it is marked {ORDER_METADATA}: strict, and records forwarded in strict \
+                     order carry no Nats-Msg-Id, so relaxed order deduplicating on it alone \
+                     (--dedup msg-id) could store them twice; use last-subject \
+                     deduplication, or strict order"
+                ),
+            });
+        }
         let started = Instant::now();
         let stop_reader = Arc::new(AtomicBool::new(false));
         let handed = Arc::new(AtomicU64::new(0));
@@ -674,7 +690,7 @@ impl Forwarder {
                 .as_ref()
                 .and_then(|c| c.last)
                 .map(|l| (l.producer, l.seq)),
-            seed_seq: None,
+            next_seq: None,
             skip_until: None,
         };
         run.metrics.strict_order = strict;
@@ -861,8 +877,10 @@ struct Run<'a> {
     /// The latest record taken into the window (journal order), or the
     /// one before the starting cursor.
     prev: Option<(u32, u64)>,
-    /// The `Nats-Expected-Last-Sequence` of the next record published.
-    seed_seq: Option<u64>,
+    /// [`Order::Strict`]: the `Nats-Expected-Last-Sequence` of the next
+    /// record taken into the window (`None` until the start's look at the
+    /// stream says).
+    next_seq: Option<u64>,
     /// The stream's last message at the start, a record after the cursor:
     /// records up to it are in the stream already.
     skip_until: Option<LastInStream>,
@@ -873,7 +891,7 @@ struct Run<'a> {
 struct LastInStream {
     producer: u32,
     seq: u64,
-    crc: Option<u32>,
+    crc: u32,
     stream_seq: u64,
 }
 
@@ -944,9 +962,7 @@ impl Run<'_> {
     /// numbers (headers) and its message count.
     async fn probe(&self, subject: &str) -> Result<Probe, NatsError> {
         let seq_of = |m: &jetstream::message::StreamMessage| {
-            m.headers
-                .get(HEADER_SEQ)
-                .and_then(|v| v.as_str().parse::<u64>().ok())
+            RecordHeaders::read(Some(&m.headers)).ok().map(|r| r.seq)
         };
         let last = match self.stream.get_last_raw_message_by_subject(subject).await {
             Ok(m) => seq_of(&m),
@@ -999,6 +1015,29 @@ impl Run<'_> {
         }
     }
 
+    /// Whether [`LosePublish`] loses only acknowledgements.
+    fn ack_only(&self) -> bool {
+        self.lose.as_ref().is_some_and(|(l, _)| l.ack_only)
+    }
+
+    /// Waits for the acknowledgement of publish `id`; `lose_ack`: the
+    /// acknowledgement is then dropped ([`LosePublish::ack_only`]) and the
+    /// publish fails as a timed-out one.
+    fn push_ack(&mut self, id: u64, fut: jetstream::context::PublishAckFuture, lose_ack: bool) {
+        self.acks.push_back(Box::pin(async move {
+            let r = fut.await.map_err(|e| Box::new(e) as NatsError);
+            if lose_ack && r.is_ok() {
+                let e = std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no acknowledgement: it was lost after the publish was stored \
+                     (fault injection)",
+                );
+                return (id, Err(Box::new(e) as NatsError));
+            }
+            (id, r)
+        }));
+    }
+
     /// An acknowledgement that never comes: the publish fails after the
     /// acknowledgement timeout, as one the server never received does.
     fn push_lost(&mut self, id: u64) {
@@ -1049,24 +1088,12 @@ impl Run<'_> {
             .get_raw_message(last)
             .await
             .map_err(|e| api("read the stream's last message")(Box::new(e)))?;
-        let Some((producer, seq)) = m
-            .headers
-            .get(NAME_MSG_ID.as_ref())
-            .and_then(|v| parse_msg_id(v.as_str()))
-        else {
-            return Err(self.foreign(
-                last,
-                "has no Nats-Msg-Id of a ringlog record (<producer>-<seq>)".to_owned(),
-            ));
-        };
-        let crc = m
-            .headers
-            .get(HEADER_CRC)
-            .and_then(|v| u32::from_str_radix(v.as_str().trim_start_matches("0x"), 16).ok());
+        let r = RecordHeaders::read(Some(&m.headers))
+            .map_err(|e| self.foreign(last, format!("is not a ringlog record: {e}")))?;
         Ok(Ok(LastInStream {
-            producer,
-            seq,
-            crc,
+            producer: r.producer,
+            seq: r.seq,
+            crc: r.crc,
             stream_seq: last,
         }))
     }
@@ -1075,10 +1102,10 @@ impl Run<'_> {
     /// expects, and which records the stream holds already.
     async fn seed(&mut self, start: Option<&Cursor>) -> Result<(), ForwardError> {
         match self.last_in_stream().await? {
-            Err(last_seq) => self.seed_seq = Some(last_seq),
+            Err(last_seq) => self.next_seq = Some(last_seq),
             Ok(last) => match start.and_then(|c| c.last) {
                 Some(l) if (l.producer, l.seq) == (last.producer, last.seq) => {
-                    if last.crc.is_some_and(|c| c != l.crc) {
+                    if last.crc != l.crc {
                         return Err(self.foreign(
                             last.stream_seq,
                             format!(
@@ -1087,7 +1114,7 @@ impl Run<'_> {
                             ),
                         ));
                     }
-                    self.seed_seq = Some(last.stream_seq);
+                    self.next_seq = Some(last.stream_seq);
                 }
                 _ => self.skip_until = Some(last),
             },
@@ -1095,46 +1122,71 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// [`Order::Strict`], before publishing failed records again: the
-    /// first one expects the stream's last sequence when its last message
-    /// is the record before it (the server's memory of its last message id
-    /// need not survive a restart or a leader change).
+    /// [`Order::Strict`], before publishing failed records again (nothing
+    /// in flight): the stream's last message says which records it holds.
+    /// Every record from the first failed one up to it was stored with its
+    /// acknowledgement lost, and is settled as in the stream; the records
+    /// after it expect the stream sequences that follow its own.
     async fn reseed(&mut self, first: u64) -> Result<(), ForwardError> {
         let Some(out) = self.window.item(first) else {
             return Ok(());
         };
-        let expect_id = out.expect_id;
+        let prev = out.prev;
         let last = match self.last_in_stream().await {
             Ok(Ok(last)) => last,
-            // Empty: the first record's own expectation holds.
+            // Empty: the records' own expectations hold.
             Ok(Err(_)) => return Ok(()),
             // Unreachable now: the retry finds out.
             Err(ForwardError::Stream { .. }) => return Ok(()),
             Err(e) => return Err(e),
         };
         let id = (last.producer, last.seq);
-        if Some(id) == expect_id {
-            let out = self.window.item_mut(first).expect("in the window");
-            out.expect_seq = Some(last.stream_seq);
-            return Ok(());
-        }
-        // A record from the first failed one on, stored with its
-        // acknowledgement lost: the ones up to it are duplicates now.
-        let mut i = first;
-        while let Some(out) = self.window.item(i) {
-            if (out.producer, out.seq) == id {
-                return Ok(());
+        let mut next = first;
+        if Some(id) != prev {
+            let mut i = first;
+            loop {
+                let Some(out) = self.window.item(i) else {
+                    return Err(self.foreign(
+                        last.stream_seq,
+                        format!(
+                            "is {}, not the record before {} nor a later one: another \
+                             publisher writes to the stream",
+                            msg_id(id.0, id.1),
+                            prev.map_or_else(|| "the first one".to_owned(), |(p, s)| msg_id(p, s))
+                        ),
+                    ));
+                };
+                if (out.producer, out.seq) == id {
+                    if out.crc != last.crc {
+                        return Err(self.foreign(
+                            last.stream_seq,
+                            format!(
+                                "is record {} with another CRC than the journal's",
+                                msg_id(id.0, id.1)
+                            ),
+                        ));
+                    }
+                    break;
+                }
+                i += 1;
             }
-            i += 1;
+            // Ids ascending: an acknowledgement may commit the front.
+            for j in first..=i {
+                if self.window.state(j) == Some(SlotState::Failed) {
+                    self.window.ack(j);
+                    self.metrics.already_in_stream += 1;
+                }
+            }
+            next = i + 1;
         }
-        Err(self.foreign(
-            last.stream_seq,
-            format!(
-                "is {}, not the record before {}: another publisher writes to the stream",
-                msg_id(id.0, id.1),
-                expect_id.map_or_else(|| "the first one".to_owned(), |(p, s)| msg_id(p, s))
-            ),
-        ))
+        let mut expect = last.stream_seq;
+        while let Some(out) = self.window.item_mut(next) {
+            out.expect_seq = Some(expect);
+            expect += 1;
+            next += 1;
+        }
+        self.next_seq = Some(expect);
+        Ok(())
     }
 
     fn subject(&mut self, producer: u32) -> Subject {
@@ -1149,7 +1201,7 @@ impl Run<'_> {
         let cursor = r.cursor();
         if let Some(last) = self.skip_until {
             if (r.producer, r.seq) == (last.producer, last.seq) {
-                if last.crc.is_some_and(|c| c != r.crc) {
+                if last.crc != r.crc {
                     return Err(self.foreign(
                         last.stream_seq,
                         format!(
@@ -1159,7 +1211,7 @@ impl Run<'_> {
                     ));
                 }
                 self.skip_until = None;
-                self.seed_seq = Some(last.stream_seq);
+                self.next_seq = Some(last.stream_seq);
             }
             self.metrics.already_in_stream += 1;
             self.prev = Some((r.producer, r.seq));
@@ -1183,21 +1235,23 @@ impl Run<'_> {
         let lost = self.lost(r.producer, r.seq);
         let mut out = Outgoing::of(subject.clone(), r);
         if self.strict {
-            out.expect_id = self.prev;
-            out.expect_seq = self.seed_seq.take();
+            out.prev = self.prev;
+            // Set by `seed`, or when the skip reached the stream's last
+            // message; without it (a bug) the record goes out with
+            // `Nats-Msg-Id`, still never twice within the duplicate window.
+            out.expect_seq = self.next_seq;
+            self.next_seq = self.next_seq.map(|s| s + 1);
             self.prev = Some((out.producer, out.seq));
         }
         let message = out.message();
         let id = self.window.push(cursor, out);
         self.metrics.forwarded += 1;
-        if lost {
+        if lost && !self.ack_only() {
             self.push_lost(id);
             return Ok(());
         }
         match self.js.send_publish(subject, message).await {
-            Ok(fut) => self.acks.push_back(Box::pin(async move {
-                (id, fut.await.map_err(|e| Box::new(e) as NatsError))
-            })),
+            Ok(fut) => self.push_ack(id, fut, lost),
             Err(e) => {
                 self.note_failure(id, Box::new(e))?;
             }
@@ -1288,12 +1342,13 @@ impl Run<'_> {
     /// the retried ones are settled.
     async fn retry_failed(&mut self) -> Result<(), ForwardError> {
         tokio::time::sleep(self.retry_delay).await;
-        let failed = self.window.failed_ids();
         if self.strict {
-            if let Some(&first) = failed.first() {
+            if let Some(&first) = self.window.failed_ids().first() {
                 self.reseed(first).await?;
             }
         }
+        // After the reseed, which may have settled some as in the stream.
+        let failed = self.window.failed_ids();
         for id in failed {
             let out = self
                 .window
@@ -1315,14 +1370,13 @@ impl Run<'_> {
             self.window.resend(id);
             self.metrics.retried += 1;
             self.retries_in_flight += 1;
-            if self.lost(producer, seq) {
+            let lost = self.lost(producer, seq);
+            if lost && !self.ack_only() {
                 self.push_lost(id);
                 continue;
             }
             match self.js.send_publish(subject, message).await {
-                Ok(fut) => self.acks.push_back(Box::pin(async move {
-                    (id, fut.await.map_err(|e| Box::new(e) as NatsError))
-                })),
+                Ok(fut) => self.push_ack(id, fut, lost),
                 Err(e) => self.settle(id, Err(Box::new(e)))?,
             }
         }

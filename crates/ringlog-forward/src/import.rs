@@ -5,7 +5,7 @@
 //!
 //! Nothing doubtful is written: a message without readable ringlog headers,
 //! one whose frame rebuilt from the headers and the payload has another CRC
-//! than its `Ringlog-Crc` header, and one that repeats or goes back in its
+//! than its header says, and one that repeats or goes back in its
 //! producer's sequence are counted, listed (the first [`MAX_LISTED`]) and
 //! left out. Sequence numbers skipped within a producer are counted as gaps
 //! (the records after a gap are written: they are sound, but the journal
@@ -27,7 +27,8 @@ use serde::Serialize;
 
 use crate::check::MAX_LISTED;
 use crate::error::ForwardError;
-use crate::forward::{connect, msg_id, HEADER_CRC, HEADER_PRODUCER, HEADER_SEQ, HEADER_TIMESTAMP};
+use crate::forward::{connect, msg_id};
+use crate::headers::RecordHeaders;
 use crate::stream::StreamSpec;
 
 /// Messages the reading consumer asks the server for at once (at most):
@@ -259,35 +260,9 @@ struct Producer {
     written: Option<u64>,
 }
 
-/// The headers of a ringlog message.
-struct Headers {
-    producer: u32,
-    seq: u64,
-    timestamp: u64,
-    crc: u32,
-}
-
-fn parse_headers(m: &async_nats::Message, prefix: &str) -> Result<Headers, String> {
-    let field = |name: &str| -> Result<&str, String> {
-        m.headers
-            .as_ref()
-            .and_then(|h| h.get(name))
-            .map(|v| v.as_str())
-            .ok_or_else(|| format!("no {name} header"))
-    };
-    let bad = |name: &str, v: &str| format!("{name} header {v:?} is not valid");
-    let p = field(HEADER_PRODUCER)?;
-    let producer: u32 = p.parse().map_err(|_| bad(HEADER_PRODUCER, p))?;
-    let s = field(HEADER_SEQ)?;
-    let seq: u64 = s.parse().map_err(|_| bad(HEADER_SEQ, s))?;
-    let t = field(HEADER_TIMESTAMP)?;
-    let timestamp: u64 = t.parse().map_err(|_| bad(HEADER_TIMESTAMP, t))?;
-    let c = field(HEADER_CRC)?;
-    let crc = c
-        .strip_prefix("0x")
-        .filter(|h| h.len() == 8)
-        .and_then(|h| u32::from_str_radix(h, 16).ok())
-        .ok_or_else(|| bad(HEADER_CRC, c))?;
+fn parse_headers(m: &async_nats::Message, prefix: &str) -> Result<RecordHeaders, String> {
+    let r = RecordHeaders::read(m.headers.as_ref())?;
+    let (producer, seq) = (r.producer, r.seq);
     let subject = format!("{prefix}.{producer}");
     if m.subject.as_str() != subject {
         return Err(format!(
@@ -295,19 +270,15 @@ fn parse_headers(m: &async_nats::Message, prefix: &str) -> Result<Headers, Strin
             m.subject
         ));
     }
-    if let Ok(id) = field("Nats-Msg-Id") {
-        if id != msg_id(producer, seq) {
+    if let Some(id) = m.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")) {
+        if id.as_str() != msg_id(producer, seq) {
             return Err(format!(
-                "Nats-Msg-Id {id:?} does not match {producer}-{seq}"
+                "Nats-Msg-Id {:?} does not match {producer}-{seq}",
+                id.as_str()
             ));
         }
     }
-    Ok(Headers {
-        producer,
-        seq,
-        timestamp,
-        crc,
-    })
+    Ok(r)
 }
 
 /// Appends `batch` (whole frames) and syncs it.

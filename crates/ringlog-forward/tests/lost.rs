@@ -66,6 +66,7 @@ fn a_lost_publish_retried_is_stored_out_of_order_and_reported() {
         producer: LOST.0,
         seq: LOST.1,
         lose_for: Duration::ZERO,
+        ack_only: false,
     });
     let cursor = tmp.path().join("cursor");
     o.cursor_file = Some(cursor.clone());
@@ -150,6 +151,7 @@ fn lost_then_restart(dedup: Dedup, stream: &str) {
         producer: LOST.0,
         seq: LOST.1,
         lose_for: Duration::from_secs(30),
+        ack_only: false,
     });
     let err = rt.block_on(Forwarder::new(o).run()).unwrap_err();
     assert!(
@@ -284,6 +286,7 @@ fn a_lost_publish_in_strict_order_leaves_the_stream_in_journal_order() {
         producer: LOST.0,
         seq: LOST.1,
         lose_for: Duration::ZERO,
+        ack_only: false,
     });
     let cursor = tmp.path().join("cursor");
     o.cursor_file = Some(cursor.clone());
@@ -359,6 +362,7 @@ fn strict_order_a_lost_publish_given_up_and_restarts_store_no_duplicate() {
         producer: LOST.0,
         seq: LOST.1,
         lose_for: Duration::from_secs(30),
+        ack_only: false,
     });
     let err = rt.block_on(Forwarder::new(o).run()).unwrap_err();
     assert!(
@@ -459,14 +463,14 @@ fn strict_order_refuses_a_stream_whose_last_message_is_not_of_the_journal() {
     let o = options(&dir, &server, stream, Dedup::MsgId, Order::Strict);
     let err = rt.block_on(Forwarder::new(o).run()).unwrap_err();
     assert!(
-        matches!(&err, ForwardError::ForeignStream { stream_seq: 1, what, .. } if what.contains("no Nats-Msg-Id")),
+        matches!(&err, ForwardError::ForeignStream { stream_seq: 1, what, .. } if what.contains("no Ringlog-Record header")),
         "{err:?}"
     );
-    // A message with a record's id that the journal does not hold.
+    // A message with a record's headers that the journal does not hold.
     rt.block_on(async {
         let js = jetstream::new(connect(&server).await.unwrap());
         let mut h = async_nats::HeaderMap::new();
-        h.insert("Nats-Msg-Id", "7-99");
+        h.insert(ringlog_forward::HEADER_RECORD, "7 99 1 0x00000000");
         js.publish_with_headers("ringlog.7", h, "x".into())
             .await
             .unwrap()
@@ -485,4 +489,97 @@ fn strict_order_refuses_a_stream_whose_last_message_is_not_of_the_journal() {
     let m = rt.block_on(Forwarder::new(o).run()).unwrap().metrics;
     assert!(!m.strict_order, "{m:?}");
     assert_eq!(m.forwarded, PRODUCERS as u64 * 5, "{m:?}");
+}
+
+/// A publish stored with its acknowledgement lost. Strict order: its
+/// retry would be refused, so the forwarder reads the stream's last
+/// message, settles the record as in the stream and publishes nothing
+/// again. Relaxed order: it is published again and the server drops it as
+/// a duplicate (`Nats-Msg-Id`). Either way the stream holds every record
+/// once, and the cursor reaches the end.
+fn lost_acknowledgement(order: Order, stream: &str) {
+    let Some(bin) = common::server_or_skip(stream) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let cluster = common::Cluster::start(&bin, &tmp.path().join("nats"), 1);
+    let server = cluster.urls();
+    let dir = tmp.path().join("journal");
+    write_journal(&dir, JournalOptions::default(), PRODUCERS, PER, 0);
+    let journal = journal_order(&dir);
+    let rt = rt();
+    let mut o = options(&dir, &server, stream, Dedup::MsgId, order);
+    o.lose_publish = Some(LosePublish {
+        producer: LOST.0,
+        seq: LOST.1,
+        lose_for: Duration::ZERO,
+        ack_only: true,
+    });
+    // A forwarder that published the stored record again, expecting the
+    // sequence it already has, would be refused for ever: give up instead.
+    o.retry_for = Some(Duration::from_secs(5));
+    let cursor = tmp.path().join("cursor");
+    o.cursor_file = Some(cursor.clone());
+    let m = rt.block_on(Forwarder::new(o).run()).unwrap().metrics;
+    eprintln!("{order:?}, one lost acknowledgement: {m:?}");
+    assert_eq!((m.forwarded, m.out_of_order), (N, 0), "{m:?}");
+    if order == Order::Strict {
+        assert!(m.strict_order, "{m:?}");
+        assert_eq!(
+            (
+                m.already_in_stream,
+                m.retried,
+                m.duplicates,
+                m.order_refusals
+            ),
+            (1, 0, 0, 0),
+            "{m:?}"
+        );
+    } else {
+        assert_eq!(
+            (m.already_in_stream, m.retried, m.duplicates),
+            (0, 1, 1),
+            "{m:?}"
+        );
+    }
+    assert_eq!(
+        read_cursor_file(&cursor).unwrap(),
+        Some(
+            Reader::open(&dir)
+                .unwrap()
+                .last()
+                .unwrap()
+                .unwrap()
+                .cursor()
+        )
+    );
+    let check = rt
+        .block_on(check_stream(&dir, &server, &StreamSpec::new(stream)))
+        .unwrap();
+    assert_eq!(
+        (
+            check.messages,
+            check.missing,
+            check.duplicates,
+            check.out_of_order
+        ),
+        (N, 0, 0, 0),
+        "{check:?}"
+    );
+    if order == Order::Strict {
+        assert_eq!(
+            stream_order(&rt, &server, stream, &tmp.path().join("imported")),
+            journal
+        );
+    }
+}
+
+#[test]
+fn a_lost_acknowledgement_in_strict_order_stores_nothing_twice() {
+    lost_acknowledgement(Order::Strict, "ACKLOSTS");
+}
+
+#[test]
+fn a_lost_acknowledgement_in_relaxed_order_is_a_duplicate_the_server_drops() {
+    lost_acknowledgement(Order::Relaxed, "ACKLOSTR");
 }

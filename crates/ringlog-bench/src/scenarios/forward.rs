@@ -6,20 +6,18 @@
 //! with `--quick`), to a one-node server and to a three-node cluster (R3
 //! stream), both started by the scenario on 127.0.0.1 with
 //! `sync_interval: always`, their stores under the work directory. The
-//! forwarder reads the journal (synced), publishes with its headers and
-//! `Nats-Msg-Id`, and keeps its cursor; the plain loop publishes the same
-//! payloads from memory, with no headers and with the forwarder's headers
-//! (unique `Nats-Msg-Id`s), so the server's cost of headers and
-//! deduplication is told apart from the forwarder's own. On the three-node
-//! cluster two more loops take that cost apart: `Nats-Msg-Id` alone, and
-//! one header of about the same size without it (the one-node server is
-//! bound by its fsync per message, where headers cost nothing measurable).
-//! The forwarder runs
-//! in relaxed order and in strict order (each publish also carries
-//! `Nats-Expected-Last-Msg-Id`). Records per second from the first
-//! publish to the last acknowledgement; each run uses a fresh stream,
-//! deleted afterwards, and is checked to have every record acknowledged.
-//! Without `nats-server` on PATH the scenario prints why and is skipped.
+//! forwarder reads the journal (synced), publishes, and keeps its cursor,
+//! in relaxed order (`Ringlog-Record` and `Nats-Msg-Id`) and in strict
+//! order (`Ringlog-Record` and `Nats-Expected-Last-Sequence`). The plain
+//! loop publishes the same payloads from memory, with no headers and with
+//! each order's headers, so the server's cost of headers is told apart
+//! from the forwarder's own. On the three-node cluster two more loops take
+//! that cost apart: `Nats-Msg-Id` alone, and the five headers of earlier
+//! versions (the one-node server is bound by its fsync per message, where
+//! headers cost little). Records per second from the first publish to the
+//! last acknowledgement; each run uses a fresh stream, deleted afterwards,
+//! and is checked to have every record acknowledged. Without
+//! `nats-server` on PATH the scenario prints why and is skipped.
 
 use crate::bench::{Bench, Case, Measured, Role, Unit};
 use crate::check::CheckError;
@@ -186,24 +184,31 @@ type AckFuture = std::pin::Pin<
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Headers {
     None,
-    /// The forwarder's four headers and a unique `Nats-Msg-Id`.
-    Forwarders,
+    /// The forwarder's in relaxed order: `Ringlog-Record` and a unique
+    /// `Nats-Msg-Id`.
+    Relaxed,
+    /// The forwarder's in strict order: `Ringlog-Record` and the right
+    /// `Nats-Expected-Last-Sequence`.
+    Strict,
     /// A unique `Nats-Msg-Id` and nothing else.
     MsgIdOnly,
-    /// One header of the forwarder's values, no `Nats-Msg-Id`.
-    OneWithoutMsgId,
+    /// Earlier versions': four `Ringlog-*` headers and `Nats-Msg-Id`.
+    Legacy,
 }
 
 impl Headers {
     fn describe(self) -> &'static str {
         match self {
             Headers::None => "async-nats publish loop (memory, no headers)",
-            Headers::Forwarders => {
-                "async-nats publish loop (memory, the forwarder's headers and Nats-Msg-Id)"
+            Headers::Relaxed => {
+                "async-nats publish loop (memory, relaxed order's Ringlog-Record and Nats-Msg-Id)"
+            }
+            Headers::Strict => {
+                "async-nats publish loop (memory, strict order's Ringlog-Record and Nats-Expected-Last-Sequence)"
             }
             Headers::MsgIdOnly => "async-nats publish loop (memory, Nats-Msg-Id only)",
-            Headers::OneWithoutMsgId => {
-                "async-nats publish loop (memory, one 40-byte header, no Nats-Msg-Id)"
+            Headers::Legacy => {
+                "async-nats publish loop (memory, the four headers of earlier versions and Nats-Msg-Id)"
             }
         }
     }
@@ -234,21 +239,35 @@ async fn plain_loop(
         // Unique per message: the publishes so far.
         let n = acks.len() as u64 + acked;
         let mut h = async_nats::HeaderMap::new();
+        // The forwarder's values, of the same shape.
+        let record = || {
+            ringlog_forward::RecordHeaders {
+                producer: 1,
+                seq: n,
+                timestamp: 1_700_000_000_000_000_000,
+                crc: 0x1234_5678,
+            }
+            .value()
+        };
         match headers {
             Headers::None => {}
-            Headers::Forwarders => {
-                // The forwarder's headers, values of the same shape.
+            Headers::Relaxed => {
+                h.insert(ringlog_forward::HEADER_RECORD, record().as_str());
+                h.insert("Nats-Msg-Id", format!("{subject}-{n}").as_str());
+            }
+            Headers::Strict => {
+                h.insert(ringlog_forward::HEADER_RECORD, record().as_str());
+                // A fresh stream, one publisher: message n follows n.
+                h.insert("Nats-Expected-Last-Sequence", n.to_string().as_str());
+            }
+            Headers::MsgIdOnly => h.insert("Nats-Msg-Id", format!("{subject}-{n}").as_str()),
+            Headers::Legacy => {
                 h.insert(ringlog_forward::HEADER_PRODUCER, "1");
                 h.insert(ringlog_forward::HEADER_SEQ, n.to_string().as_str());
                 h.insert(ringlog_forward::HEADER_TIMESTAMP, "1700000000000000000");
                 h.insert(ringlog_forward::HEADER_CRC, "0x12345678");
                 h.insert("Nats-Msg-Id", format!("{subject}-{n}").as_str());
             }
-            Headers::MsgIdOnly => h.insert("Nats-Msg-Id", format!("{subject}-{n}").as_str()),
-            Headers::OneWithoutMsgId => h.insert(
-                "Ringlog-Record",
-                format!("1 {n} 1700000000000000000 0x12345678").as_str(),
-            ),
         }
         let fut = if headers == Headers::None {
             js.publish(subject, body).await
@@ -342,7 +361,7 @@ pub fn run(b: &mut Bench) {
                 ),
                 (
                     Order::Strict,
-                    "ringlog_forward::Forwarder, strict order (Nats-Expected-Last-Msg-Id)",
+                    "ringlog_forward::Forwarder, strict order (Nats-Expected-Last-Sequence)",
                 ),
             ] {
                 b.case(
@@ -383,13 +402,14 @@ pub fn run(b: &mut Bench) {
                 );
             }
             let loops: &[Headers] = if nodes == 1 {
-                &[Headers::None, Headers::Forwarders]
+                &[Headers::None, Headers::Relaxed, Headers::Strict]
             } else {
                 &[
                     Headers::None,
-                    Headers::Forwarders,
+                    Headers::Relaxed,
+                    Headers::Strict,
                     Headers::MsgIdOnly,
-                    Headers::OneWithoutMsgId,
+                    Headers::Legacy,
                 ]
             };
             for &headers in loops {

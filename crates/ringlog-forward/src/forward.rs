@@ -107,8 +107,10 @@ pub struct Metrics {
     pub retried: u64,
     /// Acknowledgements in which the server said the record was a duplicate.
     pub duplicates: u64,
-    /// Records skipped because the stream already held them
-    /// ([`Dedup::LastSubject`]).
+    /// Records the stream already held, so not published (or, when their
+    /// acknowledgement was lost, not published again): by
+    /// [`Dedup::LastSubject`], and in [`Order::Strict`] by the stream's
+    /// last message at the start or before a retry.
     pub already_in_stream: u64,
     /// Records read from the journal and not yet acknowledged: those in
     /// the window, those waiting to be published, those read and not yet
@@ -538,8 +540,9 @@ type AckFuture = std::pin::Pin<
 >;
 
 /// Whether a publish error is worth publishing again: in strict order a
-/// failed expectation is (a lost publish ahead of it), otherwise nothing
-/// sets one.
+/// failed expectation is (a lost publish ahead of it, or the record stored
+/// already, which the retry's look at the stream settles), otherwise
+/// nothing sets one.
 fn retryable(kind: &PublishErrorKind, strict: bool) -> bool {
     match kind {
         PublishErrorKind::MaxPayloadExceeded => false,
@@ -1150,7 +1153,8 @@ impl Run<'_> {
                         last.stream_seq,
                         format!(
                             "is {}, not the record before {} nor a later one: another \
-                             publisher writes to the stream",
+                             publisher writes to the stream, or it lost messages it had \
+                             acknowledged",
                             msg_id(id.0, id.1),
                             prev.map_or_else(|| "the first one".to_owned(), |(p, s)| msg_id(p, s))
                         ),

@@ -303,30 +303,7 @@ fn a_lost_publish_in_strict_order_leaves_the_stream_in_journal_order() {
         m.order_refusals >= 1 && m.retried > m.order_refusals,
         "{m:?}"
     );
-    assert_eq!(
-        read_cursor_file(&cursor).unwrap(),
-        Some(
-            Reader::open(&dir)
-                .unwrap()
-                .last()
-                .unwrap()
-                .unwrap()
-                .cursor()
-        )
-    );
-    let check = rt
-        .block_on(check_stream(&dir, &server, &StreamSpec::new("STRICT1")))
-        .unwrap();
-    assert_eq!(
-        (
-            check.messages,
-            check.missing,
-            check.duplicates,
-            check.out_of_order
-        ),
-        (N, 0, 0, 0),
-        "{check:?}"
-    );
+    assert_cursor_at_end_and_stream_complete(&rt, &dir, &server, "STRICT1", &cursor);
     // Exactly the journal's order, every (producer, seq) once.
     assert_eq!(
         stream_order(&rt, &server, "STRICT1", &tmp.path().join("imported")),
@@ -491,6 +468,32 @@ fn strict_order_refuses_a_stream_whose_last_message_is_not_of_the_journal() {
     assert_eq!(m.forwarded, PRODUCERS as u64 * 5, "{m:?}");
 }
 
+/// The cursor file is after the journal's last record, and the stream
+/// holds each of its records once, none missing or out of order.
+fn assert_cursor_at_end_and_stream_complete(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    server: &str,
+    stream: &str,
+    cursor: &Path,
+) {
+    let last = Reader::open(dir).unwrap().last().unwrap().unwrap();
+    assert_eq!(read_cursor_file(cursor).unwrap(), Some(last.cursor()));
+    let check = rt
+        .block_on(check_stream(dir, server, &StreamSpec::new(stream)))
+        .unwrap();
+    assert_eq!(
+        (
+            check.messages,
+            check.missing,
+            check.duplicates,
+            check.out_of_order
+        ),
+        (N, 0, 0, 0),
+        "{check:?}"
+    );
+}
+
 /// A publish stored with its acknowledgement lost. Strict order: its
 /// retry would be refused, so the forwarder reads the stream's last
 /// message, settles the record as in the stream and publishes nothing
@@ -542,30 +545,7 @@ fn lost_acknowledgement(order: Order, stream: &str) {
             "{m:?}"
         );
     }
-    assert_eq!(
-        read_cursor_file(&cursor).unwrap(),
-        Some(
-            Reader::open(&dir)
-                .unwrap()
-                .last()
-                .unwrap()
-                .unwrap()
-                .cursor()
-        )
-    );
-    let check = rt
-        .block_on(check_stream(&dir, &server, &StreamSpec::new(stream)))
-        .unwrap();
-    assert_eq!(
-        (
-            check.messages,
-            check.missing,
-            check.duplicates,
-            check.out_of_order
-        ),
-        (N, 0, 0, 0),
-        "{check:?}"
-    );
+    assert_cursor_at_end_and_stream_complete(&rt, &dir, &server, stream, &cursor);
     if order == Order::Strict {
         assert_eq!(
             stream_order(&rt, &server, stream, &tmp.path().join("imported")),

@@ -37,9 +37,18 @@ pub struct RecordHeaders {
     pub crc: u32,
 }
 
+/// A decimal number of digits only: `str::parse` would also take a
+/// leading `+`, which no writer of these headers puts there.
+fn number<T: std::str::FromStr>(v: &str) -> Option<T> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok()
+}
+
 fn parse_crc(v: &str) -> Option<u32> {
     v.strip_prefix("0x")
-        .filter(|h| h.len() == 8)
+        .filter(|h| h.len() == 8 && h.bytes().all(|b| b.is_ascii_hexdigit()))
         .and_then(|h| u32::from_str_radix(h, 16).ok())
 }
 
@@ -56,9 +65,9 @@ impl RecordHeaders {
     /// space, nothing else.
     pub fn parse_value(v: &str) -> Option<Self> {
         let mut fields = v.split(' ');
-        let producer = fields.next()?.parse().ok()?;
-        let seq = fields.next()?.parse().ok()?;
-        let timestamp = fields.next()?.parse().ok()?;
+        let producer = number(fields.next()?)?;
+        let seq = number(fields.next()?)?;
+        let timestamp = number(fields.next()?)?;
         let crc = parse_crc(fields.next()?)?;
         if fields.next().is_some() {
             return None;
@@ -86,11 +95,11 @@ impl RecordHeaders {
         let need = |name: &str| field(name).ok_or_else(|| format!("no {name} header"));
         let bad = |name: &str, v: &str| format!("{name} header {v:?} is not valid");
         let p = need(HEADER_PRODUCER)?;
-        let producer = p.parse().map_err(|_| bad(HEADER_PRODUCER, p))?;
+        let producer = number(p).ok_or_else(|| bad(HEADER_PRODUCER, p))?;
         let s = need(HEADER_SEQ)?;
-        let seq = s.parse().map_err(|_| bad(HEADER_SEQ, s))?;
+        let seq = number(s).ok_or_else(|| bad(HEADER_SEQ, s))?;
         let t = need(HEADER_TIMESTAMP)?;
-        let timestamp = t.parse().map_err(|_| bad(HEADER_TIMESTAMP, t))?;
+        let timestamp = number(t).ok_or_else(|| bad(HEADER_TIMESTAMP, t))?;
         let c = need(HEADER_CRC)?;
         let crc = parse_crc(c).ok_or_else(|| bad(HEADER_CRC, c))?;
         Ok(Self {
@@ -126,6 +135,10 @@ mod tests {
             "7 12345 1700000000000000000 0012abcd",
             "7 12345 1700000000000000000 0x12abcd",
             "-7 12345 1700000000000000000 0x0012abcd",
+            "+7 12345 1700000000000000000 0x0012abcd",
+            "7 +12345 1700000000000000000 0x0012abcd",
+            "7 12345 +1700000000000000000 0x0012abcd",
+            "7 12345 1700000000000000000 0x+012abcd",
             "7 12345 17000000000000000000000 0x0012abcd",
             "4294967296 1 1 0x00000000",
         ] {
@@ -146,6 +159,12 @@ mod tests {
         four.insert(HEADER_CRC, "0x0012abcd");
         assert_eq!(RecordHeaders::read(Some(&four)), Ok(R));
 
+        four.insert(HEADER_SEQ, "+12345");
+        assert_eq!(
+            RecordHeaders::read(Some(&four)),
+            Err("Ringlog-Seq header \"+12345\" is not valid".to_owned())
+        );
+        four.insert(HEADER_SEQ, "12345");
         four.insert(HEADER_CRC, "0x12abcd");
         assert_eq!(
             RecordHeaders::read(Some(&four)),

@@ -24,6 +24,14 @@
 //! order, and the stream holds the journal's order, each record once. The
 //! forwarder must then be the stream's only publisher.
 //!
+//! On a stream that allows them (`allow_batched`, set on a stream the
+//! forwarder creates in strict order; JetStream 2.14 or later), strict
+//! order publishes in fast-ingest batches: the same messages and headers,
+//! but the server acknowledges every few hundred of them rather than each
+//! one ([`ForwardOptions::batch`]). A batch ends at the first message that
+//! did not arrive or was refused, so what it acknowledges is always a
+//! prefix of it, and the cursor rule holds as before.
+//!
 //! [`check_stream`] reads the stream and compares it with the journal;
 //! [`import_stream`] is the way back: it reads the stream into a journal,
 //! with each record's producer, sequence and timestamp, checking every
@@ -33,12 +41,14 @@
 //! |---|---|
 //! | `forward.rs` | [`Forwarder`], [`ForwardOptions`], [`Metrics`] |
 //! | `headers.rs` | [`RecordHeaders`]: a record's identity on its message |
+//! | `batch.rs` | the fast-ingest batch protocol: reply subjects, the server's replies |
 //! | `window.rs` | [`AckWindow`]: the acknowledgement window and the cursor rule |
 //! | `stream.rs` | [`StreamSpec`], [`ensure_stream`]: create or check the stream |
 //! | `check.rs` | [`check_stream`], [`StreamCheck`]: compare a stream with its journal |
 //! | `import.rs` | [`import_stream`], [`ImportOptions`], [`ImportReport`]: a stream back into a journal |
 //! | `error.rs` | [`ForwardError`] |
 
+mod batch;
 mod check;
 mod error;
 mod forward;

@@ -104,7 +104,8 @@ pub async fn ensure_stream(
 pub const ORDER_METADATA: &str = "ringlog-order";
 
 /// [`ensure_stream`], and when `strict` and the stream is created, marked
-/// with [`ORDER_METADATA`] `strict`.
+/// with [`ORDER_METADATA`] `strict` and allowing fast-ingest batches
+/// (`allow_batched`).
 pub(crate) async fn ensure_stream_marked(
     js: &jetstream::Context,
     spec: &StreamSpec,
@@ -134,6 +135,9 @@ pub(crate) async fn ensure_stream_marked(
             num_replicas: spec.replicas.unwrap_or(1),
             duplicate_window: spec.duplicate_window.unwrap_or(Duration::from_secs(120)),
             storage: StorageType::File,
+            // Strict order publishes in fast-ingest batches where the stream
+            // allows them (`ForwardOptions::batch`).
+            allow_batch_publish: strict,
             metadata: if strict {
                 [(ORDER_METADATA.to_owned(), "strict".to_owned())].into()
             } else {

@@ -187,11 +187,24 @@ fn forwarding_survives_kills() {
         .enable_all()
         .build()
         .unwrap();
-    // The R3 stream, once the cluster has a meta leader.
+    // The R3 stream, once the cluster has a meta leader, allowing
+    // fast-ingest batches as the forwarder's own in strict order does: the
+    // kills below hit batches in flight.
     let js = rt.block_on(async {
         let js = jetstream::new(connect(&server).await.unwrap());
         loop {
-            match ensure_stream(&js, &spec()).await {
+            let config = jetstream::stream::Config {
+                name: "CLUSTER".to_owned(),
+                subjects: vec![spec().filter()],
+                num_replicas: 3,
+                allow_batch_publish: true,
+                ..Default::default()
+            };
+            let made = match js.create_stream(config).await {
+                Ok(_) => ensure_stream(&js, &spec()).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match made {
                 Ok(_) => break js,
                 Err(e) => {
                     assert!(Instant::now() < deadline, "no stream: {e}");
@@ -262,6 +275,7 @@ fn forwarding_survives_kills() {
         .unwrap();
     eprintln!("final run: {:?}", report.metrics);
     assert!(report.metrics.strict_order, "{:?}", report.metrics);
+    assert!(report.metrics.batched, "{:?}", report.metrics);
     assert_eq!(committed(&cursor), end);
 
     let check = rt.block_on(check_stream(&dir, &server, &spec())).unwrap();

@@ -262,11 +262,12 @@ fn journal_order(dir: &Path) -> Vec<(u32, u64)> {
         .collect()
 }
 
-#[test]
-fn a_lost_publish_in_strict_order_leaves_the_stream_in_journal_order() {
-    let Some(bin) =
-        common::server_or_skip("a_lost_publish_in_strict_order_leaves_the_stream_in_journal_order")
-    else {
+/// Strict order, the first publish of one record lost: every record once,
+/// in journal order. `batch`: in fast-ingest batches, where the server
+/// sees the gap and ends the batch; otherwise every publish acknowledged,
+/// where the pipelined publishes after it are refused.
+fn lost_publish_in_strict_order(batch: bool, stream: &str) {
+    let Some(bin) = common::server_or_skip(stream) else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -280,8 +281,10 @@ fn a_lost_publish_in_strict_order_leaves_the_stream_in_journal_order() {
 
     // Only the first publish is lost: the pipelined publishes after it are
     // refused (the stream's last message is not the record before them),
-    // and all are published again in order.
-    let mut o = options(&dir, &server, "STRICT1", Dedup::MsgId, Order::Strict);
+    // or in a batch not taken (the batch ends at the gap), and all are
+    // published again in order.
+    let mut o = options(&dir, &server, stream, Dedup::MsgId, Order::Strict);
+    o.batch = batch;
     o.lose_publish = Some(LosePublish {
         producer: LOST.0,
         seq: LOST.1,
@@ -292,23 +295,41 @@ fn a_lost_publish_in_strict_order_leaves_the_stream_in_journal_order() {
     o.cursor_file = Some(cursor.clone());
     let r = rt.block_on(Forwarder::new(o).run()).unwrap();
     let m = &r.metrics;
-    eprintln!("strict, one lost publish: {m:?}");
+    eprintln!("strict, one lost publish, batch {batch}: {m:?}");
     assert!(m.strict_order, "{m:?}");
+    assert_eq!(m.batched, batch, "{m:?}");
     assert_eq!(
         (m.out_of_order, m.forwarded, m.duplicates),
         (0, N, 0),
         "{m:?}"
     );
-    assert!(
-        m.order_refusals >= 1 && m.retried > m.order_refusals,
-        "{m:?}"
-    );
-    assert_cursor_at_end_and_stream_complete(&rt, &dir, &server, "STRICT1", &cursor);
+    if batch {
+        // The record lost and those after it that reached the window
+        // before the batch ended, in a second batch.
+        assert!(m.retried >= 1 && m.batches >= 2, "{m:?}");
+        assert_eq!(m.acknowledged + m.already_in_stream, N, "{m:?}");
+    } else {
+        assert!(
+            m.order_refusals >= 1 && m.retried > m.order_refusals,
+            "{m:?}"
+        );
+    }
+    assert_cursor_at_end_and_stream_complete(&rt, &dir, &server, stream, &cursor);
     // Exactly the journal's order, every (producer, seq) once.
     assert_eq!(
-        stream_order(&rt, &server, "STRICT1", &tmp.path().join("imported")),
+        stream_order(&rt, &server, stream, &tmp.path().join("imported")),
         journal
     );
+}
+
+#[test]
+fn a_lost_publish_in_strict_order_leaves_the_stream_in_journal_order() {
+    lost_publish_in_strict_order(false, "STRICT1");
+}
+
+#[test]
+fn a_lost_publish_in_a_batch_leaves_the_stream_in_journal_order() {
+    lost_publish_in_strict_order(true, "STRICTB1");
 }
 
 #[test]
@@ -495,7 +516,7 @@ fn assert_stream_complete(rt: &tokio::runtime::Runtime, dir: &Path, server: &str
 /// again. Relaxed order: it is published again and the server drops it as
 /// a duplicate (`Nats-Msg-Id`). Either way the stream holds every record
 /// once, and the cursor reaches the end.
-fn lost_acknowledgement(order: Order, stream: &str) {
+fn lost_acknowledgement(order: Order, batch: bool, stream: &str) {
     let Some(bin) = common::server_or_skip(stream) else {
         return;
     };
@@ -507,6 +528,7 @@ fn lost_acknowledgement(order: Order, stream: &str) {
     let journal = journal_order(&dir);
     let rt = rt();
     let mut o = options(&dir, &server, stream, Dedup::MsgId, order);
+    o.batch = batch;
     o.lose_publish = Some(LosePublish {
         producer: LOST.0,
         seq: LOST.1,
@@ -525,8 +547,16 @@ fn lost_acknowledgement(order: Order, stream: &str) {
     let m = rt.block_on(Forwarder::new(o).run()).unwrap().metrics;
     eprintln!("{order:?}, one lost acknowledgement: {m:?}");
     assert_eq!((m.forwarded, m.out_of_order), (N, 0), "{m:?}");
-    if order == Order::Strict {
-        assert!(m.strict_order, "{m:?}");
+    if order == Order::Strict && batch {
+        // The acknowledgements of the batch from that record on are lost:
+        // the batch is given up after the timeout, and the stream's last
+        // message settles every record of it that was stored.
+        assert!(m.strict_order && m.batched, "{m:?}");
+        assert_eq!((m.retried, m.duplicates), (0, 0), "{m:?}");
+        assert!(m.already_in_stream >= 1, "{m:?}");
+        assert_eq!(m.acknowledged + m.already_in_stream, N, "{m:?}");
+    } else if order == Order::Strict {
+        assert!(m.strict_order && !m.batched, "{m:?}");
         assert_eq!(
             (
                 m.already_in_stream,
@@ -555,10 +585,15 @@ fn lost_acknowledgement(order: Order, stream: &str) {
 
 #[test]
 fn a_lost_acknowledgement_in_strict_order_stores_nothing_twice() {
-    lost_acknowledgement(Order::Strict, "ACKLOSTS");
+    lost_acknowledgement(Order::Strict, false, "ACKLOSTS");
+}
+
+#[test]
+fn a_lost_acknowledgement_in_a_batch_stores_nothing_twice() {
+    lost_acknowledgement(Order::Strict, true, "ACKLOSTB");
 }
 
 #[test]
 fn a_lost_acknowledgement_in_relaxed_order_is_a_duplicate_the_server_drops() {
-    lost_acknowledgement(Order::Relaxed, "ACKLOSTR");
+    lost_acknowledgement(Order::Relaxed, false, "ACKLOSTR");
 }

@@ -8,13 +8,17 @@
 //! `sync_interval: always`, their stores under the work directory. The
 //! forwarder reads the journal (synced), publishes, and keeps its cursor,
 //! in relaxed order (`Ringlog-Record` and `Nats-Msg-Id`) and in strict
-//! order (`Ringlog-Record` and `Nats-Expected-Last-Sequence`). The plain
+//! order (`Ringlog-Record` and `Nats-Expected-Last-Sequence`), the latter
+//! with every publish acknowledged and in fast-ingest batches (the
+//! default on a stream it creates). The plain
 //! loop publishes the same payloads from memory, with no headers and with
 //! each order's headers, so the server's cost of headers is told apart
 //! from the forwarder's own. On the three-node cluster two more loops take
 //! that cost apart: `Nats-Msg-Id` alone, and the five headers of earlier
 //! versions (the one-node server is bound by its fsync per message, where
-//! headers cost little). Records per second from the first publish to the
+//! headers cost little). Two batch loops publish the same payloads in one
+//! fast-ingest batch, with no headers and with strict order's, the peers
+//! of the batched forwarder. Records per second from the first publish to the
 //! last acknowledgement; each run uses a fresh stream, deleted afterwards,
 //! and is checked to have every record acknowledged. Without
 //! `nats-server` on PATH the scenario prints why and is skipped.
@@ -137,6 +141,15 @@ async fn fresh_stream(
     name: &str,
     replicas: usize,
 ) -> Result<(), CheckError> {
+    fresh_stream_with(js, name, replicas, false).await
+}
+
+async fn fresh_stream_with(
+    js: &jetstream::Context,
+    name: &str,
+    replicas: usize,
+    batched: bool,
+) -> Result<(), CheckError> {
     let _ = js.delete_stream(name).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -145,6 +158,7 @@ async fn fresh_stream(
                 name: name.to_owned(),
                 subjects: vec![format!("{name}.>")],
                 num_replicas: replicas,
+                allow_batch_publish: batched,
                 ..Default::default()
             })
             .await;
@@ -289,6 +303,106 @@ async fn plain_loop(
     Ok(Measured::rate(want, elapsed))
 }
 
+/// The same in one fast-ingest batch (JetStream 2.14, `allow_batched`):
+/// every message a publish whose reply subject names the batch and the
+/// message's place in it, one flow acknowledgement per 500 messages, the
+/// window counted in messages not acknowledged, and the batch's end
+/// answered with how many of its messages were stored.
+async fn batch_loop(
+    client: &async_nats::Client,
+    name: &str,
+    size: usize,
+    per: u64,
+    headers: Headers,
+) -> Result<Measured, CheckError> {
+    let e = |what: &str, x: String| CheckError::new(format!("{what}: {x}"));
+    let payloads: Vec<(String, bytes::Bytes)> = (0..per)
+        .flat_map(|seq| {
+            (1..=PRODUCERS).map(move |p| (format!("{name}.{p}"), payload(size, p, seq).into()))
+        })
+        .collect();
+    let inbox = client.new_inbox();
+    let batch = "B1";
+    let mut sub = client
+        .subscribe(format!("{inbox}.>"))
+        .await
+        .map_err(|x| e("subscribe", x.to_string()))?;
+    let t = Instant::now();
+    let mut persisted = 0u64;
+    let mut final_count = None;
+    let total = payloads.len() as u64;
+    // Flow acknowledgements ({"type":"ack","seq":n}: messages 1 to n
+    // stored), and the final one ({"stream":…,"seq":…,"count":n}).
+    let handle = |m: async_nats::Message,
+                  persisted: &mut u64,
+                  fin: &mut Option<u64>|
+     -> Result<(), CheckError> {
+        let v: serde_json::Value =
+            serde_json::from_slice(&m.payload).map_err(|x| e("json", x.to_string()))?;
+        match v.get("type").and_then(|t| t.as_str()) {
+            Some("ack") => *persisted = (*persisted).max(v["seq"].as_u64().unwrap_or(0)),
+            Some(other) => return Err(e("batch", format!("{other}: {v}"))),
+            None => {
+                if v.get("error").is_some() {
+                    return Err(e("batch", v.to_string()));
+                }
+                *fin = v["count"].as_u64();
+            }
+        }
+        Ok(())
+    };
+    for (i, (subject, body)) in payloads.into_iter().enumerate() {
+        let seq = i as u64 + 1;
+        while seq - persisted > WINDOW as u64 {
+            let m = sub.next().await.ok_or_else(|| e("sub", "closed".into()))?;
+            handle(m, &mut persisted, &mut final_count)?;
+        }
+        let op = if seq == 1 { 0 } else { 1 };
+        let reply = format!("{inbox}.{batch}.500.fail.{seq}.{op}.$FI");
+        let mut h = async_nats::HeaderMap::new();
+        let record = ringlog_forward::RecordHeaders {
+            producer: 1,
+            seq,
+            timestamp: 1_700_000_000_000_000_000,
+            crc: 0x1234_5678,
+        }
+        .value();
+        if headers == Headers::Strict {
+            h.insert(ringlog_forward::HEADER_RECORD, record.as_str());
+            // A fresh stream, one publisher: message n follows n - 1.
+            h.insert(
+                "Nats-Expected-Last-Sequence",
+                (seq - 1).to_string().as_str(),
+            );
+        }
+        let r = if headers == Headers::None {
+            client.publish_with_reply(subject, reply, body).await
+        } else {
+            client
+                .publish_with_reply_and_headers(subject, reply, h, body)
+                .await
+        };
+        r.map_err(|x| e("publish", x.to_string()))?;
+    }
+    let reply = format!("{inbox}.{batch}.500.fail.{}.3.$FI", total + 1);
+    client
+        .publish_with_reply(format!("{name}.1"), reply, bytes::Bytes::new())
+        .await
+        .map_err(|x| e("commit", x.to_string()))?;
+    while final_count.is_none() {
+        let m = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .map_err(|_| e("commit", format!("no pub ack, persisted {persisted}")))?
+            .ok_or_else(|| e("sub", "closed".into()))?;
+        handle(m, &mut persisted, &mut final_count)?;
+    }
+    let elapsed = t.elapsed();
+    if final_count != Some(total) {
+        return Err(e("batch", format!("{final_count:?} of {total}")));
+    }
+    Ok(Measured::rate(total, elapsed))
+}
+
 /// Runs every case of the scenario.
 pub fn run(b: &mut Bench) {
     b.scenario("forward");
@@ -354,14 +468,21 @@ pub fn run(b: &mut Bench) {
                 if nodes == 1 { "" } else { "s" }
             );
             let mut n = 0u32;
-            for (order, what) in [
+            for (order, batched, what) in [
                 (
                     Order::Relaxed,
-                    "ringlog_forward::Forwarder (journal, synced, headers, cursor)",
+                    false,
+                    "ringlog_forward::Forwarder, relaxed order (journal, synced, headers, cursor)",
                 ),
                 (
                     Order::Strict,
-                    "ringlog_forward::Forwarder, strict order (Nats-Expected-Last-Sequence)",
+                    false,
+                    "ringlog_forward::Forwarder, strict order, every publish acknowledged",
+                ),
+                (
+                    Order::Strict,
+                    true,
+                    "ringlog_forward::Forwarder, strict order, fast-ingest batches (the default)",
                 ),
             ] {
                 b.case(
@@ -369,12 +490,13 @@ pub fn run(b: &mut Bench) {
                     || {
                         n += 1;
                         let name = format!("FWD{n}");
-                        rt.block_on(fresh_stream(&js, &name, nodes))?;
+                        rt.block_on(fresh_stream_with(&js, &name, nodes, batched))?;
                         let mut spec = StreamSpec::new(&name);
                         spec.subject_prefix = name.clone();
                         let mut o = ForwardOptions::new(&dir, servers.urls.clone(), spec);
                         o.window = WINDOW;
                         o.order = order;
+                        o.batch = batched;
                         o.cursor_file = Some(root.join(format!("cursor-{name}")));
                         let t = Instant::now();
                         let r = rt.block_on(Forwarder::new(o).run());
@@ -394,6 +516,7 @@ pub fn run(b: &mut Bench) {
                             // published again in relaxed order, and settled
                             // from the stream's last message in strict order.
                             || r.metrics.acknowledged + r.metrics.already_in_stream != want
+                            || r.metrics.batched != batched
                         {
                             return Err(CheckError::new(format!(
                                 "{stored} messages in the stream, {:?}, {want} expected",
@@ -423,6 +546,27 @@ pub fn run(b: &mut Bench) {
                         let name = format!("PLAIN{n}");
                         rt.block_on(fresh_stream(&js, &name, nodes))?;
                         let r = rt.block_on(plain_loop(&js, &name, size, per, headers));
+                        let _ = rt.block_on(js.delete_stream(&name));
+                        r
+                    },
+                );
+            }
+            for headers in [Headers::None, Headers::Strict] {
+                let what = match headers {
+                    Headers::None => {
+                        "async-nats batch loop (memory, no headers, fast-ingest batch)"
+                    }
+                    _ => {
+                        "async-nats batch loop (memory, strict order's headers, fast-ingest batch)"
+                    }
+                };
+                b.case(
+                    Case::new(&group, what, Role::Peer, Unit::ItemsPerSec, 2),
+                    || {
+                        n += 1;
+                        let name = format!("BATCH{n}");
+                        rt.block_on(fresh_stream_with(&js, &name, nodes, true))?;
+                        let r = rt.block_on(batch_loop(&js.client(), &name, size, per, headers));
                         let _ = rt.block_on(js.delete_stream(&name));
                         r
                     },

@@ -785,9 +785,14 @@ impl Forwarder {
                     let Some(r) = queue.pop_front() else { break };
                     run.publish(r).await?;
                 }
-                if queue.is_empty() {
-                    // A pause: end the batch, so its last records are
+                if queue.is_empty() && (reader_idle || !reading) {
+                    // A pause (the reading thread found nothing new, or
+                    // is done): end the batch, so its last records are
                     // acknowledged now rather than at the next flow point.
+                    // A queue that ran dry while the reading thread is
+                    // still busy is refilled in a moment: the batch goes
+                    // on, and the server's acknowledgements keep their
+                    // pace rather than start again from one per message.
                     run.end_batch().await;
                 }
                 let retrying =

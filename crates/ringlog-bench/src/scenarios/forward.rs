@@ -523,7 +523,13 @@ pub fn run(b: &mut Bench) {
                                 r.metrics
                             )));
                         }
-                        Ok(Measured::rate(want, elapsed))
+                        let m = Measured::rate(want, elapsed);
+                        // Records per batch, where there are batches.
+                        Ok(if batched {
+                            m.with_per_call(want, r.metrics.batches)
+                        } else {
+                            m
+                        })
                     },
                 );
             }

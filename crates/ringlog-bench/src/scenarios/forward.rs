@@ -228,6 +228,15 @@ impl Headers {
     }
 }
 
+/// The journal's records as (subject, payload), in its order.
+fn messages(name: &str, size: usize, per: u64) -> Vec<(String, bytes::Bytes)> {
+    (0..per)
+        .flat_map(|seq| {
+            (1..=PRODUCERS).map(move |p| (format!("{name}.{p}"), payload(size, p, seq).into()))
+        })
+        .collect()
+}
+
 async fn plain_loop(
     js: &jetstream::Context,
     name: &str,
@@ -235,11 +244,7 @@ async fn plain_loop(
     per: u64,
     headers: Headers,
 ) -> Result<Measured, CheckError> {
-    let payloads: Vec<(String, bytes::Bytes)> = (0..per)
-        .flat_map(|seq| {
-            (1..=PRODUCERS).map(move |p| (format!("{name}.{p}"), payload(size, p, seq).into()))
-        })
-        .collect();
+    let payloads = messages(name, size, per);
     let t = Instant::now();
     let mut acks: FuturesOrdered<AckFuture> = FuturesOrdered::new();
     let mut acked = 0u64;
@@ -316,11 +321,7 @@ async fn batch_loop(
     headers: Headers,
 ) -> Result<Measured, CheckError> {
     let e = |what: &str, x: String| CheckError::new(format!("{what}: {x}"));
-    let payloads: Vec<(String, bytes::Bytes)> = (0..per)
-        .flat_map(|seq| {
-            (1..=PRODUCERS).map(move |p| (format!("{name}.{p}"), payload(size, p, seq).into()))
-        })
-        .collect();
+    let payloads = messages(name, size, per);
     let inbox = client.new_inbox();
     let batch = "B1";
     let mut sub = client

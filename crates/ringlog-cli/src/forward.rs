@@ -125,7 +125,8 @@ pub(crate) struct ForwardArgs {
     /// fast-ingest batches.
     #[arg(long)]
     no_batch: bool,
-    /// Wait this long for an acknowledgement before publishing again.
+    /// Wait this long for an acknowledgement before publishing again (in
+    /// batches: give a batch up after this long without one).
     #[arg(long, value_name = "MS", default_value_t = 5000)]
     ack_timeout_ms: u64,
     /// Start from the oldest record even when older ones were deleted

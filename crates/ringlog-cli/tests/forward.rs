@@ -148,6 +148,12 @@ fn forward_replay_and_check_against_a_server() {
     let m = run(&["--cursor", c]);
     assert_eq!(m["forwarded"], 600, "{m}");
     assert_eq!(m["acknowledged"], 600, "{m}");
+    // The stream it created is strict and allows batches: one batch.
+    assert_eq!(
+        (&m["batched"], &m["batches"]),
+        (&true.into(), &1.into()),
+        "{m}"
+    );
     assert!(cursor.is_file());
     // From the cursor: nothing left.
     let m = run(&["--cursor", c]);
@@ -202,5 +208,20 @@ fn forward_replay_and_check_against_a_server() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["missing"], 1, "{v}");
+    // Forwarded with every publish acknowledged on its own, after the
+    // stream's last message: the stream is whole again.
+    let m = run(&["--cursor", c, "--no-batch"]);
+    assert_eq!(
+        (
+            &m["forwarded"],
+            &m["acknowledged"],
+            &m["batched"],
+            &m["batches"]
+        ),
+        (&1.into(), &1.into(), &false.into(), &0.into()),
+        "{m}"
+    );
+    let out = ringlog(&args);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
     drop(server);
 }

@@ -133,7 +133,8 @@ pub struct Metrics {
     pub out_of_order: u64,
     /// Publishes the server refused because the stream's last message was
     /// not the record before them ([`Order::Strict`]: a lost publish
-    /// ahead of them); each is published again.
+    /// ahead of them); each is published again. In batches the server
+    /// refuses one message and ends the batch: counted once.
     pub order_refusals: u64,
     /// Whether this run kept the stream in journal order ([`Order`]).
     pub strict_order: bool,
@@ -190,7 +191,9 @@ pub struct ForwardOptions {
     pub follow: bool,
     /// Most unacknowledged publishes (1 to [`MAX_WINDOW`]).
     pub window: usize,
-    /// How long to wait for one acknowledgement before publishing again.
+    /// How long to wait for one acknowledgement before publishing again
+    /// (in batches: how long a batch with records in flight may go without
+    /// an acknowledgement before it is given up).
     pub ack_timeout: Duration,
     /// Give up on a record after failing this long (`None`: never).
     pub retry_for: Option<Duration>,

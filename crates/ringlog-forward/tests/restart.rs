@@ -40,7 +40,11 @@ fn a_server_restarted_mid_batch_leaves_every_record_once_in_order() {
     let server = cluster.urls();
     let dir = tmp.path().join("journal");
     write_journal(&dir, JournalOptions::default(), PRODUCERS, PER, 0);
-    let last = Reader::open(&dir).unwrap().map(Result::unwrap).last().unwrap();
+    let last = Reader::open(&dir)
+        .unwrap()
+        .map(Result::unwrap)
+        .last()
+        .unwrap();
     let cursor = tmp.path().join("cursor");
 
     let mut o = ForwardOptions::new(&dir, &server, StreamSpec::new("RESTART"));

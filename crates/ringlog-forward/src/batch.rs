@@ -164,6 +164,11 @@ impl Batch {
         self.pending.len()
     }
 
+    /// The window id of the latest message not acknowledged.
+    pub(crate) fn last_id(&self) -> Option<u64> {
+        self.pending.back().copied()
+    }
+
     /// Takes window id `id` as the next message; returns its place in the
     /// batch and the reply subject to publish it with.
     pub(crate) fn add(&mut self, id: u64, inbox: &str, flow: u16) -> (u64, String) {

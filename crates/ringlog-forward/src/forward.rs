@@ -701,9 +701,7 @@ impl Forwarder {
                     flow: u16::try_from((o.window / 2).clamp(1, usize::from(batch::MAX_FLOW)))
                         .unwrap_or(batch::MAX_FLOW),
                     token,
-                    begun: 0,
                     batches: VecDeque::new(),
-                    last_subject: None,
                 })
             } else {
                 None
@@ -940,12 +938,10 @@ struct Batching {
     /// window, so the window never waits for an acknowledgement that only
     /// a fuller window would bring.
     flow: u16,
-    /// Batch ids are `<token>-<n>`.
+    /// Batch ids are `<token>-<n>`, `n` counting the run's batches
+    /// ([`Metrics::batches`]).
     token: String,
-    begun: u64,
     batches: VecDeque<Batch>,
-    /// The subject of the latest message, where a batch's end is sent.
-    last_subject: Option<Subject>,
 }
 
 struct Run<'a> {
@@ -1475,14 +1471,12 @@ impl Run<'_> {
         let (subject, headers, payload) = (out.subject.clone(), out.headers(), out.payload.clone());
         let b = self.batching.as_mut().expect("publishing in batches");
         if b.batches.back().is_none_or(|c| c.ending) {
-            b.begun += 1;
-            b.batches
-                .push_back(Batch::new(format!("{}-{}", b.token, b.begun)));
             self.metrics.batches += 1;
+            b.batches
+                .push_back(Batch::new(format!("{}-{}", b.token, self.metrics.batches)));
         }
         let current = b.batches.back_mut().expect("one was just begun");
         let (n, reply) = current.add(id, &b.inbox, b.flow);
-        b.last_subject = Some(subject.clone());
         if lost {
             if ack_only {
                 current.lose_acks_from.get_or_insert(n);
@@ -1530,10 +1524,16 @@ impl Run<'_> {
             current.ending = true;
             return;
         }
-        let reply = current.end(&b.inbox, b.flow);
-        let Some(subject) = b.last_subject.clone() else {
+        // Any subject of the stream takes it: that of the batch's last
+        // record.
+        let Some(subject) = current
+            .last_id()
+            .and_then(|id| self.window.item(id))
+            .map(|out| out.subject.clone())
+        else {
             return;
         };
+        let reply = current.end(&b.inbox, b.flow);
         // A failure to send it leaves the batch to its timeout.
         let _ = b
             .client
@@ -1579,50 +1579,49 @@ impl Run<'_> {
         let Some(reply) = batch::parse(&m.payload) else {
             return Ok(());
         };
-        let stored = match reply {
-            Reply::Flow { seq } => b.batches[at].ack_to(seq),
+        // The records newly acknowledged, whether the batch is over (and
+        // why), and the error code of a refused message.
+        let (stored, ended, refused) = match reply {
+            Reply::Flow { seq } => (b.batches[at].ack_to(seq), None, None),
+            Reply::Done { count, .. } => (
+                b.batches[at].ack_to(count),
+                Some(format!("ended with {count} of its messages stored")),
+                None,
+            ),
+            Reply::Refused { code, description } => (
+                Vec::new(),
+                Some(format!("refused: {description} (error {code})")),
+                Some(code),
+            ),
+            // The batch's final acknowledgement follows these two.
             Reply::Gap { expected, seq } => {
-                // The batch's final acknowledgement follows.
                 self.metrics.last_error = Some(format!(
                     "batch {bid}: messages {expected} to {} did not reach the server",
                     seq.saturating_sub(1)
                 ));
-                return Ok(());
+                (Vec::new(), None, None)
             }
             Reply::Error {
                 seq,
                 code,
                 description,
             } => {
-                // The batch's final acknowledgement follows.
-                if code == jetstream::ErrorCode::STREAM_WRONG_LAST_SEQUENCE.0 {
-                    self.metrics.order_refusals += 1;
-                }
                 self.metrics.last_error = Some(format!(
                     "batch {bid}: message {seq} refused: {description} (error {code})"
                 ));
-                return Ok(());
-            }
-            Reply::Done { count, .. } => {
-                let stored = b.batches[at].ack_to(count);
-                for id in stored {
-                    self.settle_outcome(id, Ok((false, None)))?;
-                }
-                let what = format!("ended with {count} of its messages stored");
-                return self.fail_batch(at, what);
-            }
-            Reply::Refused { code, description } => {
-                if code == jetstream::ErrorCode::STREAM_WRONG_LAST_SEQUENCE.0 {
-                    self.metrics.order_refusals += 1;
-                }
-                let what = format!("refused: {description} (error {code})");
-                return self.fail_batch(at, what);
+                (Vec::new(), None, Some(code))
             }
         };
+        if refused == Some(jetstream::ErrorCode::STREAM_WRONG_LAST_SEQUENCE.0) {
+            self.metrics.order_refusals += 1;
+        }
         for id in stored {
             self.settle_outcome(id, Ok((false, None)))?;
         }
-        Ok(())
+        match ended {
+            Some(what) => self.fail_batch(at, what),
+            None => Ok(()),
+        }
     }
 
     /// Gives up batches with records in flight and no progress for the

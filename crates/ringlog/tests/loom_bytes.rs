@@ -231,6 +231,34 @@ fn shared_ring_weakened_publish_is_caught() {
     });
 }
 
+/// The shared ring's handshake across sleep episodes
+/// ([`two_commits_one_live_writer`]): its commit is a plain Release store of
+/// the header, so a reader that sleeps through it is woken only if the
+/// writer is armed for that episode.
+fn shared_ring_two_commits_one_live_writer(disarm_early: bool) {
+    loom::model(move || {
+        let (mut ws, mut r) = ringlog::bytes::shared_ring::channel(cfg(64, 1)).unwrap();
+        let mut w = ws.pop().unwrap();
+        if disarm_early {
+            w.disarm_early_for_loom();
+        }
+        two_commits_one_live_writer(w, &mut r);
+    });
+}
+
+#[test]
+fn shared_ring_every_sleep_episode_is_woken() {
+    shared_ring_two_commits_one_live_writer(false);
+}
+
+/// The same with a writer that disarms as soon as it armed: loom must
+/// report the reader that sleeps through the second commit.
+#[test]
+#[should_panic(expected = "deadlock")]
+fn shared_ring_disarming_before_the_episode_ends_is_caught() {
+    shared_ring_two_commits_one_live_writer(true);
+}
+
 /// The double buffer's wake-up without the writer's fence
 /// ([`two_commits_one_live_writer`]), with the reader sealed on the first
 /// record or not.

@@ -51,7 +51,7 @@ pub(super) unsafe trait Slots {
     /// Publishes `slot` (`len` payload bytes claimed) as a record of `n`
     /// bytes plus padding, or as all padding when `n` is `None`, and wakes
     /// the reader.
-    fn publish(&self, slot: Self::Slot, len: usize, n: Option<usize>);
+    fn publish(&mut self, slot: Self::Slot, len: usize, n: Option<usize>);
 }
 
 /// Record bytes of a `len`-byte payload, if `w` accepts it.

@@ -27,8 +27,10 @@
 //!
 //! A writer preempted between reserve and commit holds up the reader at its
 //! record (records behind it stay unread until it commits); the reader spins,
-//! yields, then sleeps, woken by each commit. A grant dropped without commit
-//! is published as padding.
+//! yields, then sleeps. A commit wakes it through the handshake of
+//! `wait::handshake`, one notifier per writer: a plain load of the writer's
+//! own handshake line, and a fence and a wake only while the reader is in a
+//! sleep episode. A grant dropped without commit is published as padding.
 //!
 //! # Limits
 //!
@@ -59,6 +61,7 @@ use super::{
     ReleaseBatch, TryReadError,
 };
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::wait::handshake::{Notifier, Waiter, Wake};
 use crate::wait::{Deadline, Event, WaitStrategy};
 use crossbeam_utils::CachePadded;
 
@@ -150,8 +153,10 @@ struct Shared {
     policy: Policy,
     #[cfg(loom)]
     weaken_publish: bool,
-    /// The reader sleeps here; writers notify after each publish.
-    reader_ev: CachePadded<Event>,
+    /// The reader sleeps here; writer `i` notifies after each publish as
+    /// notifier `i` of the handshake, which costs it one load of a line
+    /// nobody writes unless the reader is in a sleep episode.
+    reader_wake: Wake,
     /// Writers sleep here for room; the reader notifies after each release.
     space_ev: CachePadded<Event>,
     live_writers: CachePadded<AtomicUsize>,
@@ -212,7 +217,7 @@ pub fn channel(config: Config) -> Result<(Vec<Writer>, Reader), NewQueueError> {
         policy: config.policy,
         #[cfg(loom)]
         weaken_publish: config.weaken_commit_for_loom,
-        reader_ev: CachePadded::new(Event::new()),
+        reader_wake: Wake::with_notifiers(config.writers),
         space_ev: CachePadded::new(Event::new()),
         live_writers: CachePadded::new(AtomicUsize::new(config.writers)),
         reader_closed: AtomicBool::new(false),
@@ -225,12 +230,14 @@ pub fn channel(config: Config) -> Result<(Vec<Writer>, Reader), NewQueueError> {
             id,
             cached_tail: 0,
             strategy: config.wait,
+            notifier: Notifier::new(id),
         })
         .collect();
     let reader = Reader {
         shared,
         tail: 0,
         strategy: config.wait,
+        waiter: Waiter::default(),
     };
     Ok((writers, reader))
 }

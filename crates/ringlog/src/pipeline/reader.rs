@@ -128,9 +128,15 @@ impl<Fs: JournalFs> Loop<'_, Fs> {
             // Release: pairs with the Acquire in `PipelineWriter::written_seq`.
             w.store(n, Ordering::Release);
         }
-        // Relaxed: a hint for writers, publishing no other memory.
+        // Relaxed: a hint for writers, publishing no other memory. Stored
+        // only when it changes: a writer under ringlog-tracing's
+        // `BinaryLayer` reads it on every event, and storing the same value
+        // would still take the line away from it after every batch. This
+        // thread is its only writer, so the load is exact.
         let segment = self.journal.current_segment();
-        self.shared.segment.store(segment, Ordering::Relaxed);
+        if self.shared.segment.load(Ordering::Relaxed) != segment {
+            self.shared.segment.store(segment, Ordering::Relaxed);
+        }
     }
 
     /// Counts the syncs the journal ran since the last look (one at most:

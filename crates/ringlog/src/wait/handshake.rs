@@ -43,8 +43,9 @@
 //!   `P`: no sleep of episode `e` is left to miss it. Later episodes need
 //!   `acked` to reach their own number, which only a later arming stores.
 //!
-//! Several notifiers (the fan-in queue's writers, one ring each) get one
-//! handshake each, `wanted_i`/`acked_i`/`done_i`, and share the `Event`. The
+//! Several notifiers (the fan-in queue's writers, one ring each; the shared
+//! ring's writers, one ring for all) get one handshake each,
+//! `wanted_i`/`acked_i`/`done_i`, and share the `Event`. The
 //! waiter's episode stores `wanted_i = e` for every `i`, and sleeps without
 //! a bound only once *every* notifier has acked `e` (or retired: a notifier
 //! that is gone stores `RETIRED` and then notifies with a fence, so its last

@@ -5,8 +5,9 @@
 //!   a syscall only when a waiter announced it is sleeping.
 //! - `handshake.rs`: an [`Event`] plus a per-sleep-episode handshake for
 //!   notifiers that publish with plain stores (the SPSC rings, the fan-in
-//!   queue's writers): each pays the fence only while the waiter is in a
-//!   sleep episode, and one load of a line nobody writes otherwise.
+//!   queue's and the shared ring's writers): each pays the fence only while
+//!   the waiter is in a sleep episode, and one load of a line nobody writes
+//!   otherwise.
 //! - `futex.rs`: the shared-flavour futex syscalls (and their loom model).
 //!
 //! The three ways a notifier can pair with a waiter, and which ring uses
@@ -14,9 +15,9 @@
 //!
 //! | notifier publishes with | protocol | its per-item cost | used by |
 //! |---|---|---|---|
-//! | an Acquire RMW of a word the waiter can RMW (a reservation CAS, a claim) | `Event::wait_until_closed` / `notify_reserved` | one load | MPSC `Block`/`DropNewest` data and room |
-//! | plain stores, one notifier or one per ring | `handshake::Wake` | one load (a fence only during a sleep episode) | typed SPSC, both directions; fan-in byte queue's doorbell |
-//! | plain stores, rare or many notifiers | `Event::wait_until` / `notify` | a fence and a load | drops and closes, `DropOldest` stalls, spill, the byte ring's own events, double buffer and shared ring, shm doorbell |
+//! | an Acquire RMW of a word the waiter can RMW (a reservation CAS, a claim, a commit count) | `Event::wait_until_closed` / `notify_reserved` | one load | MPSC `Block`/`DropNewest` data and room; double buffer commits |
+//! | plain stores, one notifier or one per writer | `handshake::Wake` | one load (a fence only during a sleep episode) | typed SPSC, both directions; fan-in byte queue's doorbell; shared ring commits |
+//! | plain stores, rare or many notifiers | `Event::wait_until` / `notify` | a fence and a load | drops and closes, `DropOldest` stalls, spill, the byte ring's own events, room in the double buffer and shared ring (one notify per released batch), shm doorbell |
 //!
 //! Everything here works on a word in any memory, heap or a shared mapping.
 

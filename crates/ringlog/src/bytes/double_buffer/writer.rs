@@ -117,7 +117,7 @@ unsafe impl Slots for Writer {
 
     /// Writes the header(s) and counts the slot committed: a record of `n`
     /// payload bytes (plus padding for the slack), or all padding.
-    fn publish(&self, (gen, off): (u64, u64), len: usize, n: Option<usize>) {
+    fn publish(&mut self, (gen, off): (u64, u64), len: usize, n: Option<usize>) {
         let sh = &*self.shared;
         let buf = sh.buffer(gen);
         let off = off as usize;

@@ -8,6 +8,8 @@ pub struct Reader {
     /// Our own `tail`: only we store the shared one.
     pub(super) tail: u64,
     pub(super) strategy: WaitStrategy,
+    /// Our side of the writers' wake-up handshake.
+    pub(super) waiter: Waiter,
 }
 
 impl std::fmt::Debug for Reader {
@@ -129,11 +131,16 @@ impl ByteQueueReader for Reader {
                 Err(TryReadError::Empty) => {
                     let sh = &*self.shared;
                     let off = self.tail & sh.mask();
-                    let ok = sh.reader_ev.wait_until(&self.strategy, deadline, || {
-                        // Relaxed: hints; `walk` re-loads with Acquire.
-                        sh.data.load(off, Ordering::Relaxed) != 0
-                            || sh.live_writers.load(Ordering::Relaxed) == 0
-                    });
+                    let ok = sh.reader_wake.wait_until(
+                        &mut self.waiter,
+                        &self.strategy,
+                        deadline,
+                        || {
+                            // Relaxed: hints; `walk` re-loads with Acquire.
+                            sh.data.load(off, Ordering::Relaxed) != 0
+                                || sh.live_writers.load(Ordering::Relaxed) == 0
+                        },
+                    );
                     if !ok {
                         return Err(ReadError::Timeout);
                     }

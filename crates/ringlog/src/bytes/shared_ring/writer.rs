@@ -12,6 +12,8 @@ pub struct Writer {
     /// Last `tail` loaded (Acquire); may be stale (too small).
     pub(super) cached_tail: u64,
     pub(super) strategy: WaitStrategy,
+    /// Our side of the reader's wake-up handshake.
+    pub(super) notifier: Notifier,
 }
 
 impl std::fmt::Debug for Writer {
@@ -35,6 +37,15 @@ impl Writer {
     /// Sets how `claim`/`push` wait under the `Block` policy.
     pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
         self.strategy = strategy;
+    }
+
+    /// loom builds only: stop notifying right after arming, before the
+    /// reader's sleep episode ends, so that a model can show that arming
+    /// must last the whole episode.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn disarm_early_for_loom(&mut self) {
+        self.notifier.disarm_early = true;
     }
 
     fn reader_closed(&self) -> bool {
@@ -141,7 +152,7 @@ unsafe impl Slots for Writer {
         (&sh.data.mem, (slot.start & sh.mask()) as usize)
     }
 
-    fn publish(&self, slot: Slot, len: usize, n: Option<usize>) {
+    fn publish(&mut self, slot: Slot, len: usize, n: Option<usize>) {
         let sh = &*self.shared;
         let off = slot.start & sh.mask();
         let slot = record_len(len) as u64;
@@ -173,7 +184,10 @@ unsafe impl Slots for Writer {
             sh.data
                 .publish(off, encode_header(n as u32, KIND_DATA), order);
         }
-        sh.reader_ev.notify();
+        // The handshake (`wait::handshake`): one load unless the reader is
+        // in a sleep episode, and the header store above is a plain Release
+        // store, which is what the handshake is for.
+        self.shared.reader_wake.notify(&mut self.notifier);
     }
 }
 
@@ -182,7 +196,10 @@ impl Drop for Writer {
         // Release: our publications happen before a reader that sees the
         // count drop (pairs with the Acquire load in `Reader::writers_gone`).
         self.shared.live_writers.fetch_sub(1, Ordering::Release);
-        self.shared.reader_ev.notify();
+        // After the count drops: the retirement's fence covers it and our
+        // last publications, and we no longer hold the reader's sleeps to
+        // a bound.
+        self.shared.reader_wake.retire(&mut self.notifier);
     }
 }
 

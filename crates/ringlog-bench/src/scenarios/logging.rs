@@ -11,6 +11,9 @@
 //!   (rows say `appender` for `tracing_appender`);
 //! - a `Mutex<BufWriter<File>>` (64 KiB) written by the logging threads
 //!   themselves;
+//! - `std::io::sink()`, which discards each line: the fmt layer's
+//!   formatting alone, the limit of every row that formats (what a writer
+//!   costs is its row minus this one);
 //! - and, as its own row, no fmt layer at all but
 //!   [`ringlog_tracing::BinaryLayer`] over the same ringlog writer: deferred
 //!   formatting, the event stored as its callsite id and typed values and
@@ -97,6 +100,8 @@ enum Sink {
     NonBlocking,
     RollingNonBlocking,
     MutexBufWriter,
+    /// `std::io::sink()`: formatting alone.
+    FormatOnly,
 }
 
 impl Sink {
@@ -107,12 +112,14 @@ impl Sink {
             Sink::NonBlocking => "appender non_blocking(File)",
             Sink::RollingNonBlocking => "appender rolling::hourly+non_blocking",
             Sink::MutexBufWriter => "Mutex<BufWriter<File>> (64 KiB)",
+            Sink::FormatOnly => "fmt layer into io::sink (formatting alone)",
         }
     }
 
     fn role(self) -> Role {
         match self {
             Sink::Ringlog | Sink::Binary => Role::Ringlog,
+            Sink::FormatOnly => Role::Limit,
             _ => Role::Peer,
         }
     }
@@ -134,11 +141,13 @@ pub fn run(b: &mut Bench) {
             Sink::NonBlocking,
             Sink::RollingNonBlocking,
             Sink::MutexBufWriter,
+            Sink::FormatOnly,
         ] {
             let allocs = Cell::new((0u64, 0u64));
             // The logging threads plus, for the queued sinks, the thread
             // that writes.
-            let cpus = threads + usize::from(sink != Sink::MutexBufWriter);
+            let cpus =
+                threads + usize::from(!matches!(sink, Sink::MutexBufWriter | Sink::FormatOnly));
             b.case_metrics(
                 Case::new(group.as_str(), sink.name(), sink.role(), Unit::Nanos, cpus),
                 &METRICS,
@@ -170,7 +179,31 @@ pub fn run(b: &mut Bench) {
 enum Output {
     Journal(ringlog_tracing::Guard),
     Appender(tracing_appender::non_blocking::WorkerGuard),
+    /// Lines went to a [`LineCounter`]: each thread's count is checked.
+    Counted,
     Nothing,
+}
+
+thread_local! {
+    /// Lines this thread wrote into a [`LineCounter`].
+    static SINK_LINES: Cell<u64> = const { Cell::new(0) };
+}
+
+/// `std::io::sink()` that counts, per thread, the lines it discards: the
+/// check of the formatting-alone row (a thread-local count, so that the
+/// 4-thread row shares no line between threads, as the fmt layer doesn't).
+struct LineCounter;
+
+impl std::io::Write for LineCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let lines = buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        let _ = SINK_LINES.try_with(|c| c.set(c.get() + lines));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// One run: `threads` threads log `events` events each through one shared
@@ -228,6 +261,10 @@ fn one_run(
                 Output::Appender(guard),
             )
         }
+        Sink::FormatOnly => (
+            Dispatch::new(fmt().with_writer(|| LineCounter).finish()),
+            Output::Counted,
+        ),
         Sink::MutexBufWriter => {
             let out = Mutex::new(BufWriter::with_capacity(
                 64 << 10,
@@ -253,13 +290,15 @@ fn one_run(
                 tracing::info!(t, i = 0u64, "warm up");
                 start_line.wait();
                 let before = thread_allocs();
+                let lines_before = SINK_LINES.with(Cell::get);
                 for i in 0..events {
                     let t0 = Instant::now();
                     tracing::info!(t, i, "request served");
                     let ns = t0.elapsed().as_nanos() as u64;
                     let _ = hist.record(ns.max(1));
                 }
-                (hist, thread_allocs() - before)
+                let lines = SINK_LINES.with(Cell::get) - lines_before;
+                (hist, thread_allocs() - before, lines)
             })
         })
         .collect();
@@ -267,13 +306,15 @@ fn one_run(
     let start = Instant::now();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("static bounds");
     let mut allocs = 0;
+    let mut counted = Vec::with_capacity(threads);
     for h in handles {
-        let (th, a) = h
+        let (th, a, lines) = h
             .join()
             .map_err(|_| CheckError::new("a logging thread panicked"))?;
         hist.add(th)
             .map_err(|e| CheckError::new(format!("histogram: {e}")))?;
         allocs += a;
+        counted.push(lines);
     }
     // Everything out of the writer: drop the subscriber (the BufWriter
     // flushes), then the guards drain their queues.
@@ -294,6 +335,18 @@ fn one_run(
         Output::Appender(guard) => {
             drop(guard);
             false
+        }
+        Output::Counted => {
+            // Nothing was kept to read back: each thread's lines are counted.
+            if let Some((t, n)) = counted.iter().enumerate().find(|&(_, &n)| n != events) {
+                return Err(CheckError::new(format!(
+                    "thread {t} formatted {n} lines, expected {events}"
+                )));
+            }
+            return Ok((
+                figures(&hist, start.elapsed(), threads as u64 * events),
+                allocs,
+            ));
         }
         Output::Nothing => false,
     };
@@ -332,16 +385,17 @@ fn one_run(
         }
     }
     check.finish(&sent, 0)?;
-    let wall = elapsed.as_nanos() as f64 / total as f64;
-    Ok((
-        vec![
-            Measured::nanos(wall),
-            Measured::nanos(hist.value_at_quantile(0.5) as f64),
-            Measured::nanos(hist.value_at_quantile(0.99) as f64),
-            Measured::nanos(hist.value_at_quantile(0.999) as f64),
-        ],
-        allocs,
-    ))
+    Ok((figures(&hist, elapsed, total), allocs))
+}
+
+/// A row's figures: wall time per event, then the percentiles of `hist`.
+fn figures(hist: &Histogram<u64>, elapsed: std::time::Duration, events: u64) -> Vec<Measured> {
+    vec![
+        Measured::nanos(elapsed.as_nanos() as f64 / events as f64),
+        Measured::nanos(hist.value_at_quantile(0.5) as f64),
+        Measured::nanos(hist.value_at_quantile(0.99) as f64),
+        Measured::nanos(hist.value_at_quantile(0.999) as f64),
+    ]
 }
 
 /// Feeds one formatted line (`… request served t=T i=I`) to the check; the

@@ -1164,6 +1164,28 @@ impl Run<'_> {
         }
     }
 
+    /// `Err(ForeignStream)` unless the stream's message `stream_seq`, which
+    /// carries record `(producer, seq)` with `stream_crc`, has the
+    /// journal's CRC of that record.
+    fn same_crc(
+        &self,
+        stream_seq: u64,
+        (producer, seq): (u32, u64),
+        stream_crc: u32,
+        journal_crc: u32,
+    ) -> Result<(), ForwardError> {
+        if stream_crc == journal_crc {
+            return Ok(());
+        }
+        Err(self.foreign(
+            stream_seq,
+            format!(
+                "is record {} with another CRC than the journal's",
+                msg_id(producer, seq)
+            ),
+        ))
+    }
+
     /// The stream's last message (`None`: the stream is empty, with its
     /// last sequence), as a record of the journal.
     async fn last_in_stream(&self) -> Result<Result<LastInStream, u64>, ForwardError> {
@@ -1205,15 +1227,7 @@ impl Run<'_> {
             Err(last_seq) => self.next_seq = Some(last_seq),
             Ok(last) => match start.and_then(|c| c.last) {
                 Some(l) if (l.producer, l.seq) == (last.producer, last.seq) => {
-                    if last.crc != l.crc {
-                        return Err(self.foreign(
-                            last.stream_seq,
-                            format!(
-                                "is record {} with another CRC than the journal's",
-                                msg_id(last.producer, last.seq)
-                            ),
-                        ));
-                    }
+                    self.same_crc(last.stream_seq, (l.producer, l.seq), last.crc, l.crc)?;
                     self.next_seq = Some(last.stream_seq);
                 }
                 _ => self.skip_until = Some(last),
@@ -1258,15 +1272,7 @@ impl Run<'_> {
                     ));
                 };
                 if (out.producer, out.seq) == id {
-                    if out.crc != last.crc {
-                        return Err(self.foreign(
-                            last.stream_seq,
-                            format!(
-                                "is record {} with another CRC than the journal's",
-                                msg_id(id.0, id.1)
-                            ),
-                        ));
-                    }
+                    self.same_crc(last.stream_seq, id, last.crc, out.crc)?;
                     break;
                 }
                 i += 1;
@@ -1302,15 +1308,7 @@ impl Run<'_> {
         let cursor = r.cursor();
         if let Some(last) = self.skip_until {
             if (r.producer, r.seq) == (last.producer, last.seq) {
-                if last.crc != r.crc {
-                    return Err(self.foreign(
-                        last.stream_seq,
-                        format!(
-                            "is record {} with another CRC than the journal's",
-                            msg_id(last.producer, last.seq)
-                        ),
-                    ));
-                }
+                self.same_crc(last.stream_seq, (r.producer, r.seq), last.crc, r.crc)?;
                 self.skip_until = None;
                 self.next_seq = Some(last.stream_seq);
             }

@@ -470,8 +470,27 @@ fn strict_order_refuses_a_stream_whose_last_message_is_not_of_the_journal() {
         matches!(&err, ForwardError::ForeignStream { stream_seq: 2, what, .. } if what.contains("7-99")),
         "{err:?}"
     );
+    // A message that names a record the journal holds, with another CRC:
+    // the stream holds something else under that record's name.
+    rt.block_on(async {
+        let js = jetstream::new(connect(&server).await.unwrap());
+        let mut h = async_nats::HeaderMap::new();
+        h.insert(ringlog_forward::HEADER_RECORD, "1 2 20 0x00000000");
+        js.publish_with_headers("ringlog.1", h, "x".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    });
+    let o = options(&dir, &server, stream, Dedup::MsgId, Order::Strict);
+    let err = rt.block_on(Forwarder::new(o).run()).unwrap_err();
+    assert!(
+        matches!(&err, ForwardError::ForeignStream { stream_seq: 3, what, .. }
+            if what.contains("record 1-2 with another CRC than the journal's")),
+        "{err:?}"
+    );
     // Nothing was published; relaxed order forwards to it.
-    assert_eq!(rt.block_on(messages(&server, stream)), 2);
+    assert_eq!(rt.block_on(messages(&server, stream)), 3);
     let o = options(&dir, &server, stream, Dedup::MsgId, Order::Auto);
     let m = rt.block_on(Forwarder::new(o).run()).unwrap().metrics;
     assert!(!m.strict_order, "{m:?}");

@@ -2,12 +2,11 @@
 //! of an MPSC segment.
 
 use super::attached::Attached;
-use super::doorbell::segment::{self as bell, SlotBells};
+use super::doorbell::Doorbell;
 use super::identity::ProcessIdentity;
 use super::mapping::ShmRegion;
 use super::ShmOptions;
 use crate::ring::{self, ClaimError, TryClaimError};
-use crate::wait::handshake::{Notifier, WakeRef};
 use crate::wait::Deadline;
 use std::time::{Duration, Instant};
 
@@ -48,8 +47,6 @@ pub struct ShmProducer {
     me: u64,
     /// Ring the doorbell after each commit (MPSC).
     doorbell: bool,
-    /// Our side of the doorbell's handshake (MPSC).
-    notifier: Notifier,
     liveness: Duration,
 }
 
@@ -119,7 +116,6 @@ impl ShmProducer {
         Ok(Self {
             inner: Some(inner),
             doorbell: att.geometry().kind == super::SegmentKind::Mpsc,
-            notifier: bell::bell_notifier(i),
             att,
             slot: i,
             me: me.pack(),
@@ -163,11 +159,7 @@ impl ShmProducer {
     ///
     /// As [`ring::Producer::try_claim`].
     pub fn try_claim(&mut self, len: usize) -> Result<ShmGrant<'_>, TryClaimError> {
-        let doorbell = if self.doorbell {
-            Some((bell::bells(&self.att), &mut self.notifier))
-        } else {
-            None
-        };
+        let doorbell = self.doorbell.then(|| self.att.doorbell());
         let inner = self.inner.as_mut().expect("producer used after drop");
         Ok(ShmGrant {
             inner: inner.try_claim(len)?,
@@ -261,10 +253,7 @@ impl Drop for ShmProducer {
         // Closes the ring's producer side (Release) and wakes its consumer.
         drop(self.inner.take());
         if self.doorbell {
-            // After the close: the retirement's fence covers it and our
-            // last commits, and our slot no longer holds the consumer's
-            // sleeps to a bound.
-            bell::bells(&self.att).retire(&mut self.notifier);
+            self.att.doorbell().ring();
         }
         self.att.slot(self.slot).release(self.me);
     }
@@ -280,8 +269,7 @@ impl Drop for ShmProducer {
 #[derive(Debug)]
 pub struct ShmGrant<'a> {
     inner: ring::Grant<'a, ShmRegion>,
-    /// The doorbell and our side of its handshake (MPSC).
-    doorbell: Option<(WakeRef<'a, SlotBells<'a>>, &'a mut Notifier)>,
+    doorbell: Option<&'a Doorbell>,
 }
 
 impl ShmGrant<'_> {
@@ -293,9 +281,8 @@ impl ShmGrant<'_> {
     /// If `n` exceeds the claimed length.
     pub fn commit(self, n: usize) {
         self.inner.commit(n);
-        if let Some((bells, notifier)) = self.doorbell {
-            // One load unless the consumer is in a sleep episode.
-            bells.notify(notifier);
+        if let Some(d) = self.doorbell {
+            d.ring();
         }
     }
 

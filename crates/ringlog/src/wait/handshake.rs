@@ -72,7 +72,7 @@
 //! sleeps (the notifier's arming notify wakes it at once).
 
 use super::{Deadline, Event, WaitStrategy};
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicUsize, Ordering};
 use crossbeam_utils::CachePadded;
 use std::time::Duration;
 
@@ -96,83 +96,17 @@ pub(crate) struct Wake {
     rest: Box<[CachePadded<Handshake>]>,
 }
 
-/// The same channel borrowed from wherever its words live: a [`Wake`], the
-/// control block of a ring, or the slots of a shared-memory segment (an
-/// [`Event`] and [`Handshake`]s there, `repr(C)` atomics only).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct WakeRef<'a, H = Inline<'a>> {
-    event: &'a Event,
-    handshakes: H,
-}
-
-/// Where a channel's handshakes are: notifier `i`'s is `at(i)`, for every
-/// `i < count()`.
-pub(crate) trait Handshakes<'a>: Copy {
-    /// How many notifiers there are (at least one).
-    fn count(&self) -> usize;
-    /// Notifier `i`'s handshake; `i < count()`.
-    fn at(&self, i: usize) -> &'a Handshake;
-}
-
-/// The handshakes of a [`Wake`], or a single one.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Inline<'a> {
-    first: &'a Handshake,
-    rest: &'a [CachePadded<Handshake>],
-}
-
-impl<'a> Handshakes<'a> for Inline<'a> {
-    #[inline]
-    fn count(&self) -> usize {
-        1 + self.rest.len()
-    }
-
-    #[inline]
-    fn at(&self, i: usize) -> &'a Handshake {
-        match i {
-            0 => self.first,
-            i => &self.rest[i - 1],
-        }
-    }
-}
-
 /// `acked` of a notifier that is gone: it counts as acked for every episode.
-const RETIRED: u64 = u64::MAX;
+const RETIRED: usize = usize::MAX;
 
-/// One notifier's three words. `repr(C)` and only atomics, so that it can
-/// live in shared memory, where a peer may write anything into it: any
-/// value only makes a waiter sleep in bounded steps longer or shorter, and
-/// waiters there bound every sleep anyway (`WaitStrategy::max_sleep`).
 #[derive(Debug)]
-#[repr(C)]
-pub(crate) struct Handshake {
+struct Handshake {
     /// The waiter's current (or last) sleep episode.
-    wanted: AtomicU64,
+    wanted: AtomicUsize,
     /// The episode the notifier armed for.
-    acked: AtomicU64,
+    acked: AtomicUsize,
     /// The last episode the waiter finished.
-    done: AtomicU64,
-}
-
-impl Handshake {
-    /// A handshake no episode has used.
-    pub(crate) fn new() -> Self {
-        Self {
-            wanted: AtomicU64::new(0),
-            acked: AtomicU64::new(0),
-            done: AtomicU64::new(0),
-        }
-    }
-
-    /// Marks a handshake whose notifier does not exist yet (a free slot of
-    /// a shared segment, at creation) as retired, so that it does not hold
-    /// the waiter's sleeps to a bound. A notifier that arrives later starts
-    /// with nothing acked, so its first publish in an episode arms and
-    /// wakes the waiter.
-    pub(crate) fn mark_retired(&self) {
-        // Relaxed: published with the segment's header (Release).
-        self.acked.store(RETIRED, Ordering::Relaxed);
-    }
+    done: AtomicUsize,
 }
 
 /// The notifier's private side of the handshake.
@@ -183,7 +117,7 @@ pub(crate) struct Notifier {
     /// Notifying after every publish, for episode `acked`.
     armed: bool,
     /// The last episode armed for (0: none yet).
-    acked: u64,
+    acked: usize,
     /// loom only: disarm right after arming, without waiting for the
     /// episode to end, so a model can show that waiting is needed.
     #[cfg(loom)]
@@ -194,20 +128,7 @@ pub(crate) struct Notifier {
 #[derive(Debug, Default)]
 pub(crate) struct Waiter {
     /// The last episode started (0: none yet).
-    episode: u64,
-}
-
-impl Waiter {
-    /// A waiter that numbers its episodes on from the last one `h` saw: for
-    /// a waiter that attaches to words an earlier one used (a ring in
-    /// shared memory, reopened), so that no stale `acked` can equal a new
-    /// episode's number.
-    pub(crate) fn continuing(h: &Handshake) -> Self {
-        Self {
-            // Relaxed: only a starting number; see `Waiter`'s use of it.
-            episode: h.wanted.load(Ordering::Relaxed),
-        }
-    }
+    episode: usize,
 }
 
 impl Notifier {
@@ -229,7 +150,13 @@ impl Wake {
     /// A wake-up channel with `n` notifiers (at least one), each with its
     /// own [`Notifier::new`] index.
     pub(crate) fn with_notifiers(n: usize) -> Self {
-        let new = || CachePadded::new(Handshake::new());
+        let new = || {
+            CachePadded::new(Handshake {
+                wanted: AtomicUsize::new(0),
+                acked: AtomicUsize::new(0),
+                done: AtomicUsize::new(0),
+            })
+        };
         Self {
             event: CachePadded::new(Event::new()),
             first: new(),
@@ -237,75 +164,17 @@ impl Wake {
         }
     }
 
-    /// The channel's words, borrowed.
     #[inline]
-    pub(crate) fn view(&self) -> WakeRef<'_> {
-        WakeRef {
-            event: &self.event,
-            handshakes: Inline {
-                first: &self.first,
-                rest: &self.rest,
-            },
+    fn handshake(&self, n: &Notifier) -> &Handshake {
+        match n.index {
+            0 => &self.first,
+            i => &self.rest[i - 1],
         }
-    }
-
-    /// [`WakeRef::notify`].
-    #[inline]
-    pub(crate) fn notify(&self, n: &mut Notifier) {
-        self.view().notify(n);
-    }
-
-    /// [`WakeRef::notify_always`].
-    pub(crate) fn notify_always(&self) {
-        self.view().notify_always();
-    }
-
-    /// [`WakeRef::retire`].
-    pub(crate) fn retire(&self, n: &mut Notifier) {
-        self.view().retire(n);
-    }
-
-    /// [`WakeRef::wait_until`].
-    pub(crate) fn wait_until(
-        &self,
-        w: &mut Waiter,
-        strategy: &WaitStrategy,
-        deadline: Deadline,
-        cond: impl FnMut() -> bool,
-    ) -> bool {
-        self.view().wait_until(w, strategy, deadline, cond)
-    }
-}
-
-impl<'a> WakeRef<'a> {
-    /// A channel with one notifier, over words that live elsewhere.
-    pub(crate) fn single(event: &'a Event, handshake: &'a Handshake) -> Self {
-        Self {
-            event,
-            handshakes: Inline {
-                first: handshake,
-                rest: &[],
-            },
-        }
-    }
-}
-
-impl<'a, H: Handshakes<'a>> WakeRef<'a, H> {
-    /// A channel over `event` and the handshakes `handshakes` names, which
-    /// live elsewhere (the slots of a shared-memory segment).
-    pub(crate) fn new(event: &'a Event, handshakes: H) -> Self {
-        Self { event, handshakes }
-    }
-
-    #[inline]
-    fn handshake(&self, n: &Notifier) -> &'a Handshake {
-        self.handshakes.at(n.index)
     }
 
     /// Every notifier's handshake.
-    fn handshakes(&self) -> impl Iterator<Item = &'a Handshake> {
-        let h = self.handshakes;
-        (0..h.count()).map(move |i| h.at(i))
+    fn handshakes(&self) -> impl Iterator<Item = &Handshake> {
+        std::iter::once(&*self.first).chain(self.rest.iter().map(|h| &**h))
     }
 
     /// Called by the notifier after each publish.
@@ -374,7 +243,7 @@ impl<'a, H: Handshakes<'a>> WakeRef<'a, H> {
     }
 
     /// Whether every notifier has acked episode `e` (or retired).
-    fn all_acked(&self, e: u64) -> bool {
+    fn all_acked(&self, e: usize) -> bool {
         // Relaxed: see the module docs; `arm` notifies after its store.
         self.handshakes().all(|h| {
             let a = h.acked.load(Ordering::Relaxed);
@@ -420,7 +289,7 @@ impl<'a, H: Handshakes<'a>> WakeRef<'a, H> {
     /// then unbounded.
     fn episode(
         &self,
-        e: u64,
+        e: usize,
         strategy: &WaitStrategy,
         deadline: Deadline,
         cond: &mut impl FnMut() -> bool,

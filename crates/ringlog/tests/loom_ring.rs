@@ -149,3 +149,49 @@ fn event_without_fence_loses_a_wake_up() {
         t.join().unwrap();
     });
 }
+
+/// The data direction's handshake across sleep episodes: the producer
+/// commits two records and stays alive (its drop would notify with a fence
+/// and hide a lost wake-up) while the consumer, sleeping at once, waits for
+/// both. A lost wake-up is a loom deadlock. With `disarm_early` the
+/// producer stops notifying as soon as it armed, so the consumer can read
+/// the acknowledgement, sleep without a bound and miss the second commit:
+/// loom must report that.
+fn two_commits_one_live_producer(disarm_early: bool) {
+    loom::model(move || {
+        let (mut tx, mut rx) = ring::channel(64).unwrap();
+        rx.set_wait_strategy(WaitStrategy::SLEEP);
+        if disarm_early {
+            tx.disarm_early_for_loom();
+        }
+        let producer = thread::spawn(move || {
+            for i in 0..2u8 {
+                let mut g = tx.claim(8, None).unwrap();
+                g.fill(i);
+                g.commit(8);
+            }
+            tx
+        });
+        let mut next = 0u8;
+        while next < 2 {
+            let batch = rx.read(None).unwrap();
+            for r in batch.iter() {
+                assert_eq!(r.unwrap(), &[next; 8]);
+                next += 1;
+            }
+            batch.release();
+        }
+        drop(producer.join().unwrap());
+    });
+}
+
+#[test]
+fn every_sleep_episode_of_the_consumer_is_woken() {
+    two_commits_one_live_producer(false);
+}
+
+#[test]
+#[should_panic(expected = "deadlock")]
+fn disarming_before_the_episode_ends_is_caught() {
+    two_commits_one_live_producer(true);
+}

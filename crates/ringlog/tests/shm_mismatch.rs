@@ -73,7 +73,31 @@ fn bad_version() {
             ShmError::Header {
                 source: HeaderError::Version {
                     found: 77,
-                    supported: 1
+                    supported: ringlog::shm::VERSION
+                },
+                ..
+            }
+        ),
+        "{e}"
+    );
+    spsc::unlink(&name).unwrap();
+}
+
+/// A segment made by a build of the previous layout (version 1: no
+/// wake-up handshake in the rings' control blocks) is refused, never read
+/// with this build's offsets.
+#[test]
+fn previous_layout_version_is_refused() {
+    let name = closed_segment("version1");
+    poke(&name, 8, &1u32.to_ne_bytes());
+    let e = spsc::connect(&name).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ShmError::Header {
+                source: HeaderError::Version {
+                    found: 1,
+                    supported: 2
                 },
                 ..
             }

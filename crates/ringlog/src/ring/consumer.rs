@@ -5,6 +5,7 @@ use super::layout::{decode_header, KIND_DATA, KIND_PAD, RECORD_HEADER_LEN};
 use super::{record_len, Ring};
 use crate::region::{HeapRegion, PrivateRegion, Region};
 use crate::sync::{Arc, Ordering};
+use crate::wait::handshake::Waiter;
 use crate::wait::{Deadline, WaitStrategy};
 use std::cell::Cell;
 
@@ -34,6 +35,8 @@ pub struct Consumer<R: Region = HeapRegion> {
     /// Set once ring memory was found invalid; the ring is then dead.
     corrupt: Option<Corruption>,
     strategy: WaitStrategy,
+    /// Our side of the data direction's handshake.
+    waiter: Waiter,
 }
 
 impl<R: Region> std::fmt::Debug for Consumer<R> {
@@ -49,12 +52,16 @@ impl<R: Region> Consumer<R> {
     pub(crate) fn new(ring: Arc<Ring<R>>) -> Self {
         // Relaxed: see `Producer::new`.
         let read_pos = ring.control().consumer.pos.load(Ordering::Relaxed);
+        // Episodes go on from the last one a consumer of this ring started
+        // (shared memory may have had one before us).
+        let waiter = Waiter::continuing(&ring.control().data_handshake);
         Self {
             ring,
             read_pos,
             cached_write_pos: read_pos,
             corrupt: None,
             strategy: WaitStrategy::DEFAULT,
+            waiter,
         }
     }
 
@@ -185,11 +192,16 @@ impl<R: Region> Consumer<R> {
                 Err(TryReadError::Empty) => {
                     let read_pos = self.read_pos;
                     let c = self.ring.control();
-                    let ok = c.data_ready.wait_until(&self.strategy, deadline, || {
-                        // Relaxed: a hint; `refresh` re-reads with Acquire.
-                        c.producer.pos.load(Ordering::Relaxed) != read_pos
-                            || c.producer.closed.load(Ordering::Relaxed) != 0
-                    });
+                    let ok = c.data_wake().wait_until(
+                        &mut self.waiter,
+                        &self.strategy,
+                        deadline,
+                        || {
+                            // Relaxed: a hint; `refresh` re-reads with Acquire.
+                            c.producer.pos.load(Ordering::Relaxed) != read_pos
+                                || c.producer.closed.load(Ordering::Relaxed) != 0
+                        },
+                    );
                     if !ok {
                         return Err(ReadError::Timeout);
                     }

@@ -2,6 +2,7 @@
 //! then the data area; and the 8-byte record header.
 
 use crate::sync::{AtomicU32, AtomicU64};
+use crate::wait::handshake::{Handshake, WakeRef};
 use crate::wait::Event;
 use crossbeam_utils::CachePadded;
 
@@ -32,10 +33,15 @@ pub(crate) struct Control {
     pub(crate) producer: CachePadded<Side>,
     /// Written by the consumer only.
     pub(crate) consumer: CachePadded<Side>,
-    /// The consumer sleeps here waiting for data; the producer notifies.
+    /// The consumer sleeps here waiting for data; the producer notifies
+    /// through [`Control::data_wake`].
     pub(crate) data_ready: CachePadded<Event>,
     /// The producer sleeps here waiting for space; the consumer notifies.
     pub(crate) space_ready: CachePadded<Event>,
+    /// The handshake of the data direction (`wait::handshake`): a commit
+    /// costs the producer a load of this line, and a fence only while the
+    /// consumer is in a sleep episode.
+    pub(crate) data_handshake: CachePadded<Handshake>,
 }
 
 /// Bytes the control block takes; the data area starts here.
@@ -57,7 +63,15 @@ impl Control {
             consumer: side(),
             data_ready: CachePadded::new(Event::new()),
             space_ready: CachePadded::new(Event::new()),
+            data_handshake: CachePadded::new(Handshake::new()),
         }
+    }
+
+    /// The data direction's wake-up channel: [`Control::data_ready`] with
+    /// its handshake.
+    #[inline]
+    pub(crate) fn data_wake(&self) -> WakeRef<'_> {
+        WakeRef::single(&self.data_ready, &self.data_handshake)
     }
 }
 

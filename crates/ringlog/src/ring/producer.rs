@@ -5,6 +5,7 @@ use super::layout::{encode_header, KIND_DATA, KIND_PAD, RECORD_HEADER_LEN};
 use super::{record_len, Ring};
 use crate::region::{HeapRegion, PrivateRegion, Region};
 use crate::sync::{Arc, Ordering};
+use crate::wait::handshake::Notifier;
 use crate::wait::{Deadline, WaitStrategy};
 use std::ops::{Deref, DerefMut};
 
@@ -33,6 +34,8 @@ pub struct Producer<R: Region = HeapRegion> {
     /// Whether a commit notifies the ring's data event: not when the
     /// consumer sleeps elsewhere (the fan-in queue's doorbell).
     notify_data: bool,
+    /// Our side of the data direction's handshake.
+    notifier: Notifier,
 }
 
 impl<R: Region> std::fmt::Debug for Producer<R> {
@@ -72,7 +75,17 @@ impl<R: Region> Producer<R> {
             cached_read_pos,
             strategy: WaitStrategy::DEFAULT,
             notify_data: true,
+            notifier: Notifier::new(0),
         }
+    }
+
+    /// loom builds only: stop notifying right after arming, before the
+    /// consumer's sleep episode ends, so that a model can show that arming
+    /// must last the whole episode.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn disarm_early_for_loom(&mut self) {
+        self.notifier.disarm_early = true;
     }
 
     /// Sets how blocking calls wait (spin, yield, then sleep).
@@ -80,9 +93,9 @@ impl<R: Region> Producer<R> {
         self.strategy = strategy;
     }
 
-    /// Commits stop notifying the ring's data event (it costs a fence): for
-    /// a consumer that never waits on it but on an event of its own, which
-    /// the caller notifies after each commit. Closing still notifies.
+    /// Commits stop notifying the ring's data event: for a consumer that
+    /// never waits on it but on an event of its own, which the caller
+    /// notifies after each commit. Closing still notifies.
     pub(crate) fn skip_data_notify(&mut self) {
         self.notify_data = false;
     }
@@ -281,7 +294,9 @@ impl<R: Region> Drop for Producer<R> {
         // Release: everything committed before is visible to a consumer that
         // sees the flag (pairs with the Acquire in `Consumer::refresh`).
         c.producer.closed.store(1, Ordering::Release);
-        c.data_ready.notify();
+        // After the flag: the retirement's fence covers it and our last
+        // commits.
+        c.data_wake().retire(&mut self.notifier);
     }
 }
 
@@ -352,7 +367,10 @@ impl<R: Region> Grant<'_, R> {
             .pos
             .store(write_pos, Ordering::Release);
         if p.notify_data {
-            ring.control().data_ready.notify();
+            // One load of the handshake's line unless the consumer is in a
+            // sleep episode (`wait::handshake`): the publication above is a
+            // plain Release store.
+            ring.control().data_wake().notify(&mut p.notifier);
         }
     }
 

@@ -50,6 +50,11 @@ impl Attached {
                 .cast::<Doorbell>()
                 .write(Doorbell::new())
         };
+        // No producer yet: free slots do not hold the consumer's sleeps
+        // to a bound (the header's Release publish below orders this).
+        for i in 0..geometry.slots {
+            this.slot(i).bell.mark_retired();
+        }
         this.header().publish(&geometry.raw(), creator.pack());
         Ok((this, rings))
     }

@@ -3,7 +3,8 @@
 //! ```text
 //! offset 0                 SharedHeader (HEADER_LEN = 256 bytes)
 //! offset 256               doorbell: an Event on its own cache lines (128)
-//! offset SLOTS_OFFSET=384  slot 0: SlotHeader (128) | ring control block | ring data
+//! offset SLOTS_OFFSET=384  slot 0: SlotHeader (128: owner, quarantine, takeovers,
+//!                          the doorbell's handshake) | ring control block | ring data
 //!                          slot 1 ... (slot_stride bytes apart)
 //! ```
 //!
@@ -21,16 +22,21 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 /// `"RINGLOGS"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"RINGLOGS");
-/// Layout version of this build; any other is refused.
-pub const VERSION: u32 = 1;
+/// Layout version of this build; any other is refused. Version 2 added
+/// the wake-up handshakes (`wait::handshake`): the data direction's in each
+/// ring's control block, the doorbell's in each slot's header.
+pub const VERSION: u32 = 2;
 /// Bytes of the segment header.
 pub const HEADER_LEN: usize = 256;
 /// Offset of the doorbell.
 pub(crate) const DOORBELL_OFFSET: usize = HEADER_LEN;
 /// Offset of the first slot.
 pub(crate) const SLOTS_OFFSET: usize = DOORBELL_OFFSET + 128;
-/// Bytes of a slot's header (the owner word and friends) before its ring.
+/// Bytes of a slot's header (the owner word and friends, and the
+/// doorbell's handshake with the slot's producer) before its ring.
 pub(crate) const SLOT_HEADER_LEN: usize = 128;
+
+const _: () = assert!(std::mem::size_of::<super::slot::SlotHeader>() <= SLOT_HEADER_LEN);
 /// Most producer slots a segment holds.
 pub const MAX_SLOTS: usize = 1024;
 
@@ -386,7 +392,7 @@ mod tests {
                 e,
                 HeaderError::Version {
                     found: 9,
-                    supported: 1
+                    supported: VERSION
                 }
             ),
             "{e}"

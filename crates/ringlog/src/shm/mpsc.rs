@@ -2,12 +2,16 @@
 //! slot plus a doorbell (seed 004's MPSC).
 //!
 //! Producers never contend: each owns a slot's ring, taken with a CAS on the
-//! slot's owner word (see `slot.rs`). After each commit a producer rings the
-//! doorbell, an [`Event`](crate::wait::Event) in the segment: a fence and a
-//! load, and a `futex` wake only when the consumer announced it sleeps. The
+//! slot's owner word (see `slot.rs`). After each commit a producer notifies
+//! the doorbell, an [`Event`](crate::wait::Event) in the segment, through
+//! its slot's handshake (`wait::handshake`): one load of its slot header's
+//! line while the consumer is awake, and a fence (and for the first commit
+//! a `futex` wake) only while the consumer is in a sleep episode. The
 //! consumer visits the slots round-robin, one slot's whole batch at a time,
-//! and sleeps on the doorbell only after re-checking every ring (the event's
-//! Dekker protocol; `tests/loom_shm.rs` models it with several producers).
+//! and sleeps on the doorbell only after re-checking every ring. Free slots
+//! are marked retired at creation, and a producer retires its slot when it
+//! closes, so only slots in use can keep the consumer's sleeps bounded
+//! (they always are, by the liveness interval, to notice dead peers).
 //!
 //! Faults stay local to a slot:
 //! - a stalled producer fills only its own ring;
@@ -48,6 +52,7 @@
 //! ```
 
 use super::attached::Attached;
+use super::doorbell::segment as bell;
 use super::identity::ProcessIdentity;
 use super::mapping::ShmRegion;
 use super::producer::ShmProducer;
@@ -55,6 +60,7 @@ use super::segment::Segment;
 use super::{SegmentKind, ShmError, ShmOptions};
 use crate::ring::{self, CopiedBatch, Corruption, Records, TryReadError};
 use crate::sync::{Arc, Ordering};
+use crate::wait::handshake::Waiter;
 use crate::wait::{Deadline, WaitStrategy};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -233,6 +239,8 @@ pub struct MpscConsumer {
     me: u64,
     next: usize,
     strategy: WaitStrategy,
+    /// Our side of the doorbell's handshakes.
+    waiter: Waiter,
     liveness: Duration,
     last_sweep: Instant,
     /// Calls of `read`, to pace the sweep while busy.
@@ -284,6 +292,7 @@ impl MpscConsumer {
     }
 
     fn new(att: Attached, me: ProcessIdentity, options: &ShmOptions) -> Self {
+        let waiter = bell::bell_waiter(&att);
         Self {
             slots: Vec::new(),
             scratch: Vec::new(),
@@ -291,6 +300,7 @@ impl MpscConsumer {
             me: me.pack(),
             next: 0,
             strategy: options.wait_strategy(),
+            waiter,
             liveness: options.liveness_interval,
             last_sweep: Instant::now(),
             reads: 0,
@@ -442,9 +452,13 @@ impl MpscConsumer {
                 Slot::Live(c) => Some(c),
                 Slot::Quarantined => None,
             });
-            self.att
-                .doorbell()
-                .wait_any(&self.strategy, Some(until), live);
+            bell::wait_any_bell(
+                &self.att,
+                &mut self.waiter,
+                &self.strategy,
+                Some(until),
+                live,
+            );
         };
         self.next = (i + 1) % self.slots.len();
         let Slot::Live(c) = &mut self.slots[i] else {

@@ -2,11 +2,12 @@
 //! of an MPSC segment.
 
 use super::attached::Attached;
-use super::doorbell::Doorbell;
+use super::doorbell::segment::{self as bell, SlotBells};
 use super::identity::ProcessIdentity;
 use super::mapping::ShmRegion;
 use super::ShmOptions;
 use crate::ring::{self, ClaimError, TryClaimError};
+use crate::wait::handshake::{Notifier, WakeRef};
 use crate::wait::Deadline;
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,8 @@ pub struct ShmProducer {
     me: u64,
     /// Ring the doorbell after each commit (MPSC).
     doorbell: bool,
+    /// Our side of the doorbell's handshake (MPSC).
+    notifier: Notifier,
     liveness: Duration,
 }
 
@@ -116,6 +119,7 @@ impl ShmProducer {
         Ok(Self {
             inner: Some(inner),
             doorbell: att.geometry().kind == super::SegmentKind::Mpsc,
+            notifier: bell::bell_notifier(i),
             att,
             slot: i,
             me: me.pack(),
@@ -159,7 +163,11 @@ impl ShmProducer {
     ///
     /// As [`ring::Producer::try_claim`].
     pub fn try_claim(&mut self, len: usize) -> Result<ShmGrant<'_>, TryClaimError> {
-        let doorbell = self.doorbell.then(|| self.att.doorbell());
+        let doorbell = if self.doorbell {
+            Some((bell::bells(&self.att), &mut self.notifier))
+        } else {
+            None
+        };
         let inner = self.inner.as_mut().expect("producer used after drop");
         Ok(ShmGrant {
             inner: inner.try_claim(len)?,
@@ -253,7 +261,10 @@ impl Drop for ShmProducer {
         // Closes the ring's producer side (Release) and wakes its consumer.
         drop(self.inner.take());
         if self.doorbell {
-            self.att.doorbell().ring();
+            // After the close: the retirement's fence covers it and our
+            // last commits, and our slot no longer holds the consumer's
+            // sleeps to a bound.
+            bell::bells(&self.att).retire(&mut self.notifier);
         }
         self.att.slot(self.slot).release(self.me);
     }
@@ -269,7 +280,8 @@ impl Drop for ShmProducer {
 #[derive(Debug)]
 pub struct ShmGrant<'a> {
     inner: ring::Grant<'a, ShmRegion>,
-    doorbell: Option<&'a Doorbell>,
+    /// The doorbell and our side of its handshake (MPSC).
+    doorbell: Option<(WakeRef<'a, SlotBells<'a>>, &'a mut Notifier)>,
 }
 
 impl ShmGrant<'_> {
@@ -281,8 +293,9 @@ impl ShmGrant<'_> {
     /// If `n` exceeds the claimed length.
     pub fn commit(self, n: usize) {
         self.inner.commit(n);
-        if let Some(d) = self.doorbell {
-            d.ring();
+        if let Some((bells, notifier)) = self.doorbell {
+            // One load unless the consumer is in a sleep episode.
+            bells.notify(notifier);
         }
     }
 

@@ -10,6 +10,7 @@
 
 use super::identity::{Liveness, ProcessIdentity};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::wait::handshake::Handshake;
 
 /// Compare-and-swap attempts on a contended owner word before giving up.
 pub(crate) const CAS_ATTEMPTS: usize = 64;
@@ -25,6 +26,10 @@ pub(crate) struct SlotHeader {
     pub(crate) quarantined: AtomicU32,
     /// How many times the slot was taken from a dead owner.
     pub(crate) takeovers: AtomicU64,
+    /// The doorbell's handshake with this slot's producer
+    /// (`wait::handshake`): read by the producer after every commit,
+    /// written by the consumer twice per sleep episode.
+    pub(crate) bell: Handshake,
 }
 
 /// Why a slot could not be taken.

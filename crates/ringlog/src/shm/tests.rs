@@ -280,3 +280,66 @@ fn grant_write_past_its_end_panics() {
     let mut g = tx.try_claim(8).unwrap();
     g.write_at(5, b"abcd");
 }
+
+/// The MPSC consumer asleep on the doorbell (liveness far off, so only a
+/// wake-up ends its sleeps early) is woken by each commit made while it
+/// sleeps: by a producer's first commits, by a new producer in a slot the
+/// last one closed (retired), and after the consumer itself restarted (its
+/// episodes numbered on from the segment's). A lost wake-up is a `Timeout`
+/// at the 10 s deadline.
+#[test]
+fn mpsc_consumer_asleep_is_woken_by_commits_across_close_and_restart() {
+    use std::time::{Duration, Instant};
+    let name = unique("bell");
+    let options = ShmOptions {
+        wait: crate::wait::WaitStrategy::SLEEP,
+        liveness_interval: Duration::from_secs(60),
+        ..ShmOptions::default()
+    };
+    let mut rx = mpsc::create_with(&name, 2, 1024, &options).unwrap();
+    let producer = |name: String, first: u8| {
+        std::thread::spawn(move || {
+            let mut tx = mpsc::connect_slot(&name, 0).unwrap();
+            for i in 0..3u8 {
+                // Long enough for the consumer to be asleep.
+                std::thread::sleep(Duration::from_millis(30));
+                tx.push(&[first + i], None).unwrap();
+            }
+            tx
+        })
+    };
+    let read_three = |rx: &mut mpsc::MpscConsumer, first: u8| {
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let batch = rx
+                .read(Some(deadline))
+                .unwrap_or_else(|e| panic!("after {got:?}: {e}"));
+            got.extend(batch.iter().map(|r| r.unwrap()[0]));
+            batch.release();
+        }
+        assert_eq!(got, [first, first + 1, first + 2]);
+    };
+    let t = producer(name.clone(), 0);
+    read_three(&mut rx, 0);
+    // The slot's producer closes (its handshake retires); a new one takes
+    // the slot while the consumer sleeps.
+    drop(t.join().unwrap());
+    let t = producer(name.clone(), 10);
+    read_three(&mut rx, 10);
+    let tx = t.join().unwrap();
+    // The consumer restarts; the producer stays, armed or not.
+    drop(rx);
+    let mut rx = mpsc::open(&name, &options).unwrap();
+    let t = std::thread::spawn(move || {
+        let mut tx = tx;
+        for i in 0..3u8 {
+            std::thread::sleep(Duration::from_millis(30));
+            tx.push(&[20 + i], None).unwrap();
+        }
+        tx
+    });
+    read_three(&mut rx, 20);
+    drop(t.join().unwrap());
+    mpsc::unlink(&name).unwrap();
+}

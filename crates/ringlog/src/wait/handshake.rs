@@ -55,14 +55,28 @@
 //! `acked_i == e`. A notifier that stays idle never acks, so while one is
 //! idle the waiter's sleeps stay bounded.
 //!
-//! How long those bounded sleeps may grow (`LAST_POLL`, 100 ms) costs no
-//! latency: a publication goes without a notify only if its notifier read
-//! `wanted` before the waiter's store of it became visible, which can only
-//! happen at the very start of an episode, while the polls are still short
-//! (they start at 50 µs and grow fourfold); any later publication arms and
-//! wakes the waiter at once. It only sets the cost of waiting on a silent
-//! notifier: about ten wake-ups a second (measured: `ringlog-bench latency
-//! --only idle`).
+//! A publication goes without a notify only if its notifier read `wanted`
+//! before the waiter's store of it became visible, which can only happen
+//! at the very start of an episode, and then the publication itself was
+//! still in the notifier's store buffer when the waiter last checked. So
+//! right after storing `wanted` the waiter fences (its own store is then
+//! visible) and re-checks the condition for `SETTLE_SPINS` spin hints, a
+//! few microseconds, longer than a store buffer takes to drain: the
+//! publication is seen there, without a sleep. The bounded sleeps remain
+//! as the argument's safety net for a store that stays invisible longer
+//! than that, which no hardware we know of does.
+//!
+//! Their bounds start at `FIRST_POLL` (10 ms) and grow fourfold to
+//! `LAST_POLL` (100 ms). Any publication after the start of the episode
+//! arms and wakes the waiter at once, so the bounds cost no latency; they
+//! set the cost of waiting on a silent notifier (about ten wake-ups a
+//! second, measured by `ringlog-bench latency --only idle`). They are
+//! long on purpose: a futex sleep whose timeout falls before the kernel's
+//! next tick makes it reprogram the timer on every sleep, which in a VM
+//! is an exit to the hypervisor. With a first bound of 50 µs, the cold
+//! round trip of `ringlog-bench ipc` (every message a futex wake-up) went
+//! from 12.1–13.7 µs to 15.5 µs; with bounds past the tick it is the
+//! fenced `Event`'s again.
 //!
 //! So `wanted` and `acked` can be Relaxed (no ordering rides on them, only on
 //! `Event`'s fences); `done` is the one flag whose ordering matters. Arming
@@ -72,15 +86,21 @@
 //! sleeps (the notifier's arming notify wakes it at once).
 
 use super::{Deadline, Event, WaitStrategy};
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::{fence, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 use std::time::Duration;
 
-/// First bound on a sleep before the notifier has armed.
-const FIRST_POLL: Duration = Duration::from_micros(50);
+/// First bound on a sleep before the notifier has armed: past the
+/// kernel's tick (module docs).
+const FIRST_POLL: Duration = Duration::from_millis(10);
 /// Largest bound on a sleep before the notifier has armed (module docs:
 /// it costs no latency, only idle wake-ups).
 const LAST_POLL: Duration = Duration::from_millis(100);
+/// Condition checks, a spin hint apart, right after an episode starts: they
+/// catch a publication whose notifier read `wanted` before the waiter's
+/// store of it was visible (module docs). One under loom, which explores
+/// every order and has no store buffers to drain.
+const SETTLE_SPINS: u32 = if cfg!(loom) { 1 } else { 16 };
 
 /// A wake-up channel from one side (the notifier) to the other (the waiter).
 #[derive(Debug)]
@@ -96,17 +116,83 @@ pub(crate) struct Wake {
     rest: Box<[CachePadded<Handshake>]>,
 }
 
-/// `acked` of a notifier that is gone: it counts as acked for every episode.
-const RETIRED: usize = usize::MAX;
+/// The same channel borrowed from wherever its words live: a [`Wake`], the
+/// control block of a ring, or the slots of a shared-memory segment (an
+/// [`Event`] and [`Handshake`]s there, `repr(C)` atomics only).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WakeRef<'a, H = Inline<'a>> {
+    event: &'a Event,
+    handshakes: H,
+}
 
+/// Where a channel's handshakes are: notifier `i`'s is `at(i)`, for every
+/// `i < count()`.
+pub(crate) trait Handshakes<'a>: Copy {
+    /// How many notifiers there are (at least one).
+    fn count(&self) -> usize;
+    /// Notifier `i`'s handshake; `i < count()`.
+    fn at(&self, i: usize) -> &'a Handshake;
+}
+
+/// The handshakes of a [`Wake`], or a single one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Inline<'a> {
+    first: &'a Handshake,
+    rest: &'a [CachePadded<Handshake>],
+}
+
+impl<'a> Handshakes<'a> for Inline<'a> {
+    #[inline]
+    fn count(&self) -> usize {
+        1 + self.rest.len()
+    }
+
+    #[inline]
+    fn at(&self, i: usize) -> &'a Handshake {
+        match i {
+            0 => self.first,
+            i => &self.rest[i - 1],
+        }
+    }
+}
+
+/// `acked` of a notifier that is gone: it counts as acked for every episode.
+const RETIRED: u64 = u64::MAX;
+
+/// One notifier's three words. `repr(C)` and only atomics, so that it can
+/// live in shared memory, where a peer may write anything into it: any
+/// value only makes a waiter sleep in bounded steps longer or shorter, and
+/// waiters there bound every sleep anyway (`WaitStrategy::max_sleep`).
 #[derive(Debug)]
-struct Handshake {
+#[repr(C)]
+pub(crate) struct Handshake {
     /// The waiter's current (or last) sleep episode.
-    wanted: AtomicUsize,
+    wanted: AtomicU64,
     /// The episode the notifier armed for.
-    acked: AtomicUsize,
+    acked: AtomicU64,
     /// The last episode the waiter finished.
-    done: AtomicUsize,
+    done: AtomicU64,
+}
+
+impl Handshake {
+    /// A handshake no episode has used.
+    pub(crate) fn new() -> Self {
+        Self {
+            wanted: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+        }
+    }
+
+    /// Marks a handshake whose notifier does not exist yet (a free slot of
+    /// a shared segment, at creation) as retired, so that it does not hold
+    /// the waiter's sleeps to a bound. A notifier that arrives later starts
+    /// with nothing acked, so its first publish in an episode arms and
+    /// wakes the waiter.
+    pub(crate) fn mark_retired(&self) {
+        // Relaxed: published with the segment's header (Release).
+        self.acked.store(RETIRED, Ordering::Relaxed);
+    }
 }
 
 /// The notifier's private side of the handshake.
@@ -117,7 +203,7 @@ pub(crate) struct Notifier {
     /// Notifying after every publish, for episode `acked`.
     armed: bool,
     /// The last episode armed for (0: none yet).
-    acked: usize,
+    acked: u64,
     /// loom only: disarm right after arming, without waiting for the
     /// episode to end, so a model can show that waiting is needed.
     #[cfg(loom)]
@@ -128,7 +214,20 @@ pub(crate) struct Notifier {
 #[derive(Debug, Default)]
 pub(crate) struct Waiter {
     /// The last episode started (0: none yet).
-    episode: usize,
+    episode: u64,
+}
+
+impl Waiter {
+    /// A waiter that numbers its episodes on from the last one `h` saw: for
+    /// a waiter that attaches to words an earlier one used (a ring in
+    /// shared memory, reopened), so that no stale `acked` can equal a new
+    /// episode's number.
+    pub(crate) fn continuing(h: &Handshake) -> Self {
+        Self {
+            // Relaxed: only a starting number; see `Waiter`'s use of it.
+            episode: h.wanted.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl Notifier {
@@ -150,13 +249,7 @@ impl Wake {
     /// A wake-up channel with `n` notifiers (at least one), each with its
     /// own [`Notifier::new`] index.
     pub(crate) fn with_notifiers(n: usize) -> Self {
-        let new = || {
-            CachePadded::new(Handshake {
-                wanted: AtomicUsize::new(0),
-                acked: AtomicUsize::new(0),
-                done: AtomicUsize::new(0),
-            })
-        };
+        let new = || CachePadded::new(Handshake::new());
         Self {
             event: CachePadded::new(Event::new()),
             first: new(),
@@ -164,17 +257,75 @@ impl Wake {
         }
     }
 
+    /// The channel's words, borrowed.
     #[inline]
-    fn handshake(&self, n: &Notifier) -> &Handshake {
-        match n.index {
-            0 => &self.first,
-            i => &self.rest[i - 1],
+    pub(crate) fn view(&self) -> WakeRef<'_> {
+        WakeRef {
+            event: &self.event,
+            handshakes: Inline {
+                first: &self.first,
+                rest: &self.rest,
+            },
         }
     }
 
+    /// [`WakeRef::notify`].
+    #[inline]
+    pub(crate) fn notify(&self, n: &mut Notifier) {
+        self.view().notify(n);
+    }
+
+    /// [`WakeRef::notify_always`].
+    pub(crate) fn notify_always(&self) {
+        self.view().notify_always();
+    }
+
+    /// [`WakeRef::retire`].
+    pub(crate) fn retire(&self, n: &mut Notifier) {
+        self.view().retire(n);
+    }
+
+    /// [`WakeRef::wait_until`].
+    pub(crate) fn wait_until(
+        &self,
+        w: &mut Waiter,
+        strategy: &WaitStrategy,
+        deadline: Deadline,
+        cond: impl FnMut() -> bool,
+    ) -> bool {
+        self.view().wait_until(w, strategy, deadline, cond)
+    }
+}
+
+impl<'a> WakeRef<'a> {
+    /// A channel with one notifier, over words that live elsewhere.
+    pub(crate) fn single(event: &'a Event, handshake: &'a Handshake) -> Self {
+        Self {
+            event,
+            handshakes: Inline {
+                first: handshake,
+                rest: &[],
+            },
+        }
+    }
+}
+
+impl<'a, H: Handshakes<'a>> WakeRef<'a, H> {
+    /// A channel over `event` and the handshakes `handshakes` names, which
+    /// live elsewhere (the slots of a shared-memory segment).
+    pub(crate) fn new(event: &'a Event, handshakes: H) -> Self {
+        Self { event, handshakes }
+    }
+
+    #[inline]
+    fn handshake(&self, n: &Notifier) -> &'a Handshake {
+        self.handshakes.at(n.index)
+    }
+
     /// Every notifier's handshake.
-    fn handshakes(&self) -> impl Iterator<Item = &Handshake> {
-        std::iter::once(&*self.first).chain(self.rest.iter().map(|h| &**h))
+    fn handshakes(&self) -> impl Iterator<Item = &'a Handshake> {
+        let h = self.handshakes;
+        (0..h.count()).map(move |i| h.at(i))
     }
 
     /// Called by the notifier after each publish.
@@ -243,7 +394,7 @@ impl Wake {
     }
 
     /// Whether every notifier has acked episode `e` (or retired).
-    fn all_acked(&self, e: usize) -> bool {
+    fn all_acked(&self, e: u64) -> bool {
         // Relaxed: see the module docs; `arm` notifies after its store.
         self.handshakes().all(|h| {
             let a = h.acked.load(Ordering::Relaxed);
@@ -275,7 +426,21 @@ impl Wake {
             // seen.
             h.wanted.store(e, Ordering::Relaxed);
         }
-        let woke = self.episode(e, &sleep, deadline, &mut cond);
+        // SeqCst: our `wanted` stores are visible before the checks below,
+        // so only a publication already in flight when they became visible
+        // can go without a notify, and the checks catch it (module docs).
+        fence(Ordering::SeqCst);
+        let mut woke = false;
+        for _ in 0..SETTLE_SPINS {
+            if cond() {
+                woke = true;
+                break;
+            }
+            crate::sync::spin_hint();
+        }
+        if !woke {
+            woke = self.episode(e, &sleep, deadline, &mut cond);
+        }
         for h in self.handshakes() {
             // Release: everything this episode did (its last condition
             // checks) happens before a notifier that sees it stops
@@ -289,7 +454,7 @@ impl Wake {
     /// then unbounded.
     fn episode(
         &self,
-        e: usize,
+        e: u64,
         strategy: &WaitStrategy,
         deadline: Deadline,
         cond: &mut impl FnMut() -> bool,

@@ -16,8 +16,8 @@
 //! | notifier publishes with | protocol | its per-item cost | used by |
 //! |---|---|---|---|
 //! | an Acquire RMW of a word the waiter can RMW (a reservation CAS, a claim, a commit count) | `Event::wait_until_closed` / `notify_reserved` | one load | MPSC `Block`/`DropNewest` data and room; double buffer commits |
-//! | plain stores, one notifier or one per writer | `handshake::Wake` | one load (a fence only during a sleep episode) | typed SPSC, both directions; fan-in byte queue's doorbell; shared ring commits |
-//! | plain stores, rare or many notifiers | `Event::wait_until` / `notify` | a fence and a load | drops and closes, `DropOldest` stalls, spill, the byte ring's own events, room in the double buffer and shared ring (one notify per released batch), shm doorbell |
+//! | plain stores, one notifier or one per writer | `handshake::Wake` | one load (a fence only during a sleep episode) | typed SPSC, both directions; fan-in byte queue's doorbell; shared ring commits; byte ring commits (its handshake in the ring's control block, so also between processes); shm MPSC segment commits (a handshake per slot header) |
+//! | plain stores, rare or many notifiers | `Event::wait_until` / `notify` | a fence and a load | drops and closes, `DropOldest` stalls, spill, room in the byte ring, the double buffer and the shared ring (one notify per released batch), the shm MPSC doorbell's closes |
 //!
 //! Everything here works on a word in any memory, heap or a shared mapping.
 

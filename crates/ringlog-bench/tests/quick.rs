@@ -97,7 +97,7 @@ fn ipc_runs_its_cases_between_processes_and_removes_its_segments() {
         rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
     for want in [
         "ringlog shm spsc, two rings, hot (spinning)",
-        "ringlog shm spsc, two rings, cold (futex sleep)",
+        "ringlog shm spsc, two rings, cold (sleep at once)",
         "pipe pair",
         "Unix socket pair",
         "ringlog shm spsc claim/commit, batch reads",

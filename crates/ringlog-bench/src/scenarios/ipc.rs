@@ -76,7 +76,7 @@ pub fn run(b: &mut Bench) {
     );
     b.case_metrics(
         case(
-            "ringlog shm spsc, two rings, cold (futex sleep)",
+            "ringlog shm spsc, two rings, cold (sleep at once)",
             Role::Ringlog,
         ),
         &METRICS,
@@ -107,7 +107,10 @@ enum Wait {
     /// Spin (then yield, so a loaded machine degrades instead of stalling)
     /// before sleeping: the hand-off is caught while both sides run.
     Hot,
-    /// Sleep on the futex at once: every message is a wake-up.
+    /// `WaitStrategy::SLEEP`: no spins or yields, so a message is a futex
+    /// wake-up unless it lands within the few condition checks a sleep
+    /// episode starts with (then the round trip is caught without one, and
+    /// the row's figure drops to the hot one's).
     Cold,
 }
 

@@ -73,6 +73,12 @@ impl WaitStrategy {
     };
 
     /// Sleep at once: for waits expected to be long.
+    ///
+    /// A wait on a ring whose producer publishes with plain stores (the
+    /// SPSC rings, the byte queues and rings, shared memory) still checks
+    /// its condition 16 times, a spin hint apart, right after it has asked
+    /// to be woken: that is part of the wake-up protocol (it catches a
+    /// publication already in flight), not a spin budget.
     pub const SLEEP: Self = Self {
         spins: 0,
         spin_for: Duration::ZERO,

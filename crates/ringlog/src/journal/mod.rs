@@ -86,7 +86,7 @@ pub use index::{
     index_file_name, rebuild_index, IndexError, IndexReport, IndexUse, ProducerSummary,
     SegmentIndex, INDEX_EXTENSION,
 };
-pub use reader::{Frames, FramesIter, Reader, Record, RecordRef};
+pub use reader::{Frames, FramesIter, OwnedFrames, Reader, Record, RecordRef};
 pub use recovery::{plan_recovery, RecoveryMode, RecoveryReport, SkippedRange};
 pub use summary::SUMMARY_FILE_NAME;
 pub use time::write_utc_timestamp;

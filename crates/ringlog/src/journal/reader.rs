@@ -151,6 +151,37 @@ impl<'a> Frames<'a> {
     }
 }
 
+/// Consecutive records of one segment, every one verified, in a buffer of
+/// their own: what [`Reader::next_frames_owned`] yields.
+#[derive(Debug)]
+pub struct OwnedFrames {
+    buf: Vec<u8>,
+    at: usize,
+    len: usize,
+    segment: u64,
+    offset: u64,
+    stamp: SegmentStamp,
+    producer: Option<u32>,
+}
+
+impl OwnedFrames {
+    /// The records, as [`Reader::next_frames`] would have given them.
+    pub fn frames(&self) -> Frames<'_> {
+        Frames {
+            bytes: &self.buf[self.at..self.at + self.len],
+            segment: self.segment,
+            offset: self.offset,
+            stamp: self.stamp,
+            producer: self.producer,
+        }
+    }
+
+    /// The buffer, to pass back as the reader's next `spare`.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
 impl<'a> IntoIterator for Frames<'a> {
     type Item = RecordRef<'a>;
     type IntoIter = FramesIter<'a>;
@@ -493,11 +524,105 @@ impl Reader {
     /// # std::fs::remove_dir_all(&dir).unwrap();
     /// ```
     pub fn next_frames(&mut self) -> Option<Result<Frames<'_>, JournalError>> {
+        let (offset, len) = match self.gather()? {
+            Ok(run) => run,
+            Err(e) => return Some(Err(e)),
+        };
+        let producer = self.producer;
+        let cur = self.current.as_mut()?;
+        let bytes = match cur.window.get(offset, len) {
+            Ok(b) => b,
+            Err(e) => return Some(Err(JournalError::io("read", &cur.path, e))),
+        };
+        Some(Ok(Frames {
+            bytes,
+            segment: cur.number,
+            offset,
+            stamp: cur.stamp,
+            producer,
+        }))
+    }
+
+    /// The next records in bulk, as [`next_frames`](Self::next_frames)
+    /// gives them, in a buffer of their own instead of borrowed: the
+    /// reader hands over the buffer it read them into (up to about a
+    /// megabyte) and takes `spare` to read the next ones into. Nothing is
+    /// copied, and the records can go to another thread while this one
+    /// reads on; pass the buffer of an [`OwnedFrames`] done with
+    /// ([`into_buffer`](OwnedFrames::into_buffer)) as the next `spare`, and
+    /// neither side allocates once the buffers have grown. `spare` is
+    /// dropped when there is nothing more or an error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringlog::journal::{Journal, JournalOptions, Reader};
+    /// let dir = std::env::temp_dir().join(format!("ringlog-doc-owned-{}", std::process::id()));
+    /// let mut journal = Journal::open(&dir, JournalOptions::default()).unwrap();
+    /// for i in 0..100u64 {
+    ///     journal.append(1, i, i, format!("record {i}").as_bytes()).unwrap();
+    /// }
+    /// journal.sync().unwrap();
+    /// let mut reader = Reader::open(&dir).unwrap();
+    /// let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    /// std::thread::spawn(move || {
+    ///     let mut spare = Vec::new();
+    ///     while let Some(frames) = reader.next_frames_owned(spare) {
+    ///         let frames = frames.unwrap();
+    ///         spare = Vec::new(); // or a buffer the receiver sent back
+    ///         tx.send(frames).unwrap();
+    ///     }
+    /// });
+    /// let mut seen = 0;
+    /// for frames in rx {
+    ///     for r in frames.frames() {
+    ///         assert_eq!(r.payload, format!("record {seen}").as_bytes());
+    ///         seen += 1;
+    ///     }
+    /// }
+    /// assert_eq!(seen, 100);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn next_frames_owned(
+        &mut self,
+        spare: Vec<u8>,
+    ) -> Option<Result<OwnedFrames, JournalError>> {
+        let (offset, len) = match self.gather()? {
+            Ok(run) => run,
+            Err(e) => return Some(Err(e)),
+        };
+        let producer = self.producer;
+        let cur = self.current.as_mut()?;
+        // `get` leaves the run in the buffer (reading it again only in the
+        // case `gather` fell back to the first frame, as `next_frames`).
+        if let Err(e) = cur.window.get(offset, len) {
+            return Some(Err(JournalError::io("read", &cur.path, e)));
+        }
+        let (buf, start, filled) = cur.window.take_buffer(spare);
+        // The verified frames `cur.ahead` may still hold lie in the buffer
+        // just handed over: they must be verified again from the next one.
+        cur.ahead.clear();
+        let at = (offset - start) as usize;
+        debug_assert!(at + len <= filled);
+        Some(Ok(OwnedFrames {
+            buf,
+            at,
+            len,
+            segment: cur.number,
+            offset,
+            stamp: cur.stamp,
+            producer,
+        }))
+    }
+
+    /// Where the next run of verified frames lies: the next record's frame
+    /// and those after it already read and verified, or the first frame
+    /// alone if the run is not all in the buffer. Leaves `off` after it.
+    fn gather(&mut self) -> Option<Result<(u64, usize), JournalError>> {
         let at = match self.advance()? {
             Ok(at) => at,
             Err(e) => return Some(Err(e)),
         };
-        let producer = self.producer;
         let cur = self.current.as_mut()?;
         // `next_record` moved `off` past the first frame. The frames
         // verified ahead follow it in the buffer, which nothing re-reads
@@ -529,17 +654,7 @@ impl Reader {
             cur.off = at.offset + at.frame.framed_len as u64;
             len = at.frame.framed_len;
         }
-        let bytes = match cur.window.get(at.offset, len) {
-            Ok(b) => b,
-            Err(e) => return Some(Err(JournalError::io("read", &cur.path, e))),
-        };
-        Some(Ok(Frames {
-            bytes,
-            segment: cur.number,
-            offset: at.offset,
-            stamp: cur.stamp,
-            producer,
-        }))
+        Some(Ok((at.offset, len)))
     }
 
     fn advance(&mut self) -> Option<Result<Located, JournalError>> {

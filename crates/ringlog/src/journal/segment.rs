@@ -64,7 +64,7 @@ impl<F: JournalFile> ReadAt for ViaJournalFile<'_, F> {
     }
 }
 
-/// A cached range `[start, start + buf.len())` of a source of `len` bytes.
+/// A cached range `[start, start + filled)` of a source of `len` bytes.
 #[derive(Debug)]
 pub(crate) struct Window<R> {
     src: R,
@@ -72,7 +72,11 @@ pub(crate) struct Window<R> {
     len: u64,
     /// Source offset of `buf[0]`.
     start: u64,
+    /// The cache in `buf[..filled]`; the rest is storage that reads may
+    /// overwrite (kept initialised, so a swapped-in buffer is not zeroed
+    /// again before every read).
     buf: Vec<u8>,
+    filled: usize,
 }
 
 /// What lies at an offset of a segment.
@@ -93,6 +97,7 @@ impl<R: ReadAt> Window<R> {
             len,
             start: 0,
             buf: Vec::new(),
+            filled: 0,
         }
     }
 
@@ -104,15 +109,19 @@ impl<R: ReadAt> Window<R> {
     pub(crate) fn get(&mut self, off: u64, n: usize) -> io::Result<&[u8]> {
         let end = off + n as u64;
         debug_assert!(end <= self.len);
-        if off < self.start || end > self.start + self.buf.len() as u64 {
+        if off < self.start || end > self.start + self.filled as u64 {
             // Bounded: n <= framed_len(MAX_PAYLOAD) or the header maximum.
             let want = (n.max(WINDOW_BYTES) as u64).min(self.len - off) as usize;
-            self.buf.resize(want, 0);
+            if self.buf.len() < want {
+                self.buf.resize(want, 0);
+            }
+            // Nothing is cached while the reads below overwrite it.
+            self.filled = 0;
             let mut filled = 0;
             while filled < want {
                 match self
                     .src
-                    .read_at(&mut self.buf[filled..], off + filled as u64)
+                    .read_at(&mut self.buf[filled..want], off + filled as u64)
                 {
                     Ok(0) => {
                         return Err(io::Error::new(
@@ -122,22 +131,33 @@ impl<R: ReadAt> Window<R> {
                     }
                     Ok(k) => filled += k,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        self.buf.clear();
-                        return Err(e);
-                    }
+                    Err(e) => return Err(e),
                 }
             }
             self.start = off;
+            self.filled = want;
         }
         let at = (off - self.start) as usize;
         Ok(&self.buf[at..at + n])
     }
 
+    /// The cached bytes.
+    fn cached(&self) -> &[u8] {
+        &self.buf[..self.filled]
+    }
+
+    /// Hands over the buffer, with where its cache starts in the source
+    /// and how long it is, and takes `spare` as the storage for the next
+    /// reads: nothing is cached afterwards.
+    pub(crate) fn take_buffer(&mut self, spare: Vec<u8>) -> (Vec<u8>, u64, usize) {
+        let filled = std::mem::replace(&mut self.filled, 0);
+        (std::mem::replace(&mut self.buf, spare), self.start, filled)
+    }
+
     /// The bytes `[off, off + n)` if the buffer holds them; reads nothing.
     pub(crate) fn buffered(&self, off: u64, n: usize) -> Option<&[u8]> {
         let at = usize::try_from(off.checked_sub(self.start)?).ok()?;
-        self.buf.get(at..at.checked_add(n)?)
+        self.cached().get(at..at.checked_add(n)?)
     }
 
     /// Reads and checks the segment header at offset 0.
@@ -194,10 +214,10 @@ impl<R: ReadAt> Window<R> {
         let mut frames: [&[u8]; AHEAD] = [&[]; AHEAD];
         let mut n = 0;
         while n < AHEAD {
-            // off >= start, and off <= start + buf.len() (it only moves
+            // off >= start, and off <= start + filled (it only moves
             // past frames within the buffer), so this fits.
             let i = (off - self.start) as usize;
-            let Some(header) = self.buf.get(i..).and_then(FrameHeader::decode) else {
+            let Some(header) = self.cached().get(i..).and_then(FrameHeader::decode) else {
                 break;
             };
             // As in `step`: the length against what the file holds, then
@@ -209,7 +229,7 @@ impl<R: ReadAt> Window<R> {
             if header.flags != 0 {
                 break;
             }
-            let Some(frame) = self.buf.get(i..i + len) else {
+            let Some(frame) = self.cached().get(i..i + len) else {
                 break;
             };
             out.push_back((

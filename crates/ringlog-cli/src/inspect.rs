@@ -13,9 +13,9 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use clap::{Args, ValueEnum};
 use ringlog::journal::{
     parse_segment_file_name, plan_recovery, rebuild_index, segment_file_name,
-    verify as verify_journal, Damage, Frames, Journal, JournalError, JournalOptions, Reader,
-    RecordRef, RecoveryMode, RecoveryReport, SegmentStamp, SeqFaultKind, StructureFaultKind,
-    VerifyReport, VerifyStatus, FRAME_HEADER_LEN, MAX_REPORTED_FAULTS,
+    verify as verify_journal, Damage, Journal, JournalError, JournalOptions, OwnedFrames, Reader,
+    RecoveryMode, RecoveryReport, SeqFaultKind, StructureFaultKind, VerifyReport, VerifyStatus,
+    MAX_REPORTED_FAULTS,
 };
 
 use crate::errors::chain;
@@ -659,112 +659,30 @@ pub(crate) fn recover(args: RecoverArgs) -> Result<i32, String> {
 /// Bytes of output `cat` gathers before writing them.
 const OUTPUT_CHUNK: usize = 1 << 16;
 
-/// Frame bytes the reading thread of `cat` gathers before handing them
-/// over. It copies whole runs of verified frames, so a batch can pass this
-/// by up to the reader's buffer (about 1 MiB); a batch grows to that once
-/// and is reused.
-const BATCH_BYTES: usize = 1 << 18;
-
-/// Batches in flight between the two threads of `cat`: one being filled,
-/// one queued, one being encoded.
+/// Buffers in flight between the two threads of `cat` (the reader holds
+/// one more, which it reads into): one queued, one being encoded, one
+/// on its way back.
 const BATCHES: usize = 3;
 
-/// A record's fields in a [`Batch`]; its payload is `len` bytes at `at` in
-/// the batch's frame bytes.
-#[derive(Debug, Clone, Copy)]
-struct Meta {
-    producer: u32,
-    seq: u64,
-    timestamp: u64,
-    segment: u64,
-    offset: u64,
-    crc: u32,
-    stamp: SegmentStamp,
-    at: usize,
-    len: usize,
-}
-
-/// Records read and verified by the reading thread of `cat`, for the
-/// encoding thread: their fields, and their frames copied out of the
-/// reader's buffer a run at a time. Batches go back to the reading thread
-/// to be reused, so neither thread allocates per batch once they have
-/// grown.
-#[derive(Debug, Default)]
-struct Batch {
-    records: Vec<Meta>,
-    payloads: Vec<u8>,
-    /// The error the reader stopped at, after the records.
-    error: Option<JournalError>,
-}
-
-impl Batch {
-    /// Copies the frames in one piece, and each record's fields.
-    fn push(&mut self, frames: &Frames<'_>) {
-        let base = self.payloads.len();
-        self.payloads.extend_from_slice(frames.frame_bytes());
-        for r in frames.iter() {
-            self.records.push(Meta {
-                producer: r.producer,
-                seq: r.seq,
-                timestamp: r.timestamp,
-                segment: r.segment,
-                offset: r.offset,
-                crc: r.crc,
-                stamp: r.stamp,
-                at: base + (r.offset - frames.offset()) as usize + FRAME_HEADER_LEN,
-                len: r.payload.len(),
-            });
+/// The reading thread of `cat`: reads and verifies runs of records, each
+/// in the buffer the reader read it into, and hands them over until the
+/// journal's end or an error, or until the encoding side hangs up. Each
+/// next read goes into a buffer the encoding side gave back.
+fn read_runs(
+    mut reader: Reader,
+    full: SyncSender<Result<OwnedFrames, JournalError>>,
+    empty: Receiver<Vec<u8>>,
+) {
+    loop {
+        let Ok(spare) = empty.recv() else { return };
+        let Some(run) = reader.next_frames_owned(spare) else {
+            return;
+        };
+        let stop = run.is_err();
+        if full.send(run).is_err() || stop {
+            return;
         }
     }
-
-    fn clear(&mut self) {
-        self.records.clear();
-        self.payloads.clear();
-        self.error = None;
-    }
-
-    /// The records as the reader gave them.
-    fn iter(&self) -> impl Iterator<Item = RecordRef<'_>> {
-        self.records.iter().map(move |m| {
-            let payload = &self.payloads[m.at..m.at + m.len];
-            RecordRef {
-                producer: m.producer,
-                seq: m.seq,
-                timestamp: m.timestamp,
-                payload,
-                segment: m.segment,
-                offset: m.offset,
-                crc: m.crc,
-                stamp: m.stamp,
-            }
-        })
-    }
-}
-
-/// The reading thread of `cat`: reads and verifies records into batches
-/// until the journal's end or an error, or until the encoding side hangs
-/// up.
-fn read_batches(mut reader: Reader, full: SyncSender<Batch>, empty: Receiver<Batch>) {
-    let Ok(mut batch) = empty.recv() else { return };
-    while let Some(frames) = reader.next_frames() {
-        match frames {
-            Ok(f) => batch.push(&f),
-            Err(e) => {
-                batch.error = Some(e);
-                break;
-            }
-        }
-        if batch.payloads.len() >= BATCH_BYTES {
-            if full.send(batch).is_err() {
-                return;
-            }
-            batch = match empty.recv() {
-                Ok(b) => b,
-                Err(_) => return,
-            };
-        }
-    }
-    let _ = full.send(batch);
 }
 
 pub(crate) fn cat(args: CatArgs) -> Result<i32, String> {
@@ -786,31 +704,39 @@ pub(crate) fn cat(args: CatArgs) -> Result<i32, String> {
     }
     let stdout = std::io::stdout();
     // Records are encoded into `buf`, which goes out in one write once it
-    // holds 1 MiB: no other buffering, no flush per line.
+    // holds `OUTPUT_CHUNK` bytes: no other buffering, no flush per line.
     let mut out = stdout.lock();
     let mut buf = Vec::with_capacity(OUTPUT_CHUNK + (1 << 16));
     query.write_prologue(&mut buf);
     let mut printed = 0u64;
     // Two threads: this one encodes and writes while the other reads and
-    // verifies the next records (the CRC and the copy out of the page
-    // cache cost about as much as the encoding).
+    // verifies the next records (the copy out of the page cache and the
+    // CRC cost about as much as the encoding). The records cross in the
+    // buffers the reader read them into, which come back to be read into
+    // again: nothing is copied between the threads.
     std::thread::scope(|scope| {
-        let (full_tx, full_rx) = sync_channel::<Batch>(BATCHES);
-        let (empty_tx, empty_rx) = sync_channel::<Batch>(BATCHES);
+        let (full_tx, full_rx) = sync_channel::<Result<OwnedFrames, JournalError>>(BATCHES);
+        let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(BATCHES);
         for _ in 0..BATCHES {
-            let batch = Batch {
-                records: Vec::with_capacity(BATCH_BYTES / 64),
-                payloads: Vec::with_capacity(BATCH_BYTES + (1 << 16)),
-                error: None,
-            };
             // The channel holds BATCHES: never full here.
-            let _ = empty_tx.send(batch);
+            let _ = empty_tx.send(Vec::new());
         }
-        scope.spawn(move || read_batches(reader, full_tx, empty_rx));
+        scope.spawn(move || read_runs(reader, full_tx, empty_rx));
         // Dropping `full_rx` and `empty_tx` on return stops the reading
         // thread wherever it waits.
-        for mut batch in full_rx {
-            for rec in batch.iter() {
+        for run in full_rx {
+            let run = match run {
+                Ok(run) => run,
+                Err(e) => {
+                    if args.limit.is_some_and(|l| printed >= l) {
+                        break;
+                    }
+                    // What was read so far is printed before the error.
+                    let _ = emit(&mut out, &mut buf);
+                    return Err(chain(&e));
+                }
+            };
+            for rec in run.frames() {
                 if args.limit.is_some_and(|l| printed >= l) {
                     let _ = emit(&mut out, &mut buf);
                     return Ok(0);
@@ -832,18 +758,9 @@ pub(crate) fn cat(args: CatArgs) -> Result<i32, String> {
                     }
                 }
             }
-            if let Some(e) = batch.error.take() {
-                if args.limit.is_some_and(|l| printed >= l) {
-                    break;
-                }
-                // What was read so far is printed before the error.
-                let _ = emit(&mut out, &mut buf);
-                return Err(chain(&e));
-            }
-            batch.clear();
-            // The reading thread hangs up after sending its last batch; the
-            // batches still queued are printed all the same.
-            let _ = empty_tx.send(batch);
+            // The reading thread hangs up after its last run; the runs
+            // still queued are printed all the same.
+            let _ = empty_tx.send(run.into_buffer());
         }
         match emit(&mut out, &mut buf) {
             Ok(_) => Ok(0),

@@ -68,10 +68,9 @@ impl Needs {
 /// at or after `from` that `needs` names (`b.len()` if none), and returns
 /// `k`: the scan and the copy in one pass.
 ///
-/// On x86_64, blocks of 16 bytes with SSE2, two per step while they last:
-/// each block is stored to `out` whole, then its compare mask says how
-/// much of it counts; the last block ends at `b`'s end, overlapping the
-/// one before.
+/// On x86_64, 16 bytes per step with SSE2: each block is stored to `out`
+/// whole, then its compare mask says how much of it counts; the last
+/// block ends at `b`'s end, overlapping the one before.
 #[inline]
 fn copy_clean(out: &mut Vec<u8>, b: &[u8], from: usize, needs: Needs) -> usize {
     let n = b.len() - from;
@@ -80,31 +79,16 @@ fn copy_clean(out: &mut Vec<u8>, b: &[u8], from: usize, needs: Needs) -> usize {
         use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_storeu_si128};
         out.reserve(n);
         let base = out.len();
-        // SAFETY: each load reads 16 bytes at `src + k` with `k + 16 <= n`,
-        // within `b[from..]`; each store writes 16 bytes at `dst + k`, within
+        // SAFETY: the loads read 16 bytes at `src + j` with `j + 16 <= n`,
+        // within `b[from..]`; the stores write 16 bytes at `dst + j`, within
         // the `n` bytes of spare capacity reserved above (unaligned loads
         // and stores, SSE2 being baseline). Every byte below `found` was
-        // stored (blocks cover `0..j`, then the pair or the last block
-        // `n - 16..n` that holds `found`), so `set_len` exposes only
-        // written bytes.
+        // stored (blocks cover `0..j` and the last one `n - 16..n`), so
+        // `set_len` exposes only written bytes.
         unsafe {
             let src = b.as_ptr().add(from);
             let dst = out.as_mut_ptr().add(base);
             let mut j = 0;
-            // Two blocks a step while 32 bytes are left: one branch for both.
-            while j + 32 <= n {
-                let v0 = _mm_loadu_si128(src.add(j).cast::<__m128i>());
-                let v1 = _mm_loadu_si128(src.add(j + 16).cast::<__m128i>());
-                _mm_storeu_si128(dst.add(j).cast::<__m128i>(), v0);
-                _mm_storeu_si128(dst.add(j + 16).cast::<__m128i>(), v1);
-                let m = needs.mask(v0) | (needs.mask(v1) << 16);
-                if m != 0 {
-                    let found = j + m.trailing_zeros() as usize;
-                    out.set_len(base + found);
-                    return from + found;
-                }
-                j += 32;
-            }
             let found = loop {
                 if j + 16 > n {
                     let s = n - 16;
@@ -164,152 +148,42 @@ fn digits_below_1e8(v: u32) -> usize {
     v.checked_ilog10().map_or(1, |l| l as usize + 1)
 }
 
-/// Room [`put_u64`] may write: 20 digits, and the last 8-byte store may
-/// reach 4 bytes past them.
-const U64_ROOM: usize = 24;
-
-/// Writes `v` in decimal at `p` and returns how many digits it wrote.
-///
-/// Stores of 8 bytes, each of whole words of digits; the last may reach 4
-/// bytes past the number (20 digits at most).
-///
-/// # Safety
-///
-/// `p` is valid for writes of [`U64_ROOM`] bytes.
-#[inline(always)]
-unsafe fn put_u64(p: *mut u8, v: u64) -> usize {
-    const E8: u64 = 100_000_000;
-    // SAFETY: every store ends within the `U64_ROOM` bytes at `p` (at most
-    // 4 + 8 + 8 + 4 bytes in), the caller's promise; unaligned stores.
-    let put = |at: usize, w: u64| unsafe { p.add(at).cast::<u64>().write_unaligned(w.to_le()) };
-    // The leading word without its leading zeros (its lowest bytes).
-    let lead = |v: u32| {
-        let d = digits_below_1e8(v);
-        (eight_digits(v) >> (8 * (8 - d)), d)
-    };
-    if v < E8 {
-        let (w, d) = lead(v as u32);
-        put(0, w);
-        d
-    } else if v < E8 * E8 {
-        let (w, d) = lead((v / E8) as u32);
-        put(0, w);
-        put(d, eight_digits((v % E8) as u32));
-        d + 8
-    } else {
-        let (w, d) = lead((v / (E8 * E8)) as u32);
-        put(0, w);
-        put(d, eight_digits((v / E8 % E8) as u32));
-        put(d + 8, eight_digits((v % E8) as u32));
-        d + 16
-    }
-}
-
 /// Appends `v` in decimal.
 #[inline]
 pub(crate) fn push_u64(out: &mut Vec<u8>, v: u64) {
-    out.reserve(U64_ROOM);
+    const E8: u64 = 100_000_000;
+    // Stores of 8 bytes, each of whole words of digits; the last may
+    // reach 4 bytes past the number (20 digits at most).
+    out.reserve(24);
     let len = out.len();
-    // SAFETY: `reserve` made room for `U64_ROOM` bytes after `len`, and
-    // `put_u64` wrote the `n` bytes that `set_len` exposes.
+    // SAFETY: `reserve` made room for 24 bytes after `len`; every store
+    // below ends within them (at most 4 + 8 + 8 + 4 bytes in), and the
+    // `n` bytes `set_len` exposes were all written.
     unsafe {
-        let n = put_u64(out.as_mut_ptr().add(len), v);
+        let p = out.as_mut_ptr().add(len);
+        let put = |at: usize, w: u64| p.add(at).cast::<u64>().write_unaligned(w.to_le());
+        // The leading word without its leading zeros (its lowest bytes).
+        let lead = |v: u32| {
+            let d = digits_below_1e8(v);
+            (eight_digits(v) >> (8 * (8 - d)), d)
+        };
+        let n = if v < E8 {
+            let (w, d) = lead(v as u32);
+            put(0, w);
+            d
+        } else if v < E8 * E8 {
+            let (w, d) = lead((v / E8) as u32);
+            put(0, w);
+            put(d, eight_digits((v % E8) as u32));
+            d + 8
+        } else {
+            let (w, d) = lead((v / (E8 * E8)) as u32);
+            put(0, w);
+            put(d, eight_digits((v / E8 % E8) as u32));
+            put(d + 8, eight_digits((v % E8) as u32));
+            d + 16
+        };
         out.set_len(len + n);
-    }
-}
-
-/// The digits of a number above its last eight, kept from one record to
-/// the next: a run of records has timestamps that share all but their
-/// last eight digits (they change every 0.1 s), so a timestamp's 19
-/// digits cost one word of digits instead of three.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct LeadingDigits {
-    /// `v / 10^8` the digits are of (0: none yet, as 0 takes no cache).
-    lead: u64,
-    /// Its digits, in the first `len` bytes (at most 12: `u64::MAX / 10^8`
-    /// has 12), and room for `put_u64` to write them.
-    digits: [u8; U64_ROOM],
-    len: usize,
-}
-
-impl LeadingDigits {
-    /// Writes `v` in decimal at `p` and returns how many digits it wrote.
-    ///
-    /// # Safety
-    ///
-    /// `p` is valid for writes of [`U64_ROOM`] bytes.
-    #[inline(always)]
-    unsafe fn put(&mut self, p: *mut u8, v: u64) -> usize {
-        const E8: u64 = 100_000_000;
-        let lead = v / E8;
-        if lead == 0 {
-            // SAFETY: the caller's promise.
-            return unsafe { put_u64(p, v) };
-        }
-        if lead != self.lead {
-            // SAFETY: `digits` is `U64_ROOM` bytes long.
-            self.len = unsafe { put_u64(self.digits.as_mut_ptr(), lead) };
-            self.lead = lead;
-        }
-        // SAFETY: the 16 bytes copied (at most 12 of them digits) and the
-        // word of 8 digits stored after the `len <= 12` digits end within
-        // the `U64_ROOM` bytes at `p`, the caller's promise; `digits` holds
-        // 16 bytes and more.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.digits.as_ptr(), p, 16);
-            p.add(self.len)
-                .cast::<u64>()
-                .write_unaligned(eight_digits((v % E8) as u32).to_le());
-        }
-        self.len + 8
-    }
-}
-
-/// Appends the numbers of a JSON record line, up to its payload:
-/// `{"producer":P,"seq":S,"timestamp_ns":T,"segment":G,"offset":O,"len":L`.
-///
-/// One reservation and one length update for the whole run of keys and
-/// numbers, instead of one per piece: export writes six numbers a record.
-/// The timestamp's leading digits come from `times` when they are those
-/// of the record before.
-pub(crate) fn json_fields_into(out: &mut Vec<u8>, times: &mut LeadingDigits, values: [u64; 6]) {
-    const KEYS: [&[u8]; 6] = [
-        b"{\"producer\":",
-        b",\"seq\":",
-        b",\"timestamp_ns\":",
-        b",\"segment\":",
-        b",\"offset\":",
-        b",\"len\":",
-    ];
-    const TIMESTAMP: usize = 2;
-    const ROOM: usize = {
-        let mut n = 0;
-        let mut i = 0;
-        while i < KEYS.len() {
-            n += KEYS[i].len() + U64_ROOM;
-            i += 1;
-        }
-        n
-    };
-    out.reserve(ROOM);
-    let len = out.len();
-    // SAFETY: `reserve` made room for `ROOM` bytes after `len`: each key
-    // and its number take at most `key.len() + U64_ROOM` of them, so every
-    // write below stays within; `set_len` exposes the `at - len` bytes the
-    // keys and digits wrote.
-    unsafe {
-        let base = out.as_mut_ptr().add(len);
-        let mut at = 0;
-        for (i, (key, v)) in KEYS.iter().zip(values).enumerate() {
-            std::ptr::copy_nonoverlapping(key.as_ptr(), base.add(at), key.len());
-            at += key.len();
-            at += if i == TIMESTAMP {
-                times.put(base.add(at), v)
-            } else {
-                put_u64(base.add(at), v)
-            };
-        }
-        out.set_len(len + at);
     }
 }
 
@@ -534,54 +408,6 @@ mod tests {
         assert_eq!(s(|o| push_nanos(o, 0)), "000000000");
         assert_eq!(s(|o| push_nanos(o, 999_999_999)), "999999999");
         assert_eq!(s(|o| push_nanos(o, 100_000_000)), "100000000");
-    }
-
-    #[test]
-    fn json_fields_match_fmt_with_the_leading_digits_kept_or_not() {
-        let fields = |v: [u64; 6]| {
-            format!(
-                "{{\"producer\":{},\"seq\":{},\"timestamp_ns\":{},\"segment\":{},\"offset\":{},\"len\":{}",
-                v[0], v[1], v[2], v[3], v[4], v[5]
-            )
-        };
-        let mut times = LeadingDigits::default();
-        let mut out = b"before".to_vec();
-        let mut want = String::from("before");
-        // Runs that share leading digits, then ones that do not: each side
-        // of 10^8 (where the cache starts being used), a change of the
-        // leading digits' length, back to a lead seen two numbers before,
-        // the largest values, and 0 after a cached lead.
-        let ts = [
-            1_700_000_000_000_000_977,
-            1_700_000_000_000_002_415,
-            1_700_000_000_099_999_999,
-            1_700_000_000_100_000_000,
-            1_699_999_999_999_999_999,
-            1_700_000_000_000_002_415,
-            99_999_999,
-            100_000_000,
-            100_000_001,
-            999_999_999_999_999_999,
-            1_000_000_000_000_000_000,
-            u64::MAX,
-            u64::MAX - 1,
-            0,
-            12,
-            123_456_789,
-        ];
-        for (i, &t) in ts.iter().enumerate() {
-            let v = [
-                i as u64 % 3,
-                i as u64 * 1_000,
-                t,
-                7,
-                u64::MAX - i as u64,
-                40 + i as u64,
-            ];
-            json_fields_into(&mut out, &mut times, v);
-            want.push_str(&fields(v));
-            assert_eq!(String::from_utf8(out.clone()).unwrap(), want, "after {t}");
-        }
     }
 
     #[test]

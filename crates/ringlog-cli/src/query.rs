@@ -15,8 +15,7 @@ use ringlog::journal::{FollowOptions, Gap, IndexUse, RecordFilter, RecordRef};
 use ringlog_tracing::binary::{self, Shown, TextDecoder};
 
 use crate::encode::{
-    base64_into, csv_quoted_into, escape_into, hex_into, json_fields_into, json_text_into,
-    push_u64, LeadingDigits, TimeCache,
+    base64_into, csv_quoted_into, escape_into, hex_into, json_text_into, push_u64, TimeCache,
 };
 use crate::units::parse_duration;
 
@@ -109,8 +108,6 @@ pub(crate) struct Query {
     /// `(segment, offset)`, so that printing it does not format it again.
     line: RefCell<(Option<(u64, u64)>, String)>,
     times: TimeCache,
-    /// The leading digits of the last JSON timestamp.
-    json_times: LeadingDigits,
 }
 
 fn now_ns() -> u64 {
@@ -282,7 +279,6 @@ impl QueryArgs {
             decoder: RefCell::default(),
             line: RefCell::default(),
             times: TimeCache::default(),
-            json_times: LeadingDigits::default(),
         })
     }
 }
@@ -383,18 +379,18 @@ impl Query {
             Format::Jsonl | Format::Json => {
                 // The fields, and the payload escaped as clean text is.
                 out.reserve(192 + r.payload.len());
-                json_fields_into(
-                    out,
-                    &mut self.json_times,
-                    [
-                        u64::from(r.producer),
-                        r.seq,
-                        r.timestamp,
-                        r.segment,
-                        r.offset,
-                        r.payload.len() as u64,
-                    ],
-                );
+                out.extend_from_slice(b"{\"producer\":");
+                push_u64(out, u64::from(r.producer));
+                out.extend_from_slice(b",\"seq\":");
+                push_u64(out, r.seq);
+                out.extend_from_slice(b",\"timestamp_ns\":");
+                push_u64(out, r.timestamp);
+                out.extend_from_slice(b",\"segment\":");
+                push_u64(out, r.segment);
+                out.extend_from_slice(b",\"offset\":");
+                push_u64(out, r.offset);
+                out.extend_from_slice(b",\"len\":");
+                push_u64(out, r.payload.len() as u64);
                 if self.format == Format::Json {
                     out.extend_from_slice(b",\"payload_b64\":\"");
                     base64_into(out, r.payload);

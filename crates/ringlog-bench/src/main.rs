@@ -151,6 +151,17 @@ fn main() -> ExitCode {
         }
     }
     if failures > 0 {
+        // Named on stderr too: with --json the table that shows them is not
+        // printed.
+        for r in report.rows.iter().filter(|r| !r.ok) {
+            eprintln!(
+                "error: [{}] {} / {}: {}",
+                r.scenario,
+                r.group,
+                r.name,
+                r.error.as_deref().unwrap_or("failed its check")
+            );
+        }
         eprintln!("error: {failures} case(s) lost or corrupted data");
         return ExitCode::FAILURE;
     }

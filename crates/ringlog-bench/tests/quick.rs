@@ -120,6 +120,11 @@ fn ipc_runs_its_cases_between_processes_and_removes_its_segments() {
 fn ipc_runs_whose_peer_saw_or_sent_bad_data_are_error_rows() {
     let (code, json, stderr, left) = run_ipc(&[(ringlog_bench::scenarios::ipc::FAULT_ENV, "1")]);
     assert_eq!(code, Some(1), "{stderr}");
+    // Each failed case is named on stderr, where --json leaves no table.
+    assert!(
+        stderr.contains("error: [ipc] 8-byte round trip") && stderr.contains("lost"),
+        "{stderr}"
+    );
     let rows = json["rows"].as_array().expect("rows");
     assert_eq!(rows.len(), 4 * 3 + 2);
     for r in rows {

@@ -662,7 +662,7 @@ const OUTPUT_CHUNK: usize = 1 << 16;
 /// Buffers in flight between the two threads of `cat` (the reader holds
 /// one more, which it reads into): one queued, one being encoded, one
 /// on its way back.
-const BATCHES: usize = 3;
+const BUFFERS: usize = 3;
 
 /// The reading thread of `cat`: reads and verifies runs of records, each
 /// in the buffer the reader read it into, and hands them over until the
@@ -715,10 +715,10 @@ pub(crate) fn cat(args: CatArgs) -> Result<i32, String> {
     // buffers the reader read them into, which come back to be read into
     // again: nothing is copied between the threads.
     std::thread::scope(|scope| {
-        let (full_tx, full_rx) = sync_channel::<Result<OwnedFrames, JournalError>>(BATCHES);
-        let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(BATCHES);
-        for _ in 0..BATCHES {
-            // The channel holds BATCHES: never full here.
+        let (full_tx, full_rx) = sync_channel::<Result<OwnedFrames, JournalError>>(BUFFERS);
+        let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(BUFFERS);
+        for _ in 0..BUFFERS {
+            // The channel holds BUFFERS: never full here.
             let _ = empty_tx.send(Vec::new());
         }
         scope.spawn(move || read_runs(reader, full_tx, empty_rx));

@@ -6,7 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+# Cargo's own warnings (an output collision races two rustdoc runs over one
+# directory) fail the step too, not only rustdoc's.
+doc_log=$(RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps 2>&1) || { echo "$doc_log"; exit 1; }
+if grep -q '^warning' <<<"$doc_log"; then
+  echo "$doc_log"
+  echo "cargo doc printed warnings"
+  exit 1
+fi
 bad=$(grep -rnE 'std::sync::atomic|std::cell::UnsafeCell|std::sync::Arc' crates/ringlog/src \
   --include='*.rs' --exclude='tests.rs' | grep -v '^crates/ringlog/src/sync.rs:' || true)
 if [ -n "$bad" ]; then

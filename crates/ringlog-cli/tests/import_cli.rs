@@ -4,7 +4,7 @@
 //! --overwrite; a damaged message is named and not written. The servers
 //! are those of the forwarder's tests (skipped without `nats-server`).
 
-#[path = "../../ringlog-forward/tests/common/mod.rs"]
+#[path = "../../ringlog-forward/tests/nats/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;

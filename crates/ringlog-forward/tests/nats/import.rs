@@ -2,9 +2,7 @@
 //! and resumed gives the journal that was forwarded, and a missing stream
 //! or an existing journal is a typed error that touches nothing.
 
-#[path = "common/client.rs"]
-mod client;
-mod common;
+use crate::{client, common};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -7,9 +7,7 @@
 //! order the later ones are refused and published again, and the stream
 //! ends in journal order.
 
-#[path = "common/client.rs"]
-mod client;
-mod common;
+use crate::{client, common};
 
 use std::path::Path;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! every record in the stream exactly once, in order per producer, CRCs
 //! matching the journal.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -68,7 +68,7 @@ fn spawn_forwarder(dir: &Path, server: &str, cursor: &Path, log: &Path) -> commo
     let child = Command::new(exe)
         .args([
             "--exact",
-            "forwarder_child",
+            "cluster::forwarder_child",
             "--ignored",
             "--nocapture",
             "--test-threads=1",

@@ -6,9 +6,7 @@
 //! message what the server had stored, and publishes the rest in a new
 //! batch: every record once, in journal order.
 
-#[path = "common/client.rs"]
-mod client;
-mod common;
+use crate::{client, common};
 
 use std::time::{Duration, Instant};
 

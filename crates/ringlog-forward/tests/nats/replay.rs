@@ -3,9 +3,7 @@
 //! reports as duplicates and that adds no message, gaps and conflicting
 //! stream configurations refused loudly.
 
-#[path = "common/client.rs"]
-mod client;
-mod common;
+use crate::{client, common};
 
 use std::path::Path;
 use std::time::Duration;

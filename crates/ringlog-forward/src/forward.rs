@@ -386,12 +386,6 @@ pub fn msg_id(producer: u32, seq: u64) -> String {
     format!("{producer}-{seq}")
 }
 
-/// The producer and sequence of a `Nats-Msg-Id` made by [`msg_id`].
-pub fn parse_msg_id(id: &str) -> Option<(u32, u64)> {
-    let (p, s) = id.split_once('-')?;
-    Some((p.parse().ok()?, s.parse().ok()?))
-}
-
 /// What the reading thread hands over.
 enum Read {
     Records {

@@ -60,8 +60,8 @@ mod window;
 pub use check::{check_stream, StreamCheck, MAX_LISTED};
 pub use error::{ForwardError, NatsError};
 pub use forward::{
-    connect, msg_id, parse_msg_id, Dedup, ForwardOptions, ForwardReport, Forwarder, LosePublish,
-    Metrics, Order, Progress, MAX_WINDOW,
+    connect, msg_id, Dedup, ForwardOptions, ForwardReport, Forwarder, LosePublish, Metrics, Order,
+    Progress, MAX_WINDOW,
 };
 pub use headers::{
     RecordHeaders, HEADER_CRC, HEADER_PRODUCER, HEADER_RECORD, HEADER_SEQ, HEADER_TIMESTAMP,

@@ -21,6 +21,8 @@ enum Op {
     Pop,
     TakeBatch(usize),
     TakeBatchWait(usize),
+    /// Drain up to `.0`, stopping after `.1` values.
+    Drain(usize, usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -37,6 +39,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Pop),
         2 => (0usize..12).prop_map(Op::TakeBatch),
         1 => (0usize..12).prop_map(Op::TakeBatchWait),
+        2 => (0usize..12, 0usize..12).prop_map(|(max, stop)| Op::Drain(max, stop)),
     ]
 }
 
@@ -139,6 +142,16 @@ proptest! {
                         Err(PopError::Timeout) => prop_assert!(model.is_empty() && max > 0),
                         Err(e) => prop_assert!(false, "unexpected {e:?}"),
                     }
+                }
+                Op::Drain(max, stop) => {
+                    let n = stop.min(max).min(model.len());
+                    let mut d = rx.drain(max);
+                    prop_assert_eq!(d.len(), max.min(model.len()));
+                    let got: Vec<u32> = d.by_ref().take(stop).collect();
+                    drop(d);
+                    let expected: Vec<u32> = model.drain(..n).collect();
+                    prop_assert_eq!(&got, &expected);
+                    popped += got.len() as u64;
                 }
             }
             prop_assert_eq!(tx.free_slots(), cap - model.len());

@@ -74,7 +74,7 @@ fn single_values_arrive_in_order_and_intact() {
 
 /// The producer mixes `push`, `try_push`, `push_iter`, `push_batch`,
 /// `push_slice` and `push_all`; the consumer mixes `pop`, `try_pop`,
-/// `take_batch` and `take_batch_wait`. The ring is small, so both sides
+/// `take_batch`, `take_batch_wait`, `drain` and `drain_wait`. The ring is small, so both sides
 /// keep filling, draining and sleeping.
 fn mixed_run(mut tx: Producer<Item>, mut rx: Consumer<Item>, n: u64) {
     let producer = thread::spawn(move || {
@@ -120,7 +120,7 @@ fn mixed_run(mut tx: Producer<Item>, mut rx: Consumer<Item>, n: u64) {
     let mut out = Vec::new();
     while seq < n {
         round += 1;
-        match round % 4 {
+        match round % 6 {
             0 => match rx.pop(patience()) {
                 Ok(v) => {
                     check(seq, &v);
@@ -143,6 +143,23 @@ fn mixed_run(mut tx: Producer<Item>, mut rx: Consumer<Item>, n: u64) {
                     seq += 1;
                 }
             }
+            4 => {
+                // A drain that stops part way: the rest stays for later.
+                let take = (mix(round) % 40) as usize;
+                for v in rx.drain(64).take(take) {
+                    check(seq, &v);
+                    seq += 1;
+                }
+            }
+            5 => match rx.drain_wait(64, patience()) {
+                Ok(batch) => {
+                    for v in batch {
+                        check(seq, &v);
+                        seq += 1;
+                    }
+                }
+                Err(e) => panic!("drain_wait at {seq}: {e}"),
+            },
             _ => {
                 out.clear();
                 match rx.take_batch_wait(64, &mut out, patience()) {

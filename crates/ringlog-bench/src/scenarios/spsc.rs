@@ -29,7 +29,7 @@ pub fn run(b: &mut Bench) {
         ringlog_spin_single(n)
     });
     b.throughput(
-        case("ringlog spsc push_slice/take_batch (256)", Role::Ringlog),
+        case("ringlog spsc push_iter/drain (256)", Role::Ringlog),
         || ringlog_spin_batch(n),
     );
     b.throughput(case("rtrb push/pop", Role::Peer), || rtrb_single(n));
@@ -43,7 +43,7 @@ pub fn run(b: &mut Bench) {
         ringlog_single(n)
     });
     b.throughput(
-        case("ringlog spsc push_all/take_batch_wait (256)", Role::Ringlog),
+        case("ringlog spsc push_all/drain_wait (256)", Role::Ringlog),
         || ringlog_batch(n),
     );
     b.throughput(case("crossbeam-channel bounded", Role::Peer), || {
@@ -110,49 +110,48 @@ fn ringlog_spin_single(n: u64) -> Result<Measured, CheckError> {
 fn ringlog_spin_batch(n: u64) -> Result<Measured, CheckError> {
     let (mut tx, mut rx) = ringlog::spsc::channel::<u64>(CAP);
     let start = Instant::now();
+    // Like rtrb's chunks below: the producer writes each batch of 256 straight
+    // into the slots from an iterator, the consumer reads everything published
+    // (up to the capacity) in place.
     let p = spawn(move || {
         let mut backoff = Backoff::new();
-        let mut buf = Vec::with_capacity(BATCH);
         let mut i = 0;
         while i < n {
             let end = (i + BATCH as u64).min(n);
-            buf.clear();
-            buf.extend((i..end).map(|s| item(0, s)));
-            let mut done = 0;
-            while done < buf.len() {
-                let k = tx.push_slice(&buf[done..]);
-                if k == 0 {
-                    if tx.is_abandoned() {
-                        return;
-                    }
-                    backoff.snooze();
-                } else {
-                    backoff.reset();
-                    done += k;
+            let k = tx.push_iter(&mut (i..end).map(|s| item(0, s)));
+            if k == 0 {
+                if tx.is_abandoned() {
+                    return;
                 }
+                backoff.snooze();
+            } else {
+                backoff.reset();
+                i += k as u64;
             }
-            i = end;
         }
     });
     let mut check = SeqCheck::exact(1);
     let mut backoff = Backoff::new();
     let mut calls = 0;
-    // Like rtrb's reader below: everything published, up to the capacity.
-    let mut out = Vec::with_capacity(CAP);
     loop {
-        if rx.take_batch(CAP, &mut out) > 0 {
+        let batch = rx.drain(CAP);
+        if batch.len() > 0 {
             calls += 1;
             backoff.reset();
-            for v in out.drain(..) {
+            for v in batch {
                 check.see(v);
             }
-        } else if rx.is_abandoned() {
+            continue;
+        }
+        drop(batch);
+        if rx.is_abandoned() {
             // Closed: whatever it published before is visible now.
-            if rx.take_batch(CAP, &mut out) == 0 {
+            let batch = rx.drain(CAP);
+            if batch.len() == 0 {
                 break;
             }
             calls += 1;
-            for v in out.drain(..) {
+            for v in batch {
                 check.see(v);
             }
         } else {
@@ -197,12 +196,11 @@ fn ringlog_batch(n: u64) -> Result<Measured, CheckError> {
         }
     });
     let mut check = SeqCheck::exact(1);
-    // Like rtrb's reader below: everything published, up to the capacity.
-    let mut out = Vec::with_capacity(CAP);
+    // Like rtrb's reader above: everything published, up to the capacity.
     let mut calls = 0;
-    while rx.take_batch_wait(CAP, &mut out, None).is_ok() {
+    while let Ok(batch) = rx.drain_wait(CAP, None) {
         calls += 1;
-        for v in out.drain(..) {
+        for v in batch {
             check.see(v);
         }
     }

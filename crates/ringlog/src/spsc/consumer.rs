@@ -217,6 +217,49 @@ impl<T> Consumer<T> {
         n
     }
 
+    /// Moves up to `max` published values out of the ring in place, oldest
+    /// first, without copying them into a buffer: the returned iterator
+    /// reads each value from its slot as it is asked for it. When the
+    /// iterator is dropped, the slots of the values it yielded go back to the
+    /// producer with one store and one notify; values it did not yield stay
+    /// in the ring, to be popped later. Empty when nothing is published (see
+    /// [`is_abandoned`](Self::is_abandoned)).
+    ///
+    /// This is the consumer's one-pass batch: [`take_batch`](Self::take_batch)
+    /// writes the values into a `Vec` that is then read again.
+    ///
+    /// Forgetting the iterator (`mem::forget`) is sound: the values it
+    /// yielded are never read again, but their slots stay taken until the
+    /// next release.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = ringlog::spsc::channel::<String>(8);
+    /// for w in ["a", "b", "c"] {
+    ///     tx.try_push(w.to_string()).unwrap();
+    /// }
+    /// let mut batch = rx.drain(8);
+    /// assert_eq!(batch.len(), 3);
+    /// assert_eq!(batch.next().as_deref(), Some("a"));
+    /// assert_eq!(batch.next().as_deref(), Some("b"));
+    /// drop(batch); // "a" and "b" are released, "c" stays
+    /// assert_eq!(rx.try_pop().as_deref(), Ok("c"));
+    /// ```
+    #[inline]
+    pub fn drain(&mut self, max: usize) -> Drain<'_, T> {
+        let n = match self.ready(max) {
+            Ok(n) => n.min(max),
+            Err(_) => 0,
+        };
+        let start = self.read_pos;
+        Drain {
+            end: start.wrapping_add(n),
+            start,
+            consumer: self,
+        }
+    }
+
     /// Like [`take_batch`](Self::take_batch), but waits (spin, yield, then
     /// sleep) until at least one value is published.
     ///
@@ -233,19 +276,116 @@ impl<T> Consumer<T> {
         if max == 0 {
             return Ok(0);
         }
+        self.wait_ready(deadline)?;
+        Ok(self.take_batch(max, out))
+    }
+
+    /// Like [`drain`](Self::drain), but waits (spin, yield, then sleep) until
+    /// at least one value is published.
+    ///
+    /// # Errors
+    ///
+    /// `Timeout` at the deadline with nothing published; `Disconnected` once
+    /// the producer is gone and every value it pushed has been popped.
+    pub fn drain_wait(&mut self, max: usize, deadline: Deadline) -> Result<Drain<'_, T>, PopError> {
+        if max == 0 {
+            return Ok(self.drain(0));
+        }
+        self.wait_ready(deadline)?;
+        Ok(self.drain(max))
+    }
+
+    /// Waits (spin, yield, then sleep) until at least one value is published.
+    ///
+    /// # Errors
+    ///
+    /// `Timeout` at the deadline with nothing published; `Disconnected` once
+    /// the producer is gone and every value it pushed has been popped.
+    fn wait_ready(&mut self, deadline: Deadline) -> Result<(), PopError> {
         loop {
             match self.ready(1) {
-                Ok(_) => return Ok(self.take_batch(max, out)),
+                Ok(_) => return Ok(()),
                 Err(TryPopError::Disconnected) => return Err(PopError::Disconnected),
                 Err(TryPopError::Empty) => {}
             }
             if !self.wait_for_data(deadline) {
+                // One last look: data may have come with the deadline.
                 return match self.ready(1) {
-                    Ok(_) => Ok(self.take_batch(max, out)),
+                    Ok(_) => Ok(()),
                     Err(TryPopError::Disconnected) => Err(PopError::Disconnected),
                     Err(TryPopError::Empty) => Err(PopError::Timeout),
                 };
             }
+        }
+    }
+}
+
+/// The values [`Consumer::drain`] moves out of the ring, oldest first.
+///
+/// Dropping it releases the slots of the values it yielded; the others stay
+/// in the ring.
+#[must_use = "a Drain releases nothing until it has been iterated"]
+pub struct Drain<'a, T> {
+    /// `read_pos` when the drain began: what has been yielded is
+    /// `start..consumer.read_pos`.
+    start: usize,
+    /// One past the last published position this drain may read.
+    end: usize,
+    consumer: &'a mut Consumer<T>,
+}
+
+impl<T> std::fmt::Debug for Drain<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Drain")
+            .field("remaining", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Iterator for Drain<'_, T> {
+    type Item = T;
+
+    #[inline]
+    fn next(&mut self) -> Option<T> {
+        let pos = self.consumer.read_pos;
+        if pos == self.end {
+            return None;
+        }
+        // SAFETY: we are the consumer, `pos` is in `read_pos..end` and
+        // `end <= write_pos` for a write_pos loaded with Acquire in `ready`;
+        // advancing the private read_pos right after means the slot is never
+        // read again, even if this drain is forgotten.
+        let value = unsafe { self.consumer.shared.read(pos) };
+        self.consumer.read_pos = pos.wrapping_add(1);
+        Some(value)
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.len();
+        (n, Some(n))
+    }
+}
+
+impl<T> ExactSizeIterator for Drain<'_, T> {
+    #[inline]
+    fn len(&self) -> usize {
+        self.end.wrapping_sub(self.consumer.read_pos)
+    }
+}
+
+impl<T> std::iter::FusedIterator for Drain<'_, T> {}
+
+impl<T> Drop for Drain<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        let n = self.consumer.read_pos.wrapping_sub(self.start);
+        if n > 0 {
+            // `release` adds n to the private read_pos, which `next` has
+            // already advanced: step it back first.
+            self.consumer.read_pos = self.start;
+            self.consumer.release(n);
+            self.consumer.counters.batch(n);
         }
     }
 }

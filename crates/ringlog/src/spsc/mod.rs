@@ -50,7 +50,7 @@
 //! - `producer.rs` — [`Producer`]: `try_push`, `push`, the batch pushes and
 //!   the counting drop path.
 //! - `consumer.rs` — [`Consumer`]: `try_pop`, `pop`, `take_batch`,
-//!   `take_batch_wait`.
+//!   `take_batch_wait`, and [`Drain`], the batch read in place.
 //! - `error.rs` — one error enum per operation.
 //! - `stats.rs` — [`SpscStats`], counted in each handle, off the shared lines.
 //! - `wait::handshake` — the wake-up events and the handshake that keeps their fence
@@ -84,7 +84,7 @@ mod error;
 mod producer;
 mod stats;
 
-pub use consumer::Consumer;
+pub use consumer::{Consumer, Drain};
 pub use error::{CapacityError, PopError, PushError, TryPopError, TryPushError};
 pub use producer::Producer;
 pub use stats::SpscStats;

@@ -394,3 +394,73 @@ fn sleeping_sides_are_woken() {
     assert_eq!((first, second), (Ok(1), Ok(2)));
     assert!(tx.is_abandoned());
 }
+
+#[test]
+fn drain_releases_what_it_yielded_and_leaves_the_rest() {
+    let (mut tx, mut rx) = channel::<u32>(8);
+    assert_eq!(rx.drain(8).len(), 0);
+    assert_eq!(tx.push_slice(&[1, 2, 3, 4, 5, 6, 7, 8]), 8);
+    assert_eq!(tx.free_slots(), 0);
+    {
+        let mut d = rx.drain(5);
+        assert_eq!(d.len(), 5);
+        assert_eq!(d.next(), Some(1));
+        assert_eq!(d.next(), Some(2));
+        assert_eq!(d.len(), 3);
+        // Not yet released: the producer sees no space until the drop.
+        assert_eq!(tx.free_slots(), 0);
+    }
+    assert_eq!(tx.free_slots(), 2);
+    assert_eq!(rx.drain(usize::MAX).collect::<Vec<_>>(), [3, 4, 5, 6, 7, 8]);
+    assert_eq!(tx.free_slots(), 8);
+    let stats = rx.stats();
+    assert_eq!((stats.records, stats.total_batches), (8, 2));
+    drop(tx);
+    assert_eq!(rx.drain(8).next(), None);
+    assert_eq!(rx.try_pop(), Err(TryPopError::Disconnected));
+}
+
+#[test]
+fn drain_wraps_around_usize_max() {
+    let (mut tx, mut rx) = channel_starting_at::<u64>(4, usize::MAX - 2);
+    for round in 0..4u64 {
+        let mut it = round * 10..round * 10 + 4;
+        assert_eq!(tx.push_iter(&mut it), 4);
+        let got: Vec<u64> = rx.drain(4).collect();
+        assert_eq!(got, (round * 10..round * 10 + 4).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn forgotten_drain_never_yields_a_value_twice() {
+    let drops = StdArc::new(Counter::new(0));
+    let (mut tx, mut rx) = channel::<Tracked>(4);
+    for id in 0..4 {
+        tx.try_push(tracked(&drops, id)).unwrap();
+    }
+    let mut d = rx.drain(4);
+    let first = d.next().unwrap();
+    std::mem::forget(d);
+    assert_eq!(first.id, 0);
+    drop(first);
+    // The slot of `first` is not released yet, but it is never read again.
+    assert_eq!(rx.try_pop().unwrap().id, 1);
+    assert_eq!(tx.free_slots(), 2);
+    drop(rx);
+    drop(tx);
+    // 0 and 1 by the test, 2 and 3 by the ring: each exactly once.
+    assert_eq!(drops.load(Relaxed), 4);
+}
+
+#[test]
+fn drain_wait_times_out_then_disconnects() {
+    let (mut tx, mut rx) = channel::<u8>(4);
+    let soon = crate::wait::deadline_after(Some(Duration::from_millis(1)));
+    assert_eq!(rx.drain_wait(4, soon).err(), Some(PopError::Timeout));
+    assert_eq!(rx.drain_wait(0, None).map(|d| d.len()).ok(), Some(0));
+    tx.push_slice(&[7, 8]);
+    drop(tx);
+    let got: Vec<u8> = rx.drain_wait(4, None).unwrap().collect();
+    assert_eq!(got, [7, 8]);
+    assert_eq!(rx.drain_wait(4, None).err(), Some(PopError::Disconnected));
+}

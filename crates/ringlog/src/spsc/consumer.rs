@@ -3,9 +3,10 @@
 use super::error::{PopError, TryPopError};
 use super::stats::{Counters, SpscStats};
 use super::Shared;
-use crate::sync::{Arc, Ordering};
+use crate::sync::{Arc, Ordering, UnsafeCell};
 use crate::wait::handshake::{Notifier, Waiter};
 use crate::wait::{Deadline, WaitStrategy};
+use std::mem::MaybeUninit;
 
 /// The reading end of a typed SPSC ring. Only one exists per ring.
 ///
@@ -132,12 +133,7 @@ impl<T> Consumer<T> {
     /// sleeps. Counts nothing: `read_pos` itself is the record count.
     #[inline]
     fn release(&mut self, n: usize) {
-        self.read_pos = self.read_pos.wrapping_add(n);
-        // Release: our moves out of the slots happen before the producer
-        // reuses them; pairs with the Acquire load of read_pos in the producer's
-        // `refresh`.
-        self.shared.read_pos.store(self.read_pos, Ordering::Release);
-        self.shared.space_ready.notify(&mut self.space_armed);
+        release(&self.shared, &mut self.read_pos, &mut self.space_armed, n);
     }
 
     /// Pops the oldest value without waiting.
@@ -253,10 +249,29 @@ impl<T> Consumer<T> {
             Err(_) => 0,
         };
         let start = self.read_pos;
+        let end = start.wrapping_add(n);
+        // Claimed up front, as `Vec::drain` shortens the vector first: if
+        // the drain is forgotten, the values it did not yield are leaked,
+        // never read twice. Its drop moves read_pos back to what it yielded.
+        self.read_pos = end;
+        let Consumer {
+            shared,
+            read_pos,
+            counters,
+            space_armed,
+            ..
+        } = self;
+        let shared: &Shared<T> = shared;
         Drain {
-            end: start.wrapping_add(n),
+            slots: shared.slots(),
+            mask: shared.capacity() - 1,
+            pos: start,
             start,
-            consumer: self,
+            end,
+            shared,
+            read_pos,
+            counters,
+            space_armed,
         }
     }
 
@@ -323,15 +338,25 @@ impl<T> Consumer<T> {
 /// The values [`Consumer::drain`] moves out of the ring, oldest first.
 ///
 /// Dropping it releases the slots of the values it yielded; the others stay
-/// in the ring.
+/// in the ring. Forgetting it (`mem::forget`) leaks the values it did not
+/// yield.
 #[must_use = "a Drain releases nothing until it has been iterated"]
 pub struct Drain<'a, T> {
-    /// `read_pos` when the drain began: what has been yielded is
-    /// `start..consumer.read_pos`.
+    /// The ring's slots and mask, held here so that each value costs one
+    /// load of its slot, not a walk through the consumer to the ring.
+    slots: &'a [UnsafeCell<MaybeUninit<T>>],
+    mask: usize,
+    /// The next position to yield; `start..pos` have been yielded.
+    pos: usize,
+    /// The consumer's read_pos when the drain began.
     start: usize,
-    /// One past the last published position this drain may read.
+    /// One past the last published position this drain may read; the
+    /// consumer's private read_pos is here until the drain drops.
     end: usize,
-    consumer: &'a mut Consumer<T>,
+    shared: &'a Shared<T>,
+    read_pos: &'a mut usize,
+    counters: &'a mut Counters,
+    space_armed: &'a mut Notifier,
 }
 
 impl<T> std::fmt::Debug for Drain<'_, T> {
@@ -347,17 +372,21 @@ impl<T> Iterator for Drain<'_, T> {
 
     #[inline]
     fn next(&mut self) -> Option<T> {
-        let pos = self.consumer.read_pos;
-        if pos == self.end {
+        if self.pos == self.end {
             return None;
         }
-        // SAFETY: we are the consumer, `pos` is in `read_pos..end` and
-        // `end <= write_pos` for a write_pos loaded with Acquire in `ready`;
-        // advancing the private read_pos right after means the slot is never
-        // read again, even if this drain is forgotten.
-        let value = unsafe { self.consumer.shared.read(pos) };
-        self.consumer.read_pos = pos.wrapping_add(1);
-        Some(value)
+        let pos = self.pos;
+        self.pos = pos.wrapping_add(1);
+        // SAFETY: `mask + 1 == slots.len()` (both from the same ring).
+        let slot = unsafe { self.slots.get_unchecked(pos & self.mask) };
+        Some(slot.with(|p| {
+            // SAFETY: `pos` is in `start..end`, and `end <= write_pos` for a
+            // write_pos the consumer loaded with Acquire in `ready`, so the
+            // slot holds a published value; the drain claimed these
+            // positions (the consumer's read_pos is at `end`) and `pos` only
+            // moves forward, so the value is moved out exactly once.
+            unsafe { (*p).assume_init_read() }
+        }))
     }
 
     #[inline]
@@ -370,7 +399,7 @@ impl<T> Iterator for Drain<'_, T> {
 impl<T> ExactSizeIterator for Drain<'_, T> {
     #[inline]
     fn len(&self) -> usize {
-        self.end.wrapping_sub(self.consumer.read_pos)
+        self.end.wrapping_sub(self.pos)
     }
 }
 
@@ -379,19 +408,36 @@ impl<T> std::iter::FusedIterator for Drain<'_, T> {}
 impl<T> Drop for Drain<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        let n = self.consumer.read_pos.wrapping_sub(self.start);
+        // What was not yielded stays in the ring for the next call.
+        *self.read_pos = self.start;
+        let n = self.pos.wrapping_sub(self.start);
         if n > 0 {
-            // `release` adds n to the private read_pos, which `next` has
-            // already advanced: step it back first.
-            self.consumer.read_pos = self.start;
-            self.consumer.release(n);
-            self.consumer.counters.batch(n);
+            release(self.shared, self.read_pos, self.space_armed, n);
+            self.counters.batch(n);
         }
     }
 }
 
+/// Moves the consumer's `read_pos` past `n > 0` popped slots, gives them back
+/// to the producer and wakes it if it sleeps.
+#[inline]
+fn release<T>(shared: &Shared<T>, read_pos: &mut usize, armed: &mut Notifier, n: usize) {
+    *read_pos = read_pos.wrapping_add(n);
+    // Release: our moves out of the slots happen before the producer reuses
+    // them; pairs with the Acquire load of read_pos in the producer's
+    // `refresh`.
+    shared.read_pos.store(*read_pos, Ordering::Release);
+    shared.space_ready.notify(armed);
+}
+
 impl<T> Drop for Consumer<T> {
     fn drop(&mut self) {
+        // Publishes positions a forgotten `Drain` claimed (their values were
+        // moved out or leaked), so that the last owner's drop does not drop
+        // them again; every other release has already stored read_pos.
+        // Release: as in `release`, the moves out happen before a producer
+        // that loads this with Acquire reuses the slots.
+        self.shared.read_pos.store(self.read_pos, Ordering::Release);
         // Release: pairs with the Acquire in `Producer::is_abandoned`.
         self.shared.closed.consumer.store(true, Ordering::Release);
         self.shared.space_ready.notify_always();

@@ -260,6 +260,12 @@ impl<T> Shared<T> {
         self.mask + 1
     }
 
+    /// The slots, `capacity()` of them.
+    #[inline]
+    fn slots(&self) -> &[UnsafeCell<MaybeUninit<T>>] {
+        &self.slots
+    }
+
     #[inline]
     fn slot(&self, pos: usize) -> &UnsafeCell<MaybeUninit<T>> {
         debug_assert_eq!(self.slots.len(), self.mask + 1);

@@ -269,9 +269,24 @@ impl Wake {
         }
     }
 
-    /// [`WakeRef::notify`].
+    /// [`WakeRef::notify`], with its common case (not armed, nothing
+    /// wanted) checked here: the view that the slow path builds would be
+    /// spilled to the stack on every publish.
     #[inline]
     pub(crate) fn notify(&self, n: &mut Notifier) {
+        let h: &Handshake = match n.index {
+            0 => &self.first,
+            i => &self.rest[i - 1],
+        };
+        // Relaxed: as in `WakeRef::notify`.
+        if n.armed || h.wanted.load(Ordering::Relaxed) != n.acked {
+            self.notify_slow(n);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn notify_slow(&self, n: &mut Notifier) {
         self.view().notify(n);
     }
 

@@ -135,27 +135,22 @@ fn ringlog_spin_batch(n: u64) -> Result<Measured, CheckError> {
     let mut calls = 0;
     loop {
         let batch = rx.drain(CAP);
-        if batch.len() > 0 {
-            calls += 1;
-            backoff.reset();
-            for v in batch {
-                check.see(v);
+        if batch.len() == 0 {
+            drop(batch);
+            if rx.is_abandoned() {
+                // Closed: whatever it published before is visible now.
+                if rx.available() == 0 {
+                    break;
+                }
+            } else {
+                backoff.snooze();
             }
             continue;
         }
-        drop(batch);
-        if rx.is_abandoned() {
-            // Closed: whatever it published before is visible now.
-            let batch = rx.drain(CAP);
-            if batch.len() == 0 {
-                break;
-            }
-            calls += 1;
-            for v in batch {
-                check.see(v);
-            }
-        } else {
-            backoff.snooze();
+        calls += 1;
+        backoff.reset();
+        for v in batch {
+            check.see(v);
         }
     }
     finish(start, check, n, calls, p)

@@ -224,9 +224,8 @@ impl<T> Consumer<T> {
     /// This is the consumer's one-pass batch: [`take_batch`](Self::take_batch)
     /// writes the values into a `Vec` that is then read again.
     ///
-    /// Forgetting the iterator (`mem::forget`) is sound: the values it
-    /// yielded are never read again, but their slots stay taken until the
-    /// next release.
+    /// Forgetting the iterator (`mem::forget`) is sound: it leaks the values
+    /// it did not yield, and no value is ever read twice.
     ///
     /// # Examples
     ///
@@ -377,7 +376,8 @@ impl<T> Iterator for Drain<'_, T> {
         }
         let pos = self.pos;
         self.pos = pos.wrapping_add(1);
-        // SAFETY: `mask + 1 == slots.len()` (both from the same ring).
+        // SAFETY: `drain` took `slots` and `mask` from one ring, whose slots
+        // number `mask + 1`, so `pos & mask` is in bounds.
         let slot = unsafe { self.slots.get_unchecked(pos & self.mask) };
         Some(slot.with(|p| {
             // SAFETY: `pos` is in `start..end`, and `end <= write_pos` for a

@@ -274,10 +274,11 @@ impl Wake {
     /// spilled to the stack on every publish.
     #[inline]
     pub(crate) fn notify(&self, n: &mut Notifier) {
-        let h: &Handshake = match n.index {
-            0 => &self.first,
-            i => &self.rest[i - 1],
-        };
+        let h = Inline {
+            first: &self.first,
+            rest: &self.rest,
+        }
+        .at(n.index);
         // Relaxed: as in `WakeRef::notify`.
         if n.armed || h.wanted.load(Ordering::Relaxed) != n.acked {
             self.notify_slow(n);
